@@ -1,0 +1,1 @@
+"""Side effects, one module per area. ``ALL`` lists every activity a worker registers."""

@@ -1,0 +1,68 @@
+"""Projection: write a ticket's state change to the read model (ticket + ticket_event rows).
+
+Idempotent by (ticket_id, seq): a retry inserts nothing twice, and the ticket row only
+ever moves forward (``WHERE ticket.seq < excluded.seq``), so late or repeated writes
+cannot reorder it.
+"""
+
+from sqlalchemy.dialects import postgresql, sqlite
+from temporalio import activity
+
+from activities.resources import database
+from models.tables import Ticket, TicketEventRow
+from models.ticket import ProjectionInput
+
+
+def _insert(dialect: str, table):
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+@activity.defn(name="projection.record_ticket_change")
+async def record_ticket_change(change: ProjectionInput) -> None:
+    state, event = change.state, change.event
+    db = database()
+    dialect = db.engine.dialect.name
+    snapshot = state.model_dump(mode="json")
+    row = {
+        "id": state.ticket_id,
+        "ticket_type": state.ticket_type,
+        "region": state.region,
+        "priority": state.priority.value,
+        "status": state.status.value,
+        "assignee": state.assignee,
+        "title": state.title,
+        "channel": state.channel,
+        "external_ref": state.external_ref,
+        "created_by": state.created_by,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+        "closed_at": state.closed_at,
+        "seq": state.seq,
+        "snapshot": snapshot,
+    }
+    ticket = Ticket.__table__
+    upsert = _insert(dialect, ticket).values(**row)
+    mutable = {k: upsert.excluded[k] for k in row if k not in ("id", "created_at", "created_by")}
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[ticket.c.id], set_=mutable, where=ticket.c.seq < upsert.excluded.seq
+    )
+    append = (
+        _insert(dialect, TicketEventRow.__table__)
+        .values(
+            ticket_id=event.ticket_id,
+            seq=event.seq,
+            action=event.action,
+            actor_id=event.actor_id,
+            from_status=event.from_status.value if event.from_status else None,
+            to_status=event.to_status.value,
+            at=event.at,
+            data=event.data,
+        )
+        .on_conflict_do_nothing(index_elements=["ticket_id", "seq"])
+    )
+    async with db.engine.begin() as conn:  # one transaction
+        await conn.execute(upsert)  # ticket row first: the event row references it
+        await conn.execute(append)
+
+
+ACTIVITIES = [record_ticket_change]

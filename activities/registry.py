@@ -1,0 +1,5 @@
+"""Every activity a worker registers."""
+
+from activities import projection
+
+ACTIVITIES = [*projection.ACTIVITIES]

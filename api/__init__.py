@@ -1,0 +1,1 @@
+"""The thin FastAPI gateway: ``python -m api`` serves it with uvicorn."""

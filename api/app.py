@@ -1,0 +1,42 @@
+"""The FastAPI application: one Temporal client and one database per process (lifespan)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api import errors
+from api.routers import health, tickets
+from models.db import Database
+from models.settings import Settings, get_settings
+from workflows.client import connect
+
+
+def create_app(settings: Settings | None = None, client: Client | None = None) -> FastAPI:
+    """``client`` lets tests hand in a client they already have; otherwise one is connected at start."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.db = Database(settings.database_url)
+        app.state.temporal = client or await connect(
+            settings.temporal_address, settings.temporal_namespace, settings.temporal_connect_timeout_s
+        )
+        yield
+        await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Ticketflow",
+        version="0.1.0",
+        summary="Durable work-order (工单) orchestration on Temporal.",
+        description="Every ticket is a Temporal workflow `ticket-<id>`. Say who you are with `X-API-Key` "
+        "(or `X-Actor` where allowed). Actions are Temporal Updates: the reply is the new state, or a 409 "
+        "naming the current status and the allowed actions.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(tickets.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,144 @@
+"""/tickets: create, read, list, and one POST route per action (each a Temporal Update)."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import BaseModel
+
+from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
+from api.services import tickets as service
+from models.schemas import (
+    AssignBody,
+    CommentBody,
+    EmptyBody,
+    Problem,
+    ReasonBody,
+    ResolveBody,
+    TicketCreate,
+    TicketOut,
+    TicketPage,
+)
+from models.ticket import (
+    Action,
+    AssignInput,
+    CancelInput,
+    ClaimInput,
+    CloseInput,
+    CommentInput,
+    Priority,
+    ReopenInput,
+    ResolveInput,
+    StartInput,
+    TicketStatus,
+)
+from workflows.ticket import TicketWorkflow
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No or unknown credentials"},
+    404: {"model": Problem, "description": "No such ticket in the caller's regions"},
+}
+
+
+@router.post(
+    "",
+    response_model=TicketOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": TicketOut, "description": "Repeat of an earlier request with the same key: that ticket"},
+        403: {"model": Problem, "description": "Region outside the caller's scope"},
+        **ERRORS,
+    },
+)
+async def create_ticket(
+    body: TicketCreate,
+    response: Response,
+    session: DbSession,
+    client: TemporalClient,
+    settings: AppSettings,
+    actor: CurrentActor,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="Repeating a request with the same key returns the same ticket."),
+    ] = None,
+) -> TicketOut:
+    created = await service.create_ticket(session, client, settings, actor, body, idempotency_key)
+    if not created.new:
+        response.status_code = status.HTTP_200_OK
+    return created.ticket
+
+
+@router.get("", response_model=TicketPage, responses=ERRORS)
+async def list_tickets(
+    session: DbSession,
+    actor: CurrentActor,
+    status_: Annotated[TicketStatus | None, Query(alias="status")] = None,
+    region: str | None = None,
+    priority: Priority | None = None,
+    assignee: str | None = None,
+    ticket_type: str | None = None,
+    created_from: Annotated[datetime | None, Query(description="Inclusive, ISO 8601")] = None,
+    created_to: Annotated[datetime | None, Query(description="Exclusive, ISO 8601")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> TicketPage:
+    filters = service.TicketFilter(status_, region, priority, assignee, ticket_type, created_from, created_to)
+    return await service.list_tickets(session, actor, filters, limit, cursor)
+
+
+@router.get("/{ticket_id}", response_model=TicketOut, responses=ERRORS)
+async def get_ticket(ticket_id: str, session: DbSession, client: TemporalClient, actor: CurrentActor) -> TicketOut:
+    return await service.get_ticket(session, client, actor, ticket_id)
+
+
+# Each action: (request body, update input, the workflow's update method, what it does).
+ACTIONS: dict[Action, tuple[type[BaseModel], type[BaseModel], Any, str]] = {
+    Action.CLAIM: (EmptyBody, ClaimInput, TicketWorkflow.claim, "Take a new ticket as your own."),
+    Action.ASSIGN: (AssignBody, AssignInput, TicketWorkflow.assign, "Assign or reassign to an actor of the region."),
+    Action.START: (EmptyBody, StartInput, TicketWorkflow.start, "Begin work on an assigned ticket."),
+    Action.RESOLVE: (ResolveBody, ResolveInput, TicketWorkflow.resolve, "Record the resolution."),
+    Action.REOPEN: (ReasonBody, ReopenInput, TicketWorkflow.reopen, "Send a resolved ticket back to work."),
+    Action.CLOSE: (EmptyBody, CloseInput, TicketWorkflow.close, "Close a resolved ticket (final)."),
+    Action.CANCEL: (ReasonBody, CancelInput, TicketWorkflow.cancel, "Cancel an open ticket (final)."),
+    Action.COMMENT: (CommentBody, CommentInput, TicketWorkflow.comment, "Add a comment."),
+}
+
+ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    409: {"model": Problem, "description": "Not allowed in the ticket's current status (see allowed_actions)"},
+    504: {"model": Problem, "description": "The workflow did not answer in time; the action may still apply"},
+}
+
+
+def _action_endpoint(action: Action, body_model: type[BaseModel], input_model: type[BaseModel], update: Any):
+    empty = body_model is EmptyBody
+
+    async def endpoint(
+        ticket_id: str,
+        session: DbSession,
+        client: TemporalClient,
+        settings: AppSettings,
+        actor: CurrentActor,
+        body: body_model | None = None,  # type: ignore[valid-type]
+    ) -> TicketOut:
+        if body is None and not empty:
+            body = body_model.model_validate({})  # raises the 422 naming the missing fields
+        fields = body.model_dump() if body is not None else {}
+        update_input = input_model(actor=actor, **fields)
+        return await service.act(session, client, settings, actor, ticket_id, action, update, update_input)
+
+    endpoint.__name__ = f"{action.value}_ticket"
+    return endpoint
+
+
+for _action, (_body, _input, _update, _doc) in ACTIONS.items():
+    router.add_api_route(
+        f"/{{ticket_id}}/actions/{_action.value}",
+        _action_endpoint(_action, _body, _input, _update),
+        methods=["POST"],
+        response_model=TicketOut,
+        responses=ACTION_ERRORS,
+        summary=f"{_action.value.capitalize()}: {_doc}",
+    )

@@ -1,0 +1,1 @@
+"""Service functions per resource: business rules of the gateway, raising domain errors."""

@@ -1,0 +1,333 @@
+"""Tickets: intake, reads and actions. Every function is scoped by the caller's regions:
+a ticket outside them is ``NotFound`` and Temporal is never asked about it."""
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import ActionTimedOut, FieldInvalid, Forbidden, InvalidTransition, NotFound, ServiceUnavailable
+from domain.access import can_access_region, visible_regions
+from domain.ids import new_ticket_id, ticket_id_for_key
+from domain.lifecycle import TERMINAL, allowed_actions
+from models import search_attributes as attrs
+from models.schemas import TicketCreate, TicketEventOut, TicketOut, TicketPage, TicketSummary
+from models.settings import Settings
+from models.tables import Actor, Region, Ticket, TicketEventRow, TicketType
+from models.ticket import Action, ActorInput, ActorRef, Priority, TicketInput, TicketState, TicketStatus, initial_state
+from workflows.ticket import INVALID_TRANSITION, TicketWorkflow, workflow_id
+
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+@dataclass
+class Created:
+    ticket: TicketOut
+    new: bool  # False: an earlier request with the same key already created it
+
+
+# --- intake ---
+
+
+def _dedup_key(body: TicketCreate, idempotency_key: str | None) -> str | None:
+    if idempotency_key:
+        return f"key:{idempotency_key}"
+    if body.external_ref:
+        return f"ref:{body.channel.value}:{body.external_ref}"
+    return None
+
+
+def _request_hash(body: TicketCreate) -> str:
+    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+async def create_ticket(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    actor: ActorRef,
+    body: TicketCreate,
+    idempotency_key: str | None,
+) -> Created:
+    region = await session.get(Region, body.region)
+    if region is None:
+        raise FieldInvalid("region", f"unknown region {body.region!r}", "unknown_region")
+    if not can_access_region(actor, body.region):
+        raise Forbidden(f"actor {actor.id!r} may not create tickets in region {body.region!r}")
+    ticket_type = await session.get(TicketType, body.ticket_type)
+    if ticket_type is None:
+        raise FieldInvalid("ticket_type", f"unknown ticket type {body.ticket_type!r}", "unknown_ticket_type")
+
+    key = _dedup_key(body, idempotency_key)
+    request_hash = _request_hash(body)
+    ticket_id = ticket_id_for_key(key) if key else new_ticket_id()
+    if key and (existing := await session.get(Ticket, ticket_id)) is not None:
+        return await _repeat(session, client, actor, existing, request_hash, bool(idempotency_key))
+
+    ticket_input = TicketInput(
+        ticket_id=ticket_id,
+        ticket_type=ticket_type.code,
+        region=region.code,
+        priority=body.priority or Priority(ticket_type.default_priority),
+        title=body.title,
+        description=body.description,
+        channel=body.channel.value,
+        external_ref=body.external_ref,
+        reporter=body.reporter,
+        created_by=actor,
+        created_at=datetime.now(UTC),
+        fields=body.fields,
+    )
+    state = initial_state(ticket_input)
+    try:
+        await client.start_workflow(
+            TicketWorkflow.run,
+            ticket_input,
+            id=workflow_id(ticket_id),
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(attrs.TICKET_STATUS, state.status.value),
+                    SearchAttributePair(attrs.TICKET_REGION, state.region),
+                    SearchAttributePair(attrs.TICKET_PRIORITY, state.priority.value),
+                    SearchAttributePair(attrs.TICKET_TYPE, state.ticket_type),
+                ]
+            ),
+            static_summary=f"{ticket_type.name} · {region.name} · {state.priority.value}: {state.title}",
+            static_details=f"Ticket **{ticket_id}** from {state.channel}, created by {actor.id}"
+            + (f", external ref `{state.external_ref}`" if state.external_ref else ""),
+        )
+    except WorkflowAlreadyStartedError:
+        # A concurrent request with the same key started it a moment ago.
+        return Created(await _view(session, client, actor, ticket_id, with_events=False), new=False)
+    except RPCError as exc:
+        raise ServiceUnavailable(f"could not start the ticket workflow: {exc.message}") from exc
+
+    await _record_intake(session, state, key, request_hash)
+    return Created(_out(state, "workflow"), new=True)
+
+
+async def _record_intake(session: AsyncSession, state: TicketState, key: str | None, request_hash: str) -> None:
+    """Insert the ticket row (the projection may already have done it: then add the key only)."""
+    row = {
+        "id": state.ticket_id,
+        "idempotency_key": key,
+        "request_hash": request_hash,
+        "ticket_type": state.ticket_type,
+        "region": state.region,
+        "priority": state.priority.value,
+        "status": state.status.value,
+        "title": state.title,
+        "channel": state.channel,
+        "external_ref": state.external_ref,
+        "created_by": state.created_by,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+        "seq": 0,
+        "snapshot": state.model_dump(mode="json"),
+    }
+    dialect = session.bind.dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Ticket.__table__).values(**row)
+    insert = insert.on_conflict_do_update(
+        index_elements=["id"], set_={"idempotency_key": key, "request_hash": request_hash}
+    )
+    await session.exec(insert)  # type: ignore[call-overload]
+    await session.commit()
+
+
+async def _repeat(
+    session: AsyncSession, client: Client, actor: ActorRef, existing: Ticket, request_hash: str, header_key: bool
+) -> Created:
+    if header_key and existing.request_hash not in (None, request_hash):
+        raise FieldInvalid(
+            "Idempotency-Key",
+            "this Idempotency-Key was already used with a different request body",
+            "idempotency_key_reused",
+            location="header",
+        )
+    if not can_access_region(actor, existing.region):
+        raise NotFound(f"ticket {existing.id} not found")
+    return Created(await _view(session, client, actor, existing.id, with_events=False), new=False)
+
+
+# --- reads ---
+
+
+def _out(state: TicketState, source: str, events: list[TicketEventOut] | None = None) -> TicketOut:
+    return TicketOut(
+        **state.model_dump(),
+        allowed_actions=allowed_actions(state.status),
+        workflow_id=workflow_id(state.ticket_id),
+        source=source,
+        events=events,
+    )
+
+
+async def _visible_row(session: AsyncSession, actor: ActorRef, ticket_id: str) -> Ticket:
+    row = await session.get(Ticket, ticket_id)
+    if row is None or not can_access_region(actor, row.region):
+        raise NotFound(f"ticket {ticket_id} not found")
+    return row
+
+
+async def _live_state(client: Client, row: Ticket) -> tuple[TicketState, str]:
+    snapshot = TicketState.model_validate(row.snapshot)
+    if row.status in TERMINAL:
+        return snapshot, "read_model"  # final: the projection wrote it before the last action replied
+    handle: WorkflowHandle = client.get_workflow_handle(workflow_id(row.id))
+    try:
+        return await handle.query(TicketWorkflow.get_state, rpc_timeout=QUERY_TIMEOUT), "workflow"
+    except (RPCError, WorkflowQueryFailedError):
+        return snapshot, "read_model"
+
+
+async def _view(
+    session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str, with_events: bool = True
+) -> TicketOut:
+    row = await _visible_row(session, actor, ticket_id)
+    state, source = await _live_state(client, row)
+    events = None
+    if with_events:
+        rows = await session.exec(
+            select(TicketEventRow).where(TicketEventRow.ticket_id == ticket_id).order_by(col(TicketEventRow.seq))
+        )
+        events = [TicketEventOut.model_validate(e, from_attributes=True) for e in rows]
+    return _out(state, source, events)
+
+
+async def get_ticket(session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str) -> TicketOut:
+    return await _view(session, client, actor, ticket_id)
+
+
+@dataclass
+class TicketFilter:
+    status: TicketStatus | None = None
+    region: str | None = None
+    priority: Priority | None = None
+    assignee: str | None = None
+    ticket_type: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def _encode_cursor(row: Ticket) -> str:
+    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, ticket_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(created), str(ticket_id)
+    except (ValueError, TypeError) as exc:
+        raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query") from exc
+
+
+async def list_tickets(
+    session: AsyncSession, actor: ActorRef, f: TicketFilter, limit: int, cursor: str | None
+) -> TicketPage:
+    """Newest first; keyset pagination on (created_at, id), stable under concurrent inserts."""
+    q = select(Ticket)
+    regions = visible_regions(actor)
+    if regions is not None:
+        q = q.where(col(Ticket.region).in_(regions))
+    conditions: list[Any] = []
+    for column, value in (
+        (Ticket.status, f.status),
+        (Ticket.region, f.region),
+        (Ticket.priority, f.priority),
+        (Ticket.assignee, f.assignee),
+        (Ticket.ticket_type, f.ticket_type),
+    ):
+        if value is not None:
+            conditions.append(col(column) == (value.value if hasattr(value, "value") else value))
+    if f.created_from:
+        conditions.append(col(Ticket.created_at) >= f.created_from)
+    if f.created_to:
+        conditions.append(col(Ticket.created_at) < f.created_to)
+    if cursor:
+        at, last_id = _decode_cursor(cursor)
+        conditions.append(
+            or_(col(Ticket.created_at) < at, and_(col(Ticket.created_at) == at, col(Ticket.id) < last_id))
+        )
+    if conditions:
+        q = q.where(*conditions)
+    q = q.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc()).limit(limit + 1)
+    rows = list(await session.exec(q))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return TicketPage(
+        items=[TicketSummary.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=_encode_cursor(rows[-1]) if more else None,
+    )
+
+
+# --- actions ---
+
+
+async def act(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    actor: ActorRef,
+    ticket_id: str,
+    action: Action,
+    update: Any,
+    update_input: ActorInput,
+) -> TicketOut:
+    """Run one action as a Temporal Update; the validator's rejection becomes a 409."""
+    row = await _visible_row(session, actor, ticket_id)
+    if action is Action.ASSIGN:
+        await _check_assignee(session, getattr(update_input, "assignee"), row.region)
+    handle = client.get_workflow_handle(workflow_id(ticket_id))
+    try:
+        state: TicketState = await handle.execute_update(
+            update, update_input, rpc_timeout=timedelta(seconds=settings.action_timeout_s)
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.type == INVALID_TRANSITION:
+            info: dict[str, Any] = cause.details[0] if cause.details else {}
+            raise InvalidTransition(
+                cause.message, status=info.get("status"), allowed_actions=info.get("allowed_actions", [])
+            ) from exc
+        raise
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        raise ActionTimedOut(f"{action.value} did not complete within {settings.action_timeout_s}s") from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # the workflow has completed: the ticket is final
+            await session.refresh(row)
+            raise InvalidTransition(
+                f"cannot {action.value} a ticket that is {row.status}", status=row.status, allowed_actions=[]
+            ) from exc
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise ActionTimedOut(f"{action.value} did not complete within {settings.action_timeout_s}s") from exc
+        raise ServiceUnavailable(f"Temporal did not accept the action: {exc.message}") from exc
+    return _out(state, "workflow")
+
+
+async def _check_assignee(session: AsyncSession, assignee_id: str, region: str) -> None:
+    assignee = await session.get(Actor, assignee_id)
+    if assignee is None or not assignee.active:
+        raise FieldInvalid("assignee", f"unknown or inactive actor {assignee_id!r}", "unknown_assignee")
+    ref = ActorRef(id=assignee.id, regions=list(assignee.regions))
+    if not can_access_region(ref, region):
+        raise FieldInvalid("assignee", f"{assignee_id!r} does not work in region {region!r}", "assignee_out_of_region")

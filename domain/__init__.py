@@ -1,0 +1,1 @@
+"""Pure rules with no I/O, shared by workflows and activities."""

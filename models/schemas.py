@@ -1,0 +1,118 @@
+"""API request and response schemas (the HTTP contract, as OpenAPI shows it)."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.ticket import Action, Priority, TicketState, TicketStatus
+
+
+class Channel(StrEnum):
+    AGENT = "agent"  # an agent creating a ticket by hand
+    WEB = "web"
+    APP = "app"
+    QR = "qr"  # QR-code scan form on the equipment
+    BOT = "bot"  # chat bot (WeChat-style)
+    ERP = "erp"  # business-system event
+    ECOMMERCE = "ecommerce"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TicketCreate(_Body):
+    ticket_type: str = Field(min_length=1, max_length=64, examples=["repair"])
+    region: str = Field(min_length=1, max_length=32, examples=["east"])
+    title: str = Field(min_length=1, max_length=200, examples=["Compressor #3 overheating"])
+    description: str = Field(default="", max_length=10_000)
+    priority: Priority | None = Field(default=None, description="Defaults to the ticket type's priority.")
+    channel: Channel = Channel.AGENT
+    external_ref: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The caller's own id (ERP alert, order number). Creating twice with the same "
+        "external_ref returns the first ticket: duplicates collapse into one.",
+    )
+    reporter: str | None = Field(default=None, max_length=200, description="Who reported it (customer, device).")
+    fields: dict[str, Any] = Field(default_factory=dict, description="Form values.")
+
+
+# --- action bodies ---
+
+
+class EmptyBody(_Body):
+    pass
+
+
+class AssignBody(_Body):
+    assignee: str = Field(min_length=1, max_length=64)
+
+
+class ResolveBody(_Body):
+    resolution: str = Field(min_length=1, max_length=5_000)
+
+
+class ReasonBody(_Body):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+class CommentBody(_Body):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+# --- responses ---
+
+
+class TicketEventOut(BaseModel):
+    seq: int
+    action: str
+    actor_id: str
+    from_status: TicketStatus | None
+    to_status: TicketStatus
+    at: datetime
+    data: dict[str, Any]
+
+
+class TicketOut(TicketState):
+    allowed_actions: list[Action]
+    workflow_id: str
+    # Where the state came from: the live workflow, or the read model when the workflow
+    # could not be asked (retention ended, no worker answering in time).
+    source: Literal["workflow", "read_model"] = "workflow"
+    events: list[TicketEventOut] | None = None
+
+
+class TicketSummary(BaseModel):
+    id: str
+    ticket_type: str
+    region: str
+    priority: Priority
+    status: TicketStatus
+    assignee: str | None
+    title: str
+    channel: str
+    external_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TicketPage(BaseModel):
+    items: list[TicketSummary]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class Problem(BaseModel):
+    """Body of every 4xx/5xx the API itself raises (422s from body validation use FastAPI's list form)."""
+
+    detail: str
+    code: str
+    status: TicketStatus | None = None
+    allowed_actions: list[Action] | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, str]

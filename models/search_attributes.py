@@ -1,0 +1,23 @@
+"""Typed search attributes: the one place they are declared.
+
+``make run`` registers them on the dev server (see ``workers/devserver.py``);
+docker-compose registers them on a real cluster.
+"""
+
+from temporalio.common import SearchAttributeKey
+
+TICKET_STATUS = SearchAttributeKey.for_keyword("TicketStatus")
+TICKET_REGION = SearchAttributeKey.for_keyword("TicketRegion")
+TICKET_PRIORITY = SearchAttributeKey.for_keyword("TicketPriority")
+TICKET_TYPE = SearchAttributeKey.for_keyword("TicketType")
+TICKET_ASSIGNEE = SearchAttributeKey.for_keyword("TicketAssignee")
+
+ALL = [TICKET_STATUS, TICKET_REGION, TICKET_PRIORITY, TICKET_TYPE, TICKET_ASSIGNEE]
+
+
+def cli_flags() -> list[str]:
+    """``--search-attribute Name=Keyword`` flags for ``temporal server start-dev``."""
+    flags: list[str] = []
+    for key in ALL:
+        flags += ["--search-attribute", f"{key.name}=Keyword"]
+    return flags

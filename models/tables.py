@@ -1,0 +1,98 @@
+"""SQLModel tables of the read model and reference data. Never sent in a Temporal payload."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone: store naive UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UTC_DATETIME = UTCDateTime()
+
+
+class Region(SQLModel, table=True):
+    code: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    timezone: str = Field(default="UTC", max_length=64)
+
+
+class Actor(SQLModel, table=True):
+    """A person or system that calls the API. ``regions`` may hold ``"*"`` for every region."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    roles: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    regions: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    # sha256 hex of the API key; None for actors that only act through X-Actor.
+    api_key_hash: str | None = Field(default=None, max_length=64, unique=True)
+    active: bool = True
+
+
+class TicketType(SQLModel, table=True):
+    __tablename__ = "ticket_type"
+
+    code: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    description: str = ""
+    default_priority: str = Field(default="normal", max_length=16)
+
+
+class Ticket(SQLModel, table=True):
+    """One row per ticket: written at intake by the API, then kept current by the projection."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    # Client-supplied de-duplication key (Idempotency-Key header or external_ref).
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    # sha256 of the creation request, to tell a true repeat from a key reused for another body.
+    request_hash: str | None = Field(default=None, max_length=64)
+    ticket_type: str = Field(max_length=64, index=True)
+    region: str = Field(max_length=32, index=True)
+    priority: str = Field(max_length=16, index=True)
+    status: str = Field(max_length=16, index=True)
+    assignee: str | None = Field(default=None, max_length=64, index=True)
+    title: str = Field(max_length=200)
+    channel: str = Field(max_length=32)
+    external_ref: str | None = Field(default=None, max_length=200)
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTC_DATETIME, index=True)
+    updated_at: datetime = Field(sa_type=UTC_DATETIME)
+    closed_at: datetime | None = Field(default=None, sa_type=UTC_DATETIME)
+    # Highest event sequence number applied; the projection never moves it backwards.
+    seq: int = 0
+    # Latest full TicketState as JSON (serves reads after the workflow's retention ends).
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class TicketEventRow(SQLModel, table=True):
+    """Append-only history of a ticket. (ticket_id, seq) is unique: retries never duplicate."""
+
+    __tablename__ = "ticket_event"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "seq", name="uq_ticket_event_ticket_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(max_length=32, foreign_key="ticket.id", index=True)
+    seq: int
+    action: str = Field(max_length=32)
+    actor_id: str = Field(max_length=64)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    at: datetime = Field(sa_type=UTC_DATETIME)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

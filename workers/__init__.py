@@ -1,0 +1,1 @@
+"""Worker entry points: ``python -m workers`` runs one worker for the ticket task queue."""

@@ -1,0 +1,61 @@
+"""The ticket worker: workflows + activities on one task queue, with graceful shutdown.
+
+SIGINT/SIGTERM stop polling for new tasks; in-flight activities get
+``TICKETFLOW_WORKER_SHUTDOWN_GRACE_S`` seconds to finish before they are cancelled.
+"""
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import resources
+from activities.registry import ACTIVITIES
+from models.db import Database
+from models.settings import Settings, get_settings
+from workers.logs import configure_logging
+from workflows.client import connect
+from workflows.registry import WORKFLOWS
+
+log = structlog.get_logger(__name__)
+
+
+def build_worker(client: Client, settings: Settings, task_queue: str | None = None) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    db = Database(settings.database_url)
+    resources.use_database(db)
+    client = await connect(settings.temporal_address, settings.temporal_namespace, settings.temporal_connect_timeout_s)
+    worker = build_worker(client, settings)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+    run = asyncio.create_task(worker.run())
+    await asyncio.wait([run, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if not run.done():
+        log.info("worker.stopping", grace_s=settings.worker_shutdown_grace_s)
+        await worker.shutdown()
+    await run
+    await db.dispose()
+    log.info("worker.stopped")
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))

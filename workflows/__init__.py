@@ -1,0 +1,1 @@
+"""Deterministic orchestration only. ``ALL`` lists every workflow a worker registers."""

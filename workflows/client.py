@@ -1,0 +1,25 @@
+"""How api/, workers/, bench/ and tests reach Temporal: always with the Pydantic converter."""
+
+import asyncio
+import time
+
+import structlog
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+log = structlog.get_logger(__name__)
+
+
+async def connect(address: str, namespace: str = "default", wait_s: float = 0.0) -> Client:
+    """Connect, retrying for up to ``wait_s`` seconds (the server may still be starting)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+        except RuntimeError as exc:  # the core SDK raises RuntimeError on connection failure
+            if time.monotonic() >= deadline:
+                raise
+            log.info("temporal.waiting", address=address, error=str(exc).splitlines()[0])
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

@@ -1,0 +1,5 @@
+"""Every workflow a worker runs."""
+
+from workflows.ticket import TicketWorkflow
+
+WORKFLOWS = [TicketWorkflow]
