@@ -53,7 +53,9 @@ class TicketWorkflow:
         self._created: ProjectionInput | None = None
         if input.carried_state is not None:
             self.state = input.carried_state
+            self._projected_seq = self.state.seq
             return
+        self._projected_seq = 0
         self.state = initial_state(input)
         # The creation is event 1, recorded before any update can run.
         self._created = self._change(
@@ -190,7 +192,9 @@ class TicketWorkflow:
         return ProjectionInput(state=self.state, event=event)
 
     async def _project(self, change: ProjectionInput) -> None:
+        """Record one change; changes reach the read model strictly in seq order, with no gap."""
         event = change.event
+        await workflow.wait_condition(lambda: self._projected_seq == event.seq - 1)
         moved = f"{event.from_status.value} → " if event.from_status else ""
         await workflow.execute_local_activity(
             record_ticket_change,
@@ -199,6 +203,7 @@ class TicketWorkflow:
             retry_policy=PROJECTION_RETRY,
             summary=f"#{event.seq} {event.action} by {event.actor_id}: {moved}{event.to_status.value}",
         )
+        self._projected_seq = event.seq
 
     def _upsert_search_attributes(self) -> None:
         s = self.state

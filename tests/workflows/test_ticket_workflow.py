@@ -1,0 +1,183 @@
+"""TicketWorkflow on the time-skipping server, projection replaced by a recording mock."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from models import search_attributes as attrs
+from models.ticket import (
+    ActorRef,
+    AssignInput,
+    CancelInput,
+    ClaimInput,
+    CloseInput,
+    CommentInput,
+    Priority,
+    ProjectionInput,
+    ReopenInput,
+    ResolveInput,
+    StartInput,
+    TicketInput,
+    TicketResult,
+    TicketStatus,
+)
+from workflows.ticket import INVALID_TRANSITION, TicketWorkflow
+
+AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
+ENGINEER = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.changes: list[ProjectionInput] = []
+
+        @activity.defn(name="projection.record_ticket_change")
+        async def record(change: ProjectionInput) -> None:
+            self.changes.append(change)
+
+        self.activity = record
+
+    def seqs(self, ticket_id: str) -> list[int]:
+        return [c.event.seq for c in self.changes if c.event.ticket_id == ticket_id]
+
+
+def ticket_input(**overrides) -> TicketInput:
+    ticket_id = f"T{uuid.uuid4().hex[:12].upper()}"
+    base = dict(
+        ticket_id=ticket_id,
+        ticket_type="repair",
+        region="east",
+        priority=Priority.HIGH,
+        title="Compressor #3 overheating",
+        created_by=AGENT,
+        created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+    )
+    return TicketInput(**{**base, **overrides})
+
+
+@pytest.fixture
+async def env_worker(tsenv: WorkflowEnvironment):
+    recorder = Recorder()
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=[recorder.activity]):
+        yield tsenv, queue, recorder
+
+
+async def start(env: WorkflowEnvironment, queue: str, inp: TicketInput) -> WorkflowHandle:
+    return await env.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue)
+
+
+async def test_whole_lifecycle_with_reopen(env_worker):
+    env, queue, recorder = env_worker
+    inp = ticket_input()
+    h = await start(env, queue, inp)
+
+    s = await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENGINEER))
+    assert (s.status, s.assignee, s.seq) == (TicketStatus.ASSIGNED, "eng-li", 2)
+    s = await h.execute_update(TicketWorkflow.start, StartInput(actor=ENGINEER))
+    assert s.status == TicketStatus.IN_PROGRESS
+    s = await h.execute_update(TicketWorkflow.resolve, ResolveInput(actor=ENGINEER, resolution="fan replaced"))
+    assert (s.status, s.resolution) == (TicketStatus.RESOLVED, "fan replaced")
+    s = await h.execute_update(TicketWorkflow.reopen, ReopenInput(actor=AGENT, reason="still hot"))
+    assert (s.status, s.resolution) == (TicketStatus.IN_PROGRESS, None)
+    s = await h.execute_update(TicketWorkflow.comment, CommentInput(actor=ENGINEER, text="ordered a new sensor"))
+    assert s.comment_count == 1
+    s = await h.execute_update(TicketWorkflow.assign, AssignInput(actor=AGENT, assignee="eng-zhao"))
+    assert s.assignee == "eng-zhao"
+    await h.execute_update(TicketWorkflow.resolve, ResolveInput(actor=ENGINEER, resolution="sensor replaced"))
+    s = await h.execute_update(TicketWorkflow.close, CloseInput(actor=AGENT))
+    assert s.status == TicketStatus.CLOSED and s.closed_at is not None
+
+    result: TicketResult = await h.result()
+    assert result.state.status == TicketStatus.CLOSED
+    assert recorder.seqs(inp.ticket_id) == list(range(1, 10))
+    actions = [c.event.action for c in recorder.changes if c.event.ticket_id == inp.ticket_id]
+    assert actions == ["created", "claim", "start", "resolve", "reopen", "comment", "assign", "resolve", "close"]
+    first = recorder.changes[0].event
+    assert (first.from_status, first.to_status) == (None, TicketStatus.NEW)
+
+    desc = await h.describe()
+    sa = desc.typed_search_attributes
+    assert sa.get(attrs.TICKET_STATUS) == "closed"
+    assert sa.get(attrs.TICKET_ASSIGNEE) == "eng-zhao"
+    assert sa.get(attrs.TICKET_PRIORITY) == "high"
+
+
+async def test_rejected_update_names_status_and_leaves_no_history(env_worker):
+    env, queue, _ = env_worker
+    h = await start(env, queue, ticket_input())
+    await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENGINEER))
+    before = _update_events(await h.fetch_history())
+
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await h.execute_update(TicketWorkflow.close, CloseInput(actor=AGENT))
+    cause = err.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == INVALID_TRANSITION
+    assert cause.details[0] == {"status": "assigned", "allowed_actions": ["assign", "start", "cancel", "comment"]}
+
+    # No update event is written for a rejected update (the dev-server test in tests/api checks that
+    # the history does not grow at all; this server may still record an empty workflow task).
+    assert _update_events(await h.fetch_history()) == before
+    state = await h.query(TicketWorkflow.get_state)
+    assert state.status == TicketStatus.ASSIGNED and state.seq == 2
+
+
+def _update_events(history) -> list[int]:
+    return [e.event_type for e in history.events if "UPDATE" in EventType.Name(e.event_type)]
+
+
+async def test_cancel_ends_the_workflow(env_worker):
+    env, queue, recorder = env_worker
+    inp = ticket_input()
+    h = await start(env, queue, inp)
+    s = await h.execute_update(TicketWorkflow.cancel, CancelInput(actor=AGENT, reason="duplicate report"))
+    assert s.status == TicketStatus.CANCELLED
+    assert (await h.result()).state.status == TicketStatus.CANCELLED
+    cancel = [c.event for c in recorder.changes if c.event.action == "cancel"]
+    assert [(e.seq, e.data) for e in cancel] == [(2, {"reason": "duplicate report"})]
+
+
+async def test_concurrent_claims_one_wins(env_worker):
+    env, queue, _ = env_worker
+    h = await start(env, queue, ticket_input())
+    a = ActorRef(id="eng-li", regions=["east"])
+    b = ActorRef(id="eng-zhao", regions=["east"])
+    results = await asyncio.gather(
+        h.execute_update(TicketWorkflow.claim, ClaimInput(actor=a)),
+        h.execute_update(TicketWorkflow.claim, ClaimInput(actor=b)),
+        return_exceptions=True,
+    )
+    wins = [r for r in results if not isinstance(r, BaseException)]
+    losses = [r for r in results if isinstance(r, WorkflowUpdateFailedError)]
+    assert len(wins) == 1 and len(losses) == 1
+    state = await h.query(TicketWorkflow.get_state)
+    assert state.assignee == wins[0].assignee and state.seq == 2
+
+
+async def test_continue_as_new_carries_state(env_worker):
+    env, queue, recorder = env_worker
+    inp = ticket_input(history_limit=40)
+    h = await start(env, queue, inp)
+    await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENGINEER))
+    for i in range(12):
+        await h.execute_update(TicketWorkflow.comment, CommentInput(actor=ENGINEER, text=f"note {i}"))
+    first_run = h.result_run_id  # the run start_workflow began
+    # A handle without run id follows the chain to the latest run.
+    latest = env.client.get_workflow_handle_for(TicketWorkflow.run, h.id)
+    desc = await latest.describe()
+    assert desc.run_id != first_run, "expected a continue-as-new after 40 history events"
+    state = await latest.query(TicketWorkflow.get_state)
+    assert (state.comment_count, state.assignee, state.seq) == (12, "eng-li", 14)
+    await latest.execute_update(TicketWorkflow.start, StartInput(actor=ENGINEER))
+    await latest.execute_update(TicketWorkflow.resolve, ResolveInput(actor=ENGINEER, resolution="ok"))
+    await latest.execute_update(TicketWorkflow.close, CloseInput(actor=AGENT))
+    assert (await latest.result()).state.seq == 17
+    assert recorder.seqs(inp.ticket_id) == list(range(1, 18))  # no gap, no repeat across runs
