@@ -113,21 +113,34 @@ ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _action_endpoint(action: Action, body_model: type[BaseModel], input_model: type[BaseModel], update: Any):
-    empty = body_model is EmptyBody
-
-    async def endpoint(
-        ticket_id: str,
-        session: DbSession,
-        client: TemporalClient,
-        settings: AppSettings,
-        actor: CurrentActor,
-        body: body_model | None = None,  # type: ignore[valid-type]
-    ) -> TicketOut:
-        if body is None and not empty:
-            body = body_model.model_validate({})  # raises the 422 naming the missing fields
+    async def run(ticket_id, session, client, settings, actor, body: BaseModel | None) -> TicketOut:
         fields = body.model_dump() if body is not None else {}
         update_input = input_model(actor=actor, **fields)
         return await service.act(session, client, settings, actor, ticket_id, action, update, update_input)
+
+    if body_model is EmptyBody:
+
+        async def endpoint(
+            ticket_id: str,
+            session: DbSession,
+            client: TemporalClient,
+            settings: AppSettings,
+            actor: CurrentActor,
+            body: EmptyBody | None = None,
+        ) -> TicketOut:
+            return await run(ticket_id, session, client, settings, actor, body)
+
+    else:
+
+        async def endpoint(  # type: ignore[misc]
+            ticket_id: str,
+            session: DbSession,
+            client: TemporalClient,
+            settings: AppSettings,
+            actor: CurrentActor,
+            body: body_model,  # type: ignore[valid-type]
+        ) -> TicketOut:
+            return await run(ticket_id, session, client, settings, actor, body)
 
     endpoint.__name__ = f"{action.value}_ticket"
     return endpoint

@@ -117,7 +117,7 @@ async def create_ticket(
         )
     except WorkflowAlreadyStartedError:
         # A concurrent request with the same key started it a moment ago.
-        return Created(await _view(session, client, actor, ticket_id, with_events=False), new=False)
+        return Created(await _view_just_started(session, client, actor, ticket_id), new=False)
     except RPCError as exc:
         raise ServiceUnavailable(f"could not start the ticket workflow: {exc.message}") from exc
 
@@ -211,6 +211,21 @@ async def _view(
         )
         events = [TicketEventOut.model_validate(e, from_attributes=True) for e in rows]
     return _out(state, source, events)
+
+
+async def _view_just_started(session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str) -> TicketOut:
+    """The ticket a concurrent request is creating: its row may not be written yet, so ask the workflow."""
+    if await session.get(Ticket, ticket_id) is not None:
+        return await _view(session, client, actor, ticket_id, with_events=False)
+    try:
+        state = await client.get_workflow_handle(workflow_id(ticket_id)).query(
+            TicketWorkflow.get_state, rpc_timeout=QUERY_TIMEOUT
+        )
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        raise ServiceUnavailable("the ticket is being created by another request; retry") from exc
+    if not can_access_region(actor, state.region):
+        raise NotFound(f"ticket {ticket_id} not found")
+    return _out(state, "workflow")
 
 
 async def get_ticket(session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str) -> TicketOut:
