@@ -33,7 +33,7 @@ run: demo
 	@echo "    Temporal UI  http://localhost:$${TICKETFLOW_TEMPORAL_UI_PORT:-8233}/namespaces/default/workflows"
 	@echo "    Try it       curl -H 'X-API-Key: demo-agent-wang' http://localhost:$${TICKETFLOW_API_PORT:-8000}/tickets"
 	@echo ""
-	$(VENV)/bin/honcho start -f Procfile
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
