@@ -5,25 +5,19 @@ ever moves forward (``WHERE ticket.seq < excluded.seq``), so late or repeated wr
 cannot reorder it.
 """
 
-from sqlalchemy.dialects import postgresql, sqlite
+from typing import Any
+
 from temporalio import activity
 
 from activities.resources import database
+from models.db import upsert_statement
 from models.tables import Ticket, TicketEventRow
-from models.ticket import ProjectionInput
+from models.ticket import ProjectionInput, TicketState
 
 
-def _insert(dialect: str, table):
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-@activity.defn(name="projection.record_ticket_change")
-async def record_ticket_change(change: ProjectionInput) -> None:
-    state, event = change.state, change.event
-    db = database()
-    dialect = db.engine.dialect.name
-    snapshot = state.model_dump(mode="json")
-    row = {
+def ticket_row(state: TicketState) -> dict[str, Any]:
+    """The ticket table's columns for a state (the API's intake row uses it too)."""
+    return {
         "id": state.ticket_id,
         "ticket_type": state.ticket_type,
         "region": state.region,
@@ -38,16 +32,24 @@ async def record_ticket_change(change: ProjectionInput) -> None:
         "updated_at": state.updated_at,
         "closed_at": state.closed_at,
         "seq": state.seq,
-        "snapshot": snapshot,
+        "snapshot": state.model_dump(mode="json"),
     }
+
+
+@activity.defn(name="projection.record_ticket_change")
+async def record_ticket_change(change: ProjectionInput) -> None:
+    state, event = change.state, change.event
+    db = database()
+    dialect = db.engine.dialect.name
+    row = ticket_row(state)
     ticket = Ticket.__table__
-    upsert = _insert(dialect, ticket).values(**row)
+    upsert = upsert_statement(dialect, ticket).values(**row)
     mutable = {k: upsert.excluded[k] for k in row if k not in ("id", "created_at", "created_by")}
     upsert = upsert.on_conflict_do_update(
         index_elements=[ticket.c.id], set_=mutable, where=ticket.c.seq < upsert.excluded.seq
     )
     append = (
-        _insert(dialect, TicketEventRow.__table__)
+        upsert_statement(dialect, TicketEventRow.__table__)
         .values(
             ticket_id=event.ticket_id,
             seq=event.seq,

@@ -48,8 +48,8 @@ class ActorRef(BaseModel):
     regions: list[str] = Field(default_factory=list)
 
 
-class TicketState(BaseModel):
-    """The whole state of one ticket, owned by its workflow."""
+class TicketFacts(BaseModel):
+    """What a ticket is about: fixed at intake, shared by the workflow input and its state."""
 
     ticket_id: str
     ticket_type: str
@@ -60,6 +60,12 @@ class TicketState(BaseModel):
     channel: str = "agent"
     external_ref: str | None = None
     reporter: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class TicketState(TicketFacts):
+    """The whole state of one ticket, owned by its workflow."""
+
     created_by: str
     status: TicketStatus = TicketStatus.NEW
     assignee: str | None = None
@@ -70,24 +76,13 @@ class TicketState(BaseModel):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None = None
-    fields: dict[str, Any] = Field(default_factory=dict)
 
 
-class TicketInput(BaseModel):
+class TicketInput(TicketFacts):
     """Input of ``TicketWorkflow.run``; also what a continue-as-new carries forward."""
 
-    ticket_id: str
-    ticket_type: str
-    region: str
-    priority: Priority
-    title: str
-    description: str = ""
-    channel: str = "agent"
-    external_ref: str | None = None
-    reporter: str | None = None
     created_by: ActorRef
     created_at: datetime
-    fields: dict[str, Any] = Field(default_factory=dict)
     # Set on continue-as-new: the state so far.
     carried_state: TicketState | None = None
     # Continue-as-new once history holds this many events (None: when the server suggests it).
@@ -96,20 +91,9 @@ class TicketInput(BaseModel):
 
 def initial_state(input: TicketInput) -> TicketState:
     """A ticket's state before its first event (used by the workflow and the API's 201 reply)."""
+    facts = input.model_dump(include=set(TicketFacts.model_fields))
     return TicketState(
-        ticket_id=input.ticket_id,
-        ticket_type=input.ticket_type,
-        region=input.region,
-        priority=input.priority,
-        title=input.title,
-        description=input.description,
-        channel=input.channel,
-        external_ref=input.external_ref,
-        reporter=input.reporter,
-        created_by=input.created_by.id,
-        created_at=input.created_at,
-        updated_at=input.created_at,
-        fields=input.fields,
+        **facts, created_by=input.created_by.id, created_at=input.created_at, updated_at=input.created_at
     )
 
 

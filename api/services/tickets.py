@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import (
@@ -23,11 +22,13 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.projection import ticket_row
 from api.errors import ActionTimedOut, FieldInvalid, Forbidden, InvalidTransition, NotFound, ServiceUnavailable
 from domain.access import can_access_region, visible_regions
 from domain.ids import new_ticket_id, ticket_id_for_key
 from domain.lifecycle import TERMINAL, allowed_actions
 from models import search_attributes as attrs
+from models.db import upsert_statement
 from models.schemas import TicketCreate, TicketEventOut, TicketOut, TicketPage, TicketSummary
 from models.settings import Settings
 from models.tables import Actor, Region, Ticket, TicketEventRow, TicketType
@@ -127,25 +128,9 @@ async def create_ticket(
 
 async def _record_intake(session: AsyncSession, state: TicketState, key: str | None, request_hash: str) -> None:
     """Insert the ticket row (the projection may already have done it: then add the key only)."""
-    row = {
-        "id": state.ticket_id,
-        "idempotency_key": key,
-        "request_hash": request_hash,
-        "ticket_type": state.ticket_type,
-        "region": state.region,
-        "priority": state.priority.value,
-        "status": state.status.value,
-        "title": state.title,
-        "channel": state.channel,
-        "external_ref": state.external_ref,
-        "created_by": state.created_by,
-        "created_at": state.created_at,
-        "updated_at": state.updated_at,
-        "seq": 0,
-        "snapshot": state.model_dump(mode="json"),
-    }
+    row = {**ticket_row(state), "idempotency_key": key, "request_hash": request_hash}
     dialect = session.bind.dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Ticket.__table__).values(**row)
+    insert = upsert_statement(dialect, Ticket.__table__).values(**row)
     insert = insert.on_conflict_do_update(
         index_elements=["id"], set_={"idempotency_key": key, "request_hash": request_hash}
     )
