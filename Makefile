@@ -21,7 +21,7 @@ install: $(STAMP)
 
 migrate: install
 	@mkdir -p .data
-	$(VENV)/bin/alembic upgrade head
+	$(VENV)/bin/alembic upgrade heads
 
 demo: migrate
 	$(PY) -m models.demo

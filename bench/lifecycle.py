@@ -108,7 +108,7 @@ async def main() -> None:
     db_url = os.environ.get("TICKETFLOW_DATABASE_URL") or f"sqlite:///{tmp / 'read.db'}"
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.attributes.update(url=db_url, configure_logger=False)
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
     db = Database(db_url)
     resources.use_database(db)
 

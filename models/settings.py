@@ -29,6 +29,21 @@ class Settings(BaseSettings):
     # Worker: time in-flight activities get to finish on SIGINT/SIGTERM.
     worker_shutdown_grace_s: float = 30.0
 
+    # Notifications: email over SMTP, SMS/IM through an HMAC-signed HTTP webhook.
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "ticketflow@localhost"
+    webhook_url: str | None = None
+    webhook_secret: str = "change-me"
+    webhook_timeout_s: float = 10.0
+    # Copy finance and legal on notifications about amounts above this threshold.
+    notify_amount_threshold: str = "100000"
+    finance_cc: list[str] = ["finance@localhost"]
+    legal_cc: list[str] = ["legal@localhost"]
+
     log_level: str = "INFO"
 
 
