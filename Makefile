@@ -24,7 +24,7 @@ migrate: install
 	$(VENV)/bin/alembic upgrade heads
 
 demo: migrate
-	$(PY) -m models.demo
+	$(PY) -m api.demo
 
 run: demo
 	@echo ""

@@ -25,6 +25,8 @@ def ticket_row(state: TicketState) -> dict[str, Any]:
         "status": state.status.value,
         "assignee": state.assignee,
         "title": state.title,
+        "template_version": state.template_version,
+        "active_nodes": "," + ",".join(state.active) + "," if state.active else "",
         "channel": state.channel,
         "external_ref": state.external_ref,
         "created_by": state.created_by,

@@ -37,6 +37,10 @@ class InvalidTransition(DomainError):
     status_code, code = 409, "invalid_transition"
 
 
+class Conflict(DomainError):
+    status_code, code = 409, "conflict"
+
+
 class ServiceUnavailable(DomainError):
     status_code, code = 503, "unavailable"
 
@@ -57,6 +61,19 @@ class FieldInvalid(DomainError):
 
     def body(self) -> dict[str, Any]:
         return {"detail": [{"loc": self.loc, "msg": self.detail, "type": self.type_}]}
+
+
+class ProblemList(DomainError):
+    """Several 422 problems at once, each ``{"loc": [...], "msg": ..., "type": ...}``."""
+
+    status_code, code = 422, "invalid"
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = problems
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.problems}
 
 
 async def _handle(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,46 +1,139 @@
-"""The ticket lifecycle as a transition table: which action is allowed in which status.
+"""The ticket lifecycle: which actions are allowed now, who may take them, and the status.
 
-    new ──claim/assign──▶ assigned ──start──▶ in_progress ──resolve──▶ resolved ──close──▶ closed
-     │                      │  ▲ assign          │  ▲ assign            │
-     └──────cancel──────────┴──┴─────────────────┘  └──────reopen───────┘
-                         ▼
-                     cancelled
+The ticket's status is derived from its process state:
 
-``comment`` is allowed in every open status and changes nothing but the count.
+    new ──claim/assign──▶ assigned ──start──▶ in_progress ──(last task done)──▶ resolved ──close──▶ closed
+                                                  ▲                                 │
+                                                  └──────────── reopen ─────────────┘
+    any open status ──cancel──▶ cancelled
+
+``new``/``assigned``/``in_progress`` follow the active task(s); a ticket past its first task
+that waits on an approval or an unclaimed later task is ``in_progress``. ``comment`` is
+allowed in every status but the final two. Pure functions: the workflow's validators and
+the API both use them.
 """
 
-from models.ticket import Action, TicketStatus
+from collections.abc import Iterable
+
+from models.ticket import Action, ActorRef, NodeState, NodeStatus, TicketState, TicketStatus
 
 S, A = TicketStatus, Action
-
-TRANSITIONS: dict[TicketStatus, dict[Action, TicketStatus]] = {
-    S.NEW: {A.CLAIM: S.ASSIGNED, A.ASSIGN: S.ASSIGNED, A.CANCEL: S.CANCELLED, A.COMMENT: S.NEW},
-    S.ASSIGNED: {
-        A.ASSIGN: S.ASSIGNED,
-        A.START: S.IN_PROGRESS,
-        A.CANCEL: S.CANCELLED,
-        A.COMMENT: S.ASSIGNED,
-    },
-    S.IN_PROGRESS: {
-        A.ASSIGN: S.IN_PROGRESS,
-        A.RESOLVE: S.RESOLVED,
-        A.CANCEL: S.CANCELLED,
-        A.COMMENT: S.IN_PROGRESS,
-    },
-    S.RESOLVED: {A.CLOSE: S.CLOSED, A.REOPEN: S.IN_PROGRESS, A.COMMENT: S.RESOLVED},
-    S.CLOSED: {},
-    S.CANCELLED: {},
-}
-
 TERMINAL = frozenset({S.CLOSED, S.CANCELLED})
+OPEN_TASK = frozenset({NodeStatus.OPEN, NodeStatus.ASSIGNED, NodeStatus.IN_PROGRESS})
+# Roles that may assign, cancel, reopen and close any ticket of their regions.
+COORDINATORS = frozenset({"agent", "supervisor", "manager", "director", "admin"})
+OVERRIDE = frozenset({"admin"})  # may act on any task
 
 
-def allowed_actions(status: TicketStatus) -> list[Action]:
-    """Actions allowed in ``status``, in a stable order (the enum's)."""
-    allowed = TRANSITIONS[status]
-    return [a for a in Action if a in allowed]
+class Refusal(Exception):
+    """Why an action is refused: ``kind`` is invalid_transition | not_allowed | ambiguous | form."""
+
+    def __init__(self, kind: str, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.details = kind, message, details
 
 
-def next_status(status: TicketStatus, action: Action) -> TicketStatus | None:
-    """The status after ``action``, or None when the action is not allowed in ``status``."""
-    return TRANSITIONS[status].get(action)
+def derive_status(state: TicketState, reached_end: bool) -> TicketStatus:
+    if state.status in TERMINAL:
+        return state.status
+    if reached_end:
+        return S.RESOLVED
+    tasks = [state.nodes[n] for n in state.active if state.nodes[n].type == "task"]
+    if any(t.status == NodeStatus.IN_PROGRESS for t in tasks):
+        return S.IN_PROGRESS
+    if any(t.status == NodeStatus.ASSIGNED for t in tasks):
+        return S.ASSIGNED
+    started = any(n.status == NodeStatus.DONE for n in state.nodes.values() if n.type in ("task", "approval"))
+    return S.IN_PROGRESS if started else S.NEW
+
+
+def _active(state: TicketState, node_type: str) -> list[NodeState]:
+    return [state.nodes[n] for n in state.active if state.nodes[n].type == node_type]
+
+
+def _node_ok(action: Action, node: NodeState) -> bool:
+    if node.type == "task":
+        return {
+            A.CLAIM: node.status == NodeStatus.OPEN,
+            A.ASSIGN: node.status in OPEN_TASK,
+            A.START: node.status == NodeStatus.ASSIGNED,
+            A.COMPLETE: node.status == NodeStatus.IN_PROGRESS,
+            A.RESOLVE: node.status == NodeStatus.IN_PROGRESS,
+        }.get(action, False)
+    if node.type == "approval":
+        return action in (A.APPROVE, A.REJECT) and node.status == NodeStatus.OPEN
+    return False
+
+
+NODE_ACTIONS = (A.CLAIM, A.ASSIGN, A.START, A.COMPLETE, A.RESOLVE, A.APPROVE, A.REJECT)
+
+
+def allowed_actions(state: TicketState) -> list[Action]:
+    """Actions the ticket's status and active nodes allow (not yet checking who asks)."""
+    if state.status in TERMINAL:
+        return []
+    if state.status == S.RESOLVED:
+        return [A.REOPEN, A.CLOSE, A.COMMENT]
+    nodes = [state.nodes[n] for n in state.active]
+    out = [a for a in NODE_ACTIONS if any(_node_ok(a, n) for n in nodes)]
+    return [a for a in Action if a in out or a in (A.CANCEL, A.COMMENT)]
+
+
+def target_node(state: TicketState, action: Action, node_id: str | None) -> NodeState:
+    """The active node an action applies to; raises Refusal when none or several fit."""
+    if action not in allowed_actions(state):
+        raise Refusal(
+            "invalid_transition",
+            f"cannot {action.value} a ticket that is {state.status.value}",
+            status=state.status.value,
+            allowed_actions=[a.value for a in allowed_actions(state)],
+        )
+    fits = [state.nodes[n] for n in state.active if _node_ok(action, state.nodes[n])]
+    if node_id is not None:
+        fits = [n for n in fits if n.id == node_id]
+        if not fits:
+            raise Refusal(
+                "invalid_transition",
+                f"node {node_id!r} is not active or does not take {action.value}",
+                status=state.status.value,
+                allowed_actions=[a.value for a in allowed_actions(state)],
+            )
+    if len(fits) > 1:
+        raise Refusal("ambiguous", f"several active nodes take {action.value}: name one", nodes=[n.id for n in fits])
+    return fits[0]
+
+
+def _has(actor: ActorRef, roles: Iterable[str]) -> bool:
+    return bool(set(actor.roles) & set(roles))
+
+
+def may_claim(actor: ActorRef, node: NodeState) -> bool:
+    if _has(actor, OVERRIDE | {"supervisor"}):
+        return True
+    kind, _, value = (node.candidates or "").partition(":")
+    return (
+        (kind == "user" and actor.id == value)
+        or (kind == "role" and value in actor.roles)
+        or (kind == "group" and value in actor.groups)
+    )
+
+
+def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeState | None) -> None:
+    """Raise Refusal('not_allowed') when ``actor`` may not take ``action`` (the API answers 403)."""
+    requester = actor.id == state.created_by
+    coordinator = _has(actor, COORDINATORS)
+    ok = True
+    if action == A.CLAIM and node is not None:
+        ok = may_claim(actor, node)
+    elif action == A.ASSIGN and node is not None:
+        ok = coordinator or node.assignee == actor.id  # the holder may delegate
+    elif action in (A.START, A.COMPLETE, A.RESOLVE) and node is not None:
+        ok = node.assignee == actor.id or _has(actor, OVERRIDE)
+    elif action in (A.APPROVE, A.REJECT) and node is not None:
+        ok = actor.id in node.approvers or _has(actor, OVERRIDE)
+        if ok and any(v.actor_id == actor.id and v.level == node.level for v in node.votes):
+            raise Refusal("already_voted", f"{actor.id} has already decided on level {node.level + 1}")
+    elif action in (A.REOPEN, A.CLOSE, A.CANCEL):
+        ok = coordinator or requester
+    if not ok:
+        raise Refusal("not_allowed", f"{actor.id} may not {action.value} this ticket" + (f" at {node.id}" if node else ""))

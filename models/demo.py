@@ -1,29 +1,40 @@
-"""Demo data for ``make run``: two regions, a handful of actors, one ticket type.
+"""Demo reference data for ``make run``: two regions and the people of every preset's roles.
 
-``python -m models.demo`` is idempotent: rows are inserted or brought back to these values.
+Loaded (idempotently) by ``python -m api.demo`` together with the preset templates.
 Every demo actor's API key is ``demo-<actor id>``.
 """
 
-import asyncio
 import hashlib
 
 from models.db import Database
-from models.settings import get_settings
-from models.tables import Actor, Region, TicketType
+from models.tables import Actor, Region
 
 REGIONS = [
     Region(code="east", name="East China (Shanghai)", timezone="Asia/Shanghai"),
     Region(code="south", name="South China (Shenzhen)", timezone="Asia/Shanghai"),
 ]
 
+# id, name, roles, regions, manager
 _ACTORS = [
-    ("admin", "Ops Admin", ["admin"], ["*"]),
-    ("agent-wang", "Wang Fang (agent, east)", ["agent"], ["east"]),
-    ("agent-chen", "Chen Jie (agent, south)", ["agent"], ["south"]),
-    ("eng-li", "Li Wei (engineer, east)", ["engineer"], ["east"]),
-    ("eng-zhao", "Zhao Lei (engineer, east)", ["engineer"], ["east"]),
-    ("eng-huang", "Huang Min (engineer, south)", ["engineer"], ["south"]),
-    ("sup-zhou", "Zhou Qiang (supervisor, east)", ["supervisor"], ["east"]),
+    ("admin", "Ops Admin", ["admin"], ["*"], None),
+    ("gm-zheng", "Zheng Hao (general manager)", ["general_manager"], ["*"], None),
+    ("mgr-sun", "Sun Li (manager, east)", ["manager"], ["east"], "gm-zheng"),
+    ("mgr-luo", "Luo Yan (manager, south)", ["manager"], ["south"], "gm-zheng"),
+    ("sup-zhou", "Zhou Qiang (supervisor, east)", ["supervisor"], ["east"], "mgr-sun"),
+    ("agent-wang", "Wang Fang (agent, east)", ["agent"], ["east"], "mgr-sun"),
+    ("agent-chen", "Chen Jie (agent, south)", ["agent"], ["south"], "mgr-luo"),
+    ("eng-li", "Li Wei (engineer, east)", ["engineer"], ["east"], "sup-zhou"),
+    ("eng-zhao", "Zhao Lei (engineer, east)", ["engineer"], ["east"], "sup-zhou"),
+    ("eng-huang", "Huang Min (engineer, south)", ["engineer"], ["south"], "mgr-luo"),
+    ("fin-qian", "Qian Yu (finance)", ["finance"], ["*"], "gm-zheng"),
+    ("legal-wu", "Wu Jing (legal)", ["legal"], ["*"], "gm-zheng"),
+    ("qc-ma", "Ma Tao (quality check, east)", ["qc"], ["east"], "mgr-sun"),
+    ("wh-xu", "Xu Bo (warehouse, east)", ["warehouse"], ["east"], "mgr-sun"),
+    ("lg-he", "He Ping (logistics, east)", ["logistics"], ["east"], "mgr-sun"),
+    ("sales-gao", "Gao Min (sales, east)", ["sales"], ["east"], "mgr-sun"),
+    ("tmpl-admin", "Process designer", ["process_admin"], ["*"], None),
+    ("gateway-qr", "QR / bot / web channel gateway", ["channel"], ["*"], None),
+    ("gateway-erp", "ERP and e-commerce event gateway", ["channel"], ["*"], None),
 ]
 
 
@@ -37,34 +48,16 @@ ACTORS = [
         name=n,
         roles=r,
         regions=g,
+        manager_id=m,
         api_key_hash=hashlib.sha256(demo_api_key(i).encode()).hexdigest(),
     )
-    for i, n, r, g in _ACTORS
-]
-
-TICKET_TYPES = [
-    TicketType(
-        code="repair",
-        name="Equipment repair",
-        description="A machine is broken or misbehaving; an engineer fixes it on site.",
-        default_priority="normal",
-    ),
+    for i, n, r, g, m in _ACTORS
 ]
 
 
 async def load(db: Database) -> None:
+    """Regions and actors (the templates are published by ``python -m api.demo``)."""
     async with db.session() as session:
-        for row in [*REGIONS, *ACTORS, *TICKET_TYPES]:
+        for row in [*REGIONS, *ACTORS]:
             await session.merge(row.model_copy())
         await session.commit()
-
-
-async def _main() -> None:
-    db = Database(get_settings().database_url)
-    await load(db)
-    await db.dispose()
-    print(f"demo data loaded: {len(REGIONS)} regions, {len(ACTORS)} actors, {len(TICKET_TYPES)} ticket type(s)")
-
-
-if __name__ == "__main__":
-    asyncio.run(_main())

@@ -24,11 +24,17 @@ class _Body(BaseModel):
 
 
 class TicketCreate(_Body):
-    ticket_type: str = Field(min_length=1, max_length=64, examples=["repair"])
+    ticket_type: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        examples=["equipment_repair"],
+        description="A template key. Omitted: the templates' classification rules pick one (and a priority).",
+    )
     region: str = Field(min_length=1, max_length=32, examples=["east"])
     title: str = Field(min_length=1, max_length=200, examples=["Compressor #3 overheating"])
     description: str = Field(default="", max_length=10_000)
-    priority: Priority | None = Field(default=None, description="Defaults to the ticket type's priority.")
+    priority: Priority | None = Field(default=None, description="Defaults to the classification's or the template's.")
     channel: Channel = Channel.AGENT
     external_ref: str | None = Field(
         default=None,
@@ -43,16 +49,33 @@ class TicketCreate(_Body):
 # --- action bodies ---
 
 
-class EmptyBody(_Body):
+class NodeBody(_Body):
+    node: str | None = Field(default=None, description="The active node to act on; needed only when several fit.")
+
+
+class EmptyBody(NodeBody):
     pass
 
 
-class AssignBody(_Body):
+class AssignBody(NodeBody):
     assignee: str = Field(min_length=1, max_length=64)
 
 
-class ResolveBody(_Body):
+class CompleteBody(NodeBody):
+    fields: dict[str, Any] = Field(default_factory=dict, description="Form values this step edits.")
+    resolution: str | None = Field(default=None, max_length=5_000)
+
+
+class ResolveBody(CompleteBody):
     resolution: str = Field(min_length=1, max_length=5_000)
+
+
+class ApproveBody(NodeBody):
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class RejectBody(NodeBody):
+    reason: str = Field(min_length=1, max_length=2_000)
 
 
 class ReasonBody(_Body):
@@ -61,6 +84,12 @@ class ReasonBody(_Body):
 
 class CommentBody(_Body):
     text: str = Field(min_length=1, max_length=10_000)
+
+
+class EventBody(_Body):
+    name: str = Field(min_length=1, max_length=64, examples=["customer_replied"])
+    fields: dict[str, Any] = Field(default_factory=dict)
+    text: str | None = Field(default=None, max_length=10_000)
 
 
 # --- responses ---
@@ -102,6 +131,10 @@ class TicketSummary(BaseModel):
 class TicketPage(BaseModel):
     items: list[TicketSummary]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class EventAccepted(BaseModel):
+    accepted: bool = True
 
 
 class Problem(BaseModel):

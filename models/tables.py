@@ -44,15 +44,37 @@ class Actor(SQLModel, table=True):
     # sha256 hex of the API key; None for actors that only act through X-Actor.
     api_key_hash: str | None = Field(default=None, max_length=64, unique=True)
     active: bool = True
+    groups: list[str] = Field(default_factory=list, sa_type=sa.JSON)  # teams / departments
+    manager_id: str | None = Field(default=None, max_length=64)
 
 
-class TicketType(SQLModel, table=True):
-    __tablename__ = "ticket_type"
+class Template(SQLModel, table=True):
+    """One published, immutable version of a process template (a ticket type)."""
 
-    code: str = Field(primary_key=True, max_length=64)
+    __table_args__ = (sa.UniqueConstraint("key", "version", name="uq_template_key_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, index=True)
+    version: int
     name: str = Field(max_length=200)
-    description: str = ""
-    default_priority: str = Field(default="normal", max_length=16)
+    spec: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTC_DATETIME)
+
+
+class PurchaseRequest(SQLModel, table=True):
+    """Raised by the worked-example activity purchasing.create_request (one per ticket and SKU)."""
+
+    __tablename__ = "purchase_request"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "sku", name="uq_purchase_request_ticket_sku"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(max_length=32, index=True)
+    sku: str = Field(max_length=64)
+    quantity: int
+    reason: str = ""
+    status: str = Field(default="requested", max_length=16)
+    created_at: datetime = Field(sa_type=UTC_DATETIME)
 
 
 class Ticket(SQLModel, table=True):
@@ -69,6 +91,9 @@ class Ticket(SQLModel, table=True):
     status: str = Field(max_length=16, index=True)
     assignee: str | None = Field(default=None, max_length=64, index=True)
     title: str = Field(max_length=200)
+    template_version: int = 0
+    # Active node ids, comma separated (",task_a,task_b,"): lists filter on them with LIKE.
+    active_nodes: str = Field(default="", max_length=1000)
     channel: str = Field(max_length=32)
     external_ref: str | None = Field(default=None, max_length=200)
     created_by: str = Field(max_length=64)

@@ -7,34 +7,37 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.common import Priority, TicketStatus
+from models.template import TemplateVersion
 
-class TicketStatus(StrEnum):
-    NEW = "new"
-    ASSIGNED = "assigned"
-    IN_PROGRESS = "in_progress"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-    CANCELLED = "cancelled"
-
-
-class Priority(StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
+__all__ = ["Priority", "TicketStatus"]
 
 
 class Action(StrEnum):
     CLAIM = "claim"
     ASSIGN = "assign"
     START = "start"
-    RESOLVE = "resolve"
+    COMPLETE = "complete"  # finish the current task with its form data
+    RESOLVE = "resolve"  # the same, with a resolution note
+    APPROVE = "approve"
+    REJECT = "reject"
     REOPEN = "reopen"
     CLOSE = "close"
     CANCEL = "cancel"
     COMMENT = "comment"
+
+
+class NodeStatus(StrEnum):
+    OPEN = "open"  # a task nobody holds yet (claimable), an approval level waiting for votes
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    WAITING = "waiting"  # timers, signals, activities
+    DONE = "done"
+    CANCELLED = "cancelled"
 
 
 class ActorRef(BaseModel):
@@ -46,6 +49,42 @@ class ActorRef(BaseModel):
     name: str = ""
     roles: list[str] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+
+SYSTEM = ActorRef(id="system", name="Ticketflow", roles=["system"], regions=["*"])
+
+
+class Vote(BaseModel):
+    actor_id: str
+    decision: Literal["approve", "reject"]
+    reason: str | None = None
+    level: int
+    at: datetime
+
+
+class NodeState(BaseModel):
+    """Where one node of the ticket's process stands (the latest visit of that node)."""
+
+    id: str
+    type: str
+    name: str = ""
+    status: NodeStatus
+    branch: str | None = None  # the parallel branch it runs in
+    assignee: str | None = None
+    candidates: str | None = None  # who may claim: "user:x" | "role:x" | "group:x"
+    backups: list[str] = Field(default_factory=list)
+    started_at: datetime
+    completed_at: datetime | None = None
+    outcome: str | None = None  # approved / rejected / the next node / a reservation status …
+    # approvals
+    levels: list[str] = Field(default_factory=list)  # names of the levels that apply
+    level: int = 0
+    approvers: list[str] = Field(default_factory=list)  # actor ids for the current level
+    quorum: str | None = None
+    needed: int = 1
+    votes: list[Vote] = Field(default_factory=list)
+    result: dict[str, Any] = Field(default_factory=dict)
 
 
 class TicketFacts(BaseModel):
@@ -66,6 +105,8 @@ class TicketFacts(BaseModel):
 class TicketState(TicketFacts):
     """The whole state of one ticket, owned by its workflow."""
 
+    template_key: str = ""
+    template_version: int = 0
     created_by: str
     status: TicketStatus = TicketStatus.NEW
     assignee: str | None = None
@@ -76,6 +117,12 @@ class TicketState(TicketFacts):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None = None
+    # The process: active node ids, each node's latest state, the path taken.
+    active: list[str] = Field(default_factory=list)
+    nodes: dict[str, NodeState] = Field(default_factory=dict)
+    path: list[str] = Field(default_factory=list)
+    cursor: str | None = None  # the top-level node being run (resumed after continue-as-new)
+    branches: dict[str, dict[str, str]] = Field(default_factory=dict)  # parallel id → branch → node
 
 
 class TicketInput(TicketFacts):
@@ -83,6 +130,7 @@ class TicketInput(TicketFacts):
 
     created_by: ActorRef
     created_at: datetime
+    template: TemplateVersion
     # Set on continue-as-new: the state so far.
     carried_state: TicketState | None = None
     # Continue-as-new once history holds this many events (None: when the server suggests it).
@@ -93,7 +141,12 @@ def initial_state(input: TicketInput) -> TicketState:
     """A ticket's state before its first event (used by the workflow and the API's 201 reply)."""
     facts = input.model_dump(include=set(TicketFacts.model_fields))
     return TicketState(
-        **facts, created_by=input.created_by.id, created_at=input.created_at, updated_at=input.created_at
+        **facts,
+        template_key=input.template.key,
+        template_version=input.template.version,
+        created_by=input.created_by.id,
+        created_at=input.created_at,
+        updated_at=input.created_at,
     )
 
 
@@ -110,20 +163,37 @@ class ActorInput(BaseModel):
     actor: ActorRef
 
 
-class ClaimInput(ActorInput):
+class NodeInput(ActorInput):
+    node: str | None = None  # which active node; needed only when several could take the action
+
+
+class ClaimInput(NodeInput):
     pass
 
 
-class AssignInput(ActorInput):
+class AssignInput(NodeInput):
     assignee: str
 
 
-class StartInput(ActorInput):
+class StartInput(NodeInput):
     pass
 
 
-class ResolveInput(ActorInput):
-    resolution: str
+class CompleteInput(NodeInput):
+    fields: dict[str, Any] = Field(default_factory=dict)
+    resolution: str | None = None
+
+
+class ResolveInput(CompleteInput):
+    resolution: str | None = None
+
+
+class ApproveInput(NodeInput):
+    reason: str | None = None
+
+
+class RejectInput(NodeInput):
+    reason: str
 
 
 class ReopenInput(ActorInput):
@@ -140,6 +210,15 @@ class CancelInput(ActorInput):
 
 class CommentInput(ActorInput):
     text: str
+
+
+class TicketSignal(BaseModel):
+    """A fire-and-forget event: customer replied, ERP status changed, …; may carry field values."""
+
+    name: str
+    actor: ActorRef
+    fields: dict[str, Any] = Field(default_factory=dict)
+    text: str | None = None
 
 
 # --- projection ---
@@ -163,3 +242,4 @@ class ProjectionInput(BaseModel):
 
     state: TicketState
     event: TicketEvent
+

@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 
 from activities import resources
 from api.app import create_app
+from api.demo import load_all
 from models import demo
 from models import search_attributes as attrs
 from models.db import Database, sync_url
@@ -74,7 +75,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
-    await demo.load(database)
+    await load_all(database)
     resources.use_database(database)
     yield database
     resources.use_database(None)
@@ -152,7 +153,7 @@ class Stack:
         return {"X-API-Key": demo.demo_api_key(actor_id)}
 
     async def create(self, actor: str = "agent-wang", **body) -> httpx.Response:
-        payload = {"ticket_type": "repair", "region": "east", "title": "Compressor #3 overheating", **body}
+        payload = {"ticket_type": "general", "region": "east", "title": "Compressor #3 overheating", **body}
         headers = self.as_actor(actor)
         if key := payload.pop("idempotency_key", None):
             headers["Idempotency-Key"] = key
@@ -162,6 +163,18 @@ class Stack:
         return await self.http.post(
             f"/tickets/{ticket_id}/actions/{action}", json=body or None, headers=self.as_actor(actor)
         )
+
+    async def until(self, ticket_id: str, check, actor: str = "admin", timeout: float = 20.0) -> dict:
+        """Poll GET /tickets/{id} until ``check(ticket)`` holds (the workflow moves on its own)."""
+        import asyncio
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            t = (await self.get(ticket_id, actor)).json()
+            if check(t) or time.monotonic() > deadline:
+                return t
+            await asyncio.sleep(0.05)
 
     async def get(self, ticket_id: str, actor: str = "agent-wang") -> httpx.Response:
         return await self.http.get(f"/tickets/{ticket_id}", headers=self.as_actor(actor))

@@ -1,10 +1,14 @@
 """TicketWorkflow: one long-running workflow per ticket (id ``ticket-<ticket_id>``).
 
-Human actions are Updates with validators: a rejected action leaves no history and the
-caller learns why at once. Every state change bumps ``seq``, upserts the search
-attributes and is projected to the read model by a local activity keyed by (ticket, seq).
+It walks the graph of the template version the ticket started with (carried in its input,
+so editing the template never changes a running ticket). Node interpreters live in
+``workflows/nodes/``. Human actions are Updates with validators: a refused action leaves no
+history and the caller learns why at once. Every state change bumps ``seq``, upserts the
+search attributes and is projected to the read model, in seq order, by a local activity
+keyed by (ticket, seq).
 """
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -14,31 +18,51 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.projection import record_ticket_change
-    from domain.lifecycle import TERMINAL, allowed_actions, next_status
+    from domain import lifecycle
+    from domain.expressions import TICKET_VARS, condition
+    from domain.lifecycle import TERMINAL, Refusal
     from models import search_attributes as attrs
+    from models.template import FieldType, TemplateSpec
     from models.ticket import (
+        SYSTEM,
         Action,
         ActorRef,
+        ApproveInput,
         AssignInput,
         CancelInput,
         ClaimInput,
         CloseInput,
         CommentInput,
+        CompleteInput,
+        NodeState,
+        NodeStatus,
         ProjectionInput,
+        RejectInput,
         ReopenInput,
         ResolveInput,
         StartInput,
         TicketEvent,
         TicketInput,
         TicketResult,
+        TicketSignal,
         TicketState,
         TicketStatus,
+        Vote,
         initial_state,
     )
+    from workflows.nodes import HANDLERS, END
 
 PROJECTION_TIMEOUT = timedelta(seconds=15)
 PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+# ApplicationError types a refused update carries (the API maps them to HTTP statuses).
 INVALID_TRANSITION = "InvalidTransition"
+REFUSAL_TYPES = {
+    "invalid_transition": INVALID_TRANSITION,
+    "not_allowed": "NotAllowed",
+    "ambiguous": "NodeAmbiguous",
+    "already_voted": "AlreadyVoted",
+    "form": "FormIncomplete",
+}
 
 
 def workflow_id(ticket_id: str) -> str:
@@ -50,175 +74,391 @@ class TicketWorkflow:
     @workflow.init
     def __init__(self, input: TicketInput) -> None:
         self._input = input
+        self.spec: TemplateSpec = input.template.spec
+        self._types = {**TICKET_VARS, **{f.name: f.type for f in self.spec.fields}}
         self._created: ProjectionInput | None = None
+        self._reached_end = False
+        self._reopened = False
+        # Strands of the walk that are running (not waiting): the main walk plus parallel branches.
+        # 0 means every strand waits on people, timers or events: the state is settled.
+        self._busy = 1
+        self.signals: list[TicketSignal] = []
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq
+            self._reached_end = self.state.status == TicketStatus.RESOLVED
             return
         self._projected_seq = 0
         self.state = initial_state(input)
+        defaults = {f.name: f.default for f in self.spec.fields if f.default is not None}
+        self.state.fields = {**defaults, **self.state.fields}
         # The creation is event 1, recorded before any update can run.
-        self._created = self._change(
-            "created", input.created_by, TicketStatus.NEW, {"channel": input.channel}, upsert=False
-        )
+        self._created = self._change("created", input.created_by, {"channel": input.channel}, upsert=False)
 
     @workflow.run
     async def run(self, input: TicketInput) -> TicketResult:
         if self._created is not None:
             await self._project(self._created)
+        walker = asyncio.create_task(self._drive())
         await workflow.wait_condition(lambda: self.state.status in TERMINAL or self._history_is_long())
+        walker.cancel()
         # Let in-flight updates finish (and reply) before completing or continuing as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self.state.status in TERMINAL:
             return TicketResult(state=self.state)
         workflow.continue_as_new(input.model_copy(update={"carried_state": self.state}))
 
+    async def _drive(self) -> None:
+        """Walk the process; after the end, wait for close (done) or reopen (walk again)."""
+        while True:
+            if not self._reached_end:
+                await self.walk(self.state.cursor or self.spec.start)
+                self._reached_end = True
+                await self.record("resolved", SYSTEM, {})
+            self._reopened = False
+            await self.wait(lambda: self._reopened)
+
+    async def wait(self, predicate: Any, timeout: timedelta | None = None, summary: str | None = None) -> None:
+        """Wait (for people, timers, events) as a settled walk: actions validate against this state."""
+        self._busy -= 1
+        try:
+            await workflow.wait_condition(predicate, timeout=timeout, timeout_summary=summary)
+        finally:
+            self._busy += 1
+
+    async def idle(self, awaitable: Any) -> Any:
+        """Await sub-walks (parallel branches) without counting as a running step."""
+        self._busy -= 1
+        try:
+            return await awaitable
+        finally:
+            self._busy += 1
+
+    def _settled(self) -> bool:
+        return self._busy == 0
+
+    async def walk(self, node_id: str, stop_at: str | None = None, frame: str | None = None, branch: str | None = None) -> str:
+        """Run nodes from ``node_id`` until ``stop_at`` (a parallel join) or an end node."""
+        while node_id != stop_at:
+            if frame is not None and branch is not None:
+                self.state.branches[frame][branch] = node_id
+            else:
+                self.state.cursor = node_id
+            node = self.spec.node(node_id)
+            if node.type == "end":
+                self.state.path.append(node.id)
+                return END
+            node_id = await HANDLERS[node.type](self, node, branch)
+        return node_id
+
+    # --- queries ---
+
     @workflow.query
     def get_state(self) -> TicketState:
         return self.state
+
+    # --- signals ---
+
+    @workflow.signal
+    def event(self, signal: TicketSignal) -> None:
+        """Customer replied, ERP status changed…: merge its fields and wake waiting nodes."""
+        if self.state.status in TERMINAL:
+            return
+        if signal.fields:
+            self.state.fields = {**self.state.fields, **signal.fields}
+        self.signals.append(signal)
+        change = self._change(f"event:{signal.name}", signal.actor, {"fields": signal.fields, "text": signal.text})
+        asyncio.create_task(self._project(change))
 
     # --- updates: one per human action ---
 
     @workflow.update
     async def claim(self, input: ClaimInput) -> TicketState:
-        return await self._act(Action.CLAIM, input.actor, {"assignee": input.actor.id}, assignee=input.actor.id)
+        node = await self._ready(Action.CLAIM, input.actor, input.node)
+        self._set_node(node, status=NodeStatus.ASSIGNED, assignee=input.actor.id)
+        data = {"node": node.id, "assignee": input.actor.id}
+        return await self.record("claim", input.actor, data, assignee=input.actor.id)
 
     @claim.validator
     def _validate_claim(self, input: ClaimInput) -> None:
-        self._check(Action.CLAIM)
+        self._precheck(Action.CLAIM, input.actor, input.node)
 
     @workflow.update
     async def assign(self, input: AssignInput) -> TicketState:
-        data = {"assignee": input.assignee, "previous": self.state.assignee}
-        return await self._act(Action.ASSIGN, input.actor, data, assignee=input.assignee)
+        node = await self._ready(Action.ASSIGN, input.actor, input.node)
+        previous = node.assignee
+        status = NodeStatus.IN_PROGRESS if node.status == NodeStatus.IN_PROGRESS else NodeStatus.ASSIGNED
+        self._set_node(node, status=status, assignee=input.assignee)
+        data = {"node": node.id, "assignee": input.assignee, "previous": previous}
+        return await self.record("assign", input.actor, data, assignee=input.assignee)
 
     @assign.validator
     def _validate_assign(self, input: AssignInput) -> None:
-        self._check(Action.ASSIGN)
+        self._precheck(Action.ASSIGN, input.actor, input.node)
 
     @workflow.update
     async def start(self, input: StartInput) -> TicketState:
-        return await self._act(Action.START, input.actor, {})
+        node = await self._ready(Action.START, input.actor, input.node)
+        self._set_node(node, status=NodeStatus.IN_PROGRESS)
+        return await self.record("start", input.actor, {"node": node.id})
 
     @start.validator
     def _validate_start(self, input: StartInput) -> None:
-        self._check(Action.START)
+        self._precheck(Action.START, input.actor, input.node)
+
+    @workflow.update
+    async def complete(self, input: CompleteInput) -> TicketState:
+        return await self._complete(Action.COMPLETE, input)
+
+    @complete.validator
+    def _validate_complete(self, input: CompleteInput) -> None:
+        if self._settled():
+            self._check_complete(Action.COMPLETE, input)
 
     @workflow.update
     async def resolve(self, input: ResolveInput) -> TicketState:
-        data = {"resolution": input.resolution}
-        return await self._act(Action.RESOLVE, input.actor, data, resolution=input.resolution)
+        return await self._complete(Action.RESOLVE, input)
 
     @resolve.validator
     def _validate_resolve(self, input: ResolveInput) -> None:
-        self._check(Action.RESOLVE)
+        if self._settled():
+            self._check_complete(Action.RESOLVE, input)
+
+    @workflow.update
+    async def approve(self, input: ApproveInput) -> TicketState:
+        node = await self._ready(Action.APPROVE, input.actor, input.node)
+        return await self._vote(node, input.actor, "approve", input.reason)
+
+    @approve.validator
+    def _validate_approve(self, input: ApproveInput) -> None:
+        self._precheck(Action.APPROVE, input.actor, input.node)
+
+    @workflow.update
+    async def reject(self, input: RejectInput) -> TicketState:
+        node = await self._ready(Action.REJECT, input.actor, input.node)
+        return await self._vote(node, input.actor, "reject", input.reason)
+
+    @reject.validator
+    def _validate_reject(self, input: RejectInput) -> None:
+        self._precheck(Action.REJECT, input.actor, input.node)
 
     @workflow.update
     async def reopen(self, input: ReopenInput) -> TicketState:
-        return await self._act(Action.REOPEN, input.actor, {"reason": input.reason}, resolution=None)
+        await self._ready(Action.REOPEN, input.actor, None)
+        last_task = next((n for n in reversed(self.state.path) if self.spec.node(n).type == "task"), None)
+        if last_task is not None:
+            self.state.nodes[last_task].status = NodeStatus.IN_PROGRESS
+            self.state.nodes[last_task].completed_at = None
+            self.state.cursor = last_task
+            if last_task not in self.state.active:
+                self.state.active.append(last_task)
+        self._reached_end = False
+        self._reopened = True
+        self.state.resolution = None
+        return await self.record("reopen", input.actor, {"reason": input.reason, "node": last_task})
 
     @reopen.validator
     def _validate_reopen(self, input: ReopenInput) -> None:
-        self._check(Action.REOPEN)
+        self._precheck(Action.REOPEN, input.actor, None)
 
     @workflow.update
     async def close(self, input: CloseInput) -> TicketState:
-        return await self._act(Action.CLOSE, input.actor, {})
+        await self._ready(Action.CLOSE, input.actor, None)
+        return await self.record("close", input.actor, {}, status=TicketStatus.CLOSED)
 
     @close.validator
     def _validate_close(self, input: CloseInput) -> None:
-        self._check(Action.CLOSE)
+        self._precheck(Action.CLOSE, input.actor, None)
 
     @workflow.update
     async def cancel(self, input: CancelInput) -> TicketState:
-        return await self._act(Action.CANCEL, input.actor, {"reason": input.reason})
+        await self._ready(Action.CANCEL, input.actor, None)
+        for node_id in self.state.active:
+            self.state.nodes[node_id].status = NodeStatus.CANCELLED
+        self.state.active = []
+        return await self.record("cancel", input.actor, {"reason": input.reason}, status=TicketStatus.CANCELLED)
 
     @cancel.validator
     def _validate_cancel(self, input: CancelInput) -> None:
-        self._check(Action.CANCEL)
+        self._precheck(Action.CANCEL, input.actor, None)
 
     @workflow.update
     async def comment(self, input: CommentInput) -> TicketState:
-        count = self.state.comment_count + 1
-        return await self._act(Action.COMMENT, input.actor, {"text": input.text}, comment_count=count)
+        await self._ready(Action.COMMENT, input.actor, None)
+        self.state.comment_count += 1
+        return await self.record("comment", input.actor, {"text": input.text})
 
     @comment.validator
     def _validate_comment(self, input: CommentInput) -> None:
-        self._check(Action.COMMENT)
+        self._precheck(Action.COMMENT, input.actor, None)
 
-    # --- internals ---
+    # --- helpers the node interpreters use ---
 
-    def _check(self, action: Action) -> None:
-        if next_status(self.state.status, action) is None:
-            raise ApplicationError(
-                f"cannot {action.value} a ticket that is {self.state.status.value}",
-                {"status": self.state.status.value, "allowed_actions": allowed_actions(self.state.status)},
-                type=INVALID_TRANSITION,
-                non_retryable=True,
-            )
+    def values(self) -> dict[str, Any]:
+        s = self.state
+        ticket = {"priority": s.priority.value, "channel": s.channel, "region": s.region}
+        ticket |= {"ticket_type": s.ticket_type, "title": s.title, "description": s.description}
+        return {**s.fields, **ticket, "ticket_id": s.ticket_id}
 
-    async def _act(self, action: Action, actor: ActorRef, data: dict[str, Any], **fields: Any) -> TicketState:
-        # Check again: another update accepted in the same activation may have moved the state.
-        self._check(action)
-        to = next_status(self.state.status, action)
-        assert to is not None
-        change = self._change(action.value, actor, to, data, **fields)
+    def holds(self, expression: str) -> bool:
+        return condition(expression, self._types | {"ticket_id": FieldType.TEXT}, self.values())
+
+    def open_node(self, node: Any, branch: str | None, status: NodeStatus, **fields: Any) -> tuple[NodeState, bool]:
+        """The node's state: resumed when it is still open (reopen, continue-as-new), else new."""
+        current = self.state.nodes.get(node.id)
+        if current is not None and current.status not in (NodeStatus.DONE, NodeStatus.CANCELLED):
+            if node.id not in self.state.active:
+                self.state.active.append(node.id)
+            return current, False
+        state = NodeState(
+            id=node.id, type=node.type, name=node.name, status=status, branch=branch, started_at=workflow.now(), **fields
+        )
+        self.state.nodes[node.id] = state
+        self.state.active.append(node.id)
+        self.state.path.append(node.id)
+        return state, True
+
+    def close_node(self, node: NodeState, outcome: str | None) -> None:
+        node.status = NodeStatus.DONE
+        node.outcome = outcome
+        node.completed_at = workflow.now()
+        if node.id in self.state.active:
+            self.state.active.remove(node.id)
+
+    async def record(self, action: str, actor: ActorRef, data: dict[str, Any], **fields: Any) -> TicketState:
+        change = self._change(action, actor, data, **fields)
         await self._project(change)
         return change.state
 
-    def _change(
-        self, action: str, actor: ActorRef, to: TicketStatus, data: dict[str, Any], upsert: bool = True, **fields: Any
-    ) -> ProjectionInput:
+    # --- internals ---
+
+    def _set_node(self, node: NodeState, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(node, key, value)
+
+    def _precheck(self, action: Action, actor: ActorRef, node_id: str | None) -> None:
+        """Validator: refuse now when the walk is settled; otherwise the handler checks once it is."""
+        if self.state.status in TERMINAL or self._settled():
+            self._check(action, actor, node_id)
+
+    async def _ready(self, action: Action, actor: ActorRef, node_id: str | None) -> NodeState:
+        """Handler: wait until the walk settles, then check again (another action may have won)."""
+        await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL)
+        return self._check(action, actor, node_id)
+
+    def _check(self, action: Action, actor: ActorRef, node_id: str | None) -> NodeState:
+        try:
+            node = lifecycle.target_node(self.state, action, node_id) if action in lifecycle.NODE_ACTIONS else None
+            if action not in lifecycle.allowed_actions(self.state):
+                lifecycle.target_node(self.state, action, None)  # raises the invalid-transition refusal
+            lifecycle.check_actor(self.state, action, actor, node)
+        except Refusal as refusal:
+            raise ApplicationError(
+                refusal.message,
+                {"kind": refusal.kind, "status": self.state.status.value, **refusal.details},
+                type=REFUSAL_TYPES[refusal.kind],
+                non_retryable=True,
+            ) from None
+        return node  # type: ignore[return-value]
+
+    def _check_complete(self, action: Action, input: CompleteInput) -> NodeState:
+        node = self._check(action, input.actor, input.node)
+        spec = self.spec.node(node.id)
+        extra = sorted(set(input.fields) - set(spec.form))
+        merged = {**self.state.fields, **input.fields}
+        missing = [f for f in spec.required if merged.get(f) in (None, "", [])]
+        if extra or missing:
+            problems = [{"field": f, "msg": f"not editable at {node.id}"} for f in extra]
+            problems += [{"field": f, "msg": "required to complete this step"} for f in missing]
+            raise ApplicationError(
+                f"cannot complete {node.id}: " + "; ".join(f"{p['field']} {p['msg']}" for p in problems),
+                {"kind": "form", "status": self.state.status.value, "problems": problems},
+                type=REFUSAL_TYPES["form"],
+                non_retryable=True,
+            )
+        return node
+
+    async def _complete(self, action: Action, input: CompleteInput) -> TicketState:
+        await self._ready(action, input.actor, input.node)
+        node = self._check_complete(action, input)
+        self.state.fields = {**self.state.fields, **input.fields}
+        if input.resolution is not None:
+            self.state.resolution = input.resolution
+        self.close_node(node, "completed")
+        data = {"node": node.id, "fields": input.fields, "resolution": input.resolution}
+        await self.record(action.value, input.actor, {k: v for k, v in data.items() if v})
+        return await self._after_move()
+
+    async def _vote(self, node: NodeState, actor: ActorRef, decision: str, reason: str | None) -> TicketState:
+        node.votes.append(Vote(actor_id=actor.id, decision=decision, reason=reason, level=node.level, at=workflow.now()))
+        level_name = node.levels[node.level] if node.level < len(node.levels) else ""
+        data = {"node": node.id, "level": node.level + 1, "level_name": level_name, "reason": reason}
+        await self.record(decision, actor, data)
+        return await self._after_move()
+
+    async def _after_move(self) -> TicketState:
+        """The state once the walk has moved on (next task opened, end reached…), for the reply."""
+        await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL)
+        await workflow.wait_condition(lambda: self._projected_seq == self.state.seq)
+        return self.state.model_copy(deep=True)
+
+    def _change(self, action: str, actor: ActorRef, data: dict[str, Any], upsert: bool = True, **fields: Any) -> ProjectionInput:
         """Apply one state change synchronously and return what the projection must record."""
-        before = self.state
+        before_status = self.state.status if self.state.seq else None
         now = workflow.now()
-        update: dict[str, Any] = {**fields, "status": to, "seq": before.seq + 1, "updated_at": now}
-        if to in TERMINAL:
-            update["closed_at"] = now
-        self.state = before.model_copy(update=update)
+        for key, value in fields.items():
+            setattr(self.state, key, value)
+        self.state.status = lifecycle.derive_status(self.state, self._reached_end)
+        self.state.seq += 1
+        self.state.updated_at = now
+        if self.state.status in TERMINAL:
+            self.state.closed_at = now
         event = TicketEvent(
-            ticket_id=before.ticket_id,
+            ticket_id=self.state.ticket_id,
             seq=self.state.seq,
             action=action,
             actor_id=actor.id,
-            from_status=before.status if before.seq else None,
-            to_status=to,
+            from_status=before_status,
+            to_status=self.state.status,
             at=now,
             data=data,
         )
         if upsert:
             self._upsert_search_attributes()
         workflow.set_current_details(self._details())
-        return ProjectionInput(state=self.state, event=event)
+        return ProjectionInput(state=self.state.model_copy(deep=True), event=event)
 
     async def _project(self, change: ProjectionInput) -> None:
         """Record one change; changes reach the read model strictly in seq order, with no gap."""
         event = change.event
         await workflow.wait_condition(lambda: self._projected_seq == event.seq - 1)
         moved = f"{event.from_status.value} → " if event.from_status else ""
+        node = f" @{event.data['node']}" if isinstance(event.data.get("node"), str) else ""
         await workflow.execute_local_activity(
             record_ticket_change,
             change,
             start_to_close_timeout=PROJECTION_TIMEOUT,
             retry_policy=PROJECTION_RETRY,
-            summary=f"#{event.seq} {event.action} by {event.actor_id}: {moved}{event.to_status.value}",
+            summary=f"#{event.seq} {event.action}{node} by {event.actor_id}: {moved}{event.to_status.value}",
         )
         self._projected_seq = event.seq
 
     def _upsert_search_attributes(self) -> None:
         s = self.state
+        assignees = [s.nodes[n].assignee for n in s.active if s.nodes[n].assignee] + ([s.assignee] if s.assignee else [])
         workflow.upsert_search_attributes(
             [
                 attrs.TICKET_STATUS.value_set(s.status.value),
                 attrs.TICKET_PRIORITY.value_set(s.priority.value),
-                attrs.TICKET_ASSIGNEE.value_set(s.assignee) if s.assignee else attrs.TICKET_ASSIGNEE.value_unset(),
+                attrs.TICKET_ASSIGNEE.value_set(assignees[0]) if assignees else attrs.TICKET_ASSIGNEE.value_unset(),
             ]
         )
 
     def _details(self) -> str:
         s = self.state
-        who = f", assignee **{s.assignee}**" if s.assignee else ""
-        return f"Status **{s.status.value}**{who} · priority {s.priority.value} · {s.seq} changes"
+        at = ", ".join(f"{n} ({s.nodes[n].assignee or s.nodes[n].candidates or s.nodes[n].status.value})" for n in s.active)
+        where = f" at **{at}**" if at else ""
+        return f"Status **{s.status.value}**{where} · priority {s.priority.value} · {s.seq} changes"
 
     def _history_is_long(self) -> bool:
         info = workflow.info()

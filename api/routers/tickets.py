@@ -9,11 +9,16 @@ from pydantic import BaseModel
 from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
 from api.services import tickets as service
 from models.schemas import (
+    ApproveBody,
     AssignBody,
     CommentBody,
+    CompleteBody,
     EmptyBody,
+    EventAccepted,
+    EventBody,
     Problem,
     ReasonBody,
+    RejectBody,
     ResolveBody,
     TicketCreate,
     TicketOut,
@@ -21,12 +26,15 @@ from models.schemas import (
 )
 from models.ticket import (
     Action,
+    ApproveInput,
     AssignInput,
     CancelInput,
     ClaimInput,
     CloseInput,
     CommentInput,
+    CompleteInput,
     Priority,
+    RejectInput,
     ReopenInput,
     ResolveInput,
     StartInput,
@@ -95,10 +103,13 @@ async def get_ticket(ticket_id: str, session: DbSession, client: TemporalClient,
 
 # Each action: (request body, update input, the workflow's update method, what it does).
 ACTIONS: dict[Action, tuple[type[BaseModel], type[BaseModel], Any, str]] = {
-    Action.CLAIM: (EmptyBody, ClaimInput, TicketWorkflow.claim, "Take a new ticket as your own."),
-    Action.ASSIGN: (AssignBody, AssignInput, TicketWorkflow.assign, "Assign or reassign to an actor of the region."),
-    Action.START: (EmptyBody, StartInput, TicketWorkflow.start, "Begin work on an assigned ticket."),
-    Action.RESOLVE: (ResolveBody, ResolveInput, TicketWorkflow.resolve, "Record the resolution."),
+    Action.CLAIM: (EmptyBody, ClaimInput, TicketWorkflow.claim, "Take an open task as your own."),
+    Action.ASSIGN: (AssignBody, AssignInput, TicketWorkflow.assign, "Assign, reassign or delegate a task."),
+    Action.START: (EmptyBody, StartInput, TicketWorkflow.start, "Begin work on your task."),
+    Action.COMPLETE: (CompleteBody, CompleteInput, TicketWorkflow.complete, "Finish your task with its form data."),
+    Action.RESOLVE: (ResolveBody, ResolveInput, TicketWorkflow.resolve, "Finish your task with a resolution."),
+    Action.APPROVE: (ApproveBody, ApproveInput, TicketWorkflow.approve, "Approve at your approval level."),
+    Action.REJECT: (RejectBody, RejectInput, TicketWorkflow.reject, "Reject with a reason."),
     Action.REOPEN: (ReasonBody, ReopenInput, TicketWorkflow.reopen, "Send a resolved ticket back to work."),
     Action.CLOSE: (EmptyBody, CloseInput, TicketWorkflow.close, "Close a resolved ticket (final)."),
     Action.CANCEL: (ReasonBody, CancelInput, TicketWorkflow.cancel, "Cancel an open ticket (final)."),
@@ -107,6 +118,7 @@ ACTIONS: dict[Action, tuple[type[BaseModel], type[BaseModel], Any, str]] = {
 
 ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
+    403: {"model": Problem, "description": "The caller may not take this action on this ticket"},
     409: {"model": Problem, "description": "Not allowed in the ticket's current status (see allowed_actions)"},
     504: {"model": Problem, "description": "The workflow did not answer in time; the action may still apply"},
 }
@@ -155,3 +167,12 @@ for _action, (_body, _input, _update, _doc) in ACTIONS.items():
         responses=ACTION_ERRORS,
         summary=f"{_action.value.capitalize()}: {_doc}",
     )
+
+
+@router.post("/{ticket_id}/events", response_model=EventAccepted, status_code=202, responses=ERRORS)
+async def send_event(
+    ticket_id: str, body: EventBody, session: DbSession, client: TemporalClient, actor: CurrentActor
+) -> EventAccepted:
+    """A fire-and-forget event (a Temporal Signal): customer replied, ERP status changed…"""
+    await service.send_event(session, client, actor, ticket_id, body.name, body.fields, body.text)
+    return EventAccepted()

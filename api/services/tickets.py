@@ -23,16 +23,39 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.projection import ticket_row
-from api.errors import ActionTimedOut, FieldInvalid, Forbidden, InvalidTransition, NotFound, ServiceUnavailable
+from api.errors import (
+    ActionTimedOut,
+    Conflict,
+    FieldInvalid,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    ProblemList,
+    ServiceUnavailable,
+)
+from api.services import templates
 from domain.access import can_access_region, visible_regions
 from domain.ids import new_ticket_id, ticket_id_for_key
+from domain.classification import classify
+from domain.forms import validate_values, visible_values
 from domain.lifecycle import TERMINAL, allowed_actions
 from models import search_attributes as attrs
 from models.db import upsert_statement
 from models.schemas import TicketCreate, TicketEventOut, TicketOut, TicketPage, TicketSummary
 from models.settings import Settings
-from models.tables import Actor, Region, Ticket, TicketEventRow, TicketType
-from models.ticket import Action, ActorInput, ActorRef, Priority, TicketInput, TicketState, TicketStatus, initial_state
+from models.tables import Actor, Region, Ticket, TicketEventRow
+from models.template import TemplateVersion
+from models.ticket import (
+    Action,
+    ActorInput,
+    ActorRef,
+    Priority,
+    TicketInput,
+    TicketSignal,
+    TicketState,
+    TicketStatus,
+    initial_state,
+)
 from workflows.ticket import INVALID_TRANSITION, TicketWorkflow, workflow_id
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -72,9 +95,10 @@ async def create_ticket(
         raise FieldInvalid("region", f"unknown region {body.region!r}", "unknown_region")
     if not can_access_region(actor, body.region):
         raise Forbidden(f"actor {actor.id!r} may not create tickets in region {body.region!r}")
-    ticket_type = await session.get(TicketType, body.ticket_type)
-    if ticket_type is None:
-        raise FieldInvalid("ticket_type", f"unknown ticket type {body.ticket_type!r}", "unknown_ticket_type")
+    version, priority = await _pick_template(session, body)
+    fields, problems = validate_values(version.spec, body.fields, roles=actor.roles, intake=True)
+    if problems:
+        raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
 
     key = _dedup_key(body, idempotency_key)
     request_hash = _request_hash(body)
@@ -84,9 +108,10 @@ async def create_ticket(
 
     ticket_input = TicketInput(
         ticket_id=ticket_id,
-        ticket_type=ticket_type.code,
+        ticket_type=version.key,
+        template=version,
         region=region.code,
-        priority=body.priority or Priority(ticket_type.default_priority),
+        priority=priority,
         title=body.title,
         description=body.description,
         channel=body.channel.value,
@@ -94,7 +119,7 @@ async def create_ticket(
         reporter=body.reporter,
         created_by=actor,
         created_at=datetime.now(UTC),
-        fields=body.fields,
+        fields=fields,
     )
     state = initial_state(ticket_input)
     try:
@@ -112,7 +137,7 @@ async def create_ticket(
                     SearchAttributePair(attrs.TICKET_TYPE, state.ticket_type),
                 ]
             ),
-            static_summary=f"{ticket_type.name} · {region.name} · {state.priority.value}: {state.title}",
+            static_summary=f"{version.spec.name} · {region.name} · {state.priority.value}: {state.title}",
             static_details=f"Ticket **{ticket_id}** from {state.channel}, created by {actor.id}"
             + (f", external ref `{state.external_ref}`" if state.external_ref else ""),
         )
@@ -123,7 +148,23 @@ async def create_ticket(
         raise ServiceUnavailable(f"could not start the ticket workflow: {exc.message}") from exc
 
     await _record_intake(session, state, key, request_hash)
-    return Created(_out(state, "workflow"), new=True)
+    return Created(_out(state, "workflow", actor=actor, spec=version.spec), new=True)
+
+
+async def _pick_template(session: AsyncSession, body: TicketCreate) -> tuple[TemplateVersion, Priority]:
+    """The template named by ticket_type, else the one the classification rules pick."""
+    if body.ticket_type:
+        row = await templates.latest(session, body.ticket_type)
+        if row is None:
+            raise FieldInvalid("ticket_type", f"unknown ticket type {body.ticket_type!r}", "unknown_ticket_type")
+        version = templates.to_version(row)
+        return version, body.priority or version.spec.default_priority
+    published = await templates.all_latest_specs(session)
+    by_key = {v.key: v for v in published}
+    found = classify([v.spec for v in published], body.channel.value, body.title, body.description, body.fields)
+    if found is None:
+        raise FieldInvalid("ticket_type", "no template's classification rules match: name a ticket_type", "unclassified")
+    return by_key[found.spec.key], body.priority or found.priority
 
 
 async def _record_intake(session: AsyncSession, state: TicketState, key: str | None, request_hash: str) -> None:
@@ -156,10 +197,19 @@ async def _repeat(
 # --- reads ---
 
 
-def _out(state: TicketState, source: str, events: list[TicketEventOut] | None = None) -> TicketOut:
+def _out(
+    state: TicketState,
+    source: str,
+    events: list[TicketEventOut] | None = None,
+    actor: ActorRef | None = None,
+    spec=None,
+) -> TicketOut:
+    dumped = state.model_dump()
+    if actor is not None and spec is not None:
+        dumped["fields"] = visible_values(spec, state.fields, actor.roles)
     return TicketOut(
-        **state.model_dump(),
-        allowed_actions=allowed_actions(state.status),
+        **dumped,
+        allowed_actions=allowed_actions(state),
         workflow_id=workflow_id(state.ticket_id),
         source=source,
         events=events,
@@ -195,7 +245,11 @@ async def _view(
             select(TicketEventRow).where(TicketEventRow.ticket_id == ticket_id).order_by(col(TicketEventRow.seq))
         )
         events = [TicketEventOut.model_validate(e, from_attributes=True) for e in rows]
-    return _out(state, source, events)
+    return _out(state, source, events, actor=actor, spec=(await _template_of(session, state)).spec)
+
+
+async def _template_of(session: AsyncSession, state: TicketState) -> TemplateVersion:
+    return await templates.get_version(session, state.template_key or state.ticket_type, state.template_version or None)
 
 
 async def _view_just_started(session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str) -> TicketOut:
@@ -210,7 +264,7 @@ async def _view_just_started(session: AsyncSession, client: Client, actor: Actor
         raise ServiceUnavailable("the ticket is being created by another request; retry") from exc
     if not can_access_region(actor, state.region):
         raise NotFound(f"ticket {ticket_id} not found")
-    return _out(state, "workflow")
+    return _out(state, "workflow", actor=actor, spec=(await _template_of(session, state)).spec)
 
 
 async def get_ticket(session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str) -> TicketOut:
@@ -297,18 +351,19 @@ async def act(
     row = await _visible_row(session, actor, ticket_id)
     if action is Action.ASSIGN:
         await _check_assignee(session, getattr(update_input, "assignee"), row.region)
+    if submitted := getattr(update_input, "fields", None):
+        version = await templates.get_version(session, row.ticket_type, row.template_version or None)
+        fields, problems = validate_values(version.spec, submitted, roles=actor.roles)
+        if problems:
+            raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
+        update_input = update_input.model_copy(update={"fields": fields})
     handle = client.get_workflow_handle(workflow_id(ticket_id))
     try:
         state: TicketState = await handle.execute_update(
             update, update_input, rpc_timeout=timedelta(seconds=settings.action_timeout_s)
         )
     except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError) and cause.type == INVALID_TRANSITION:
-            info: dict[str, Any] = cause.details[0] if cause.details else {}
-            raise InvalidTransition(
-                cause.message, status=info.get("status"), allowed_actions=info.get("allowed_actions", [])
-            ) from exc
+        _refusal(exc)
         raise
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
         raise ActionTimedOut(f"{action.value} did not complete within {settings.action_timeout_s}s") from exc
@@ -321,7 +376,44 @@ async def act(
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             raise ActionTimedOut(f"{action.value} did not complete within {settings.action_timeout_s}s") from exc
         raise ServiceUnavailable(f"Temporal did not accept the action: {exc.message}") from exc
-    return _out(state, "workflow")
+    spec = (await templates.get_version(session, row.ticket_type, row.template_version or None)).spec
+    return _out(state, "workflow", actor=actor, spec=spec)
+
+
+def _refusal(exc: WorkflowUpdateFailedError) -> None:
+    """The workflow refused the action: raise the matching domain error."""
+    cause = exc.cause
+    if not isinstance(cause, ApplicationError):
+        return
+    info: dict[str, Any] = cause.details[0] if cause.details else {}
+    if cause.type == INVALID_TRANSITION:
+        raise InvalidTransition(cause.message, status=info.get("status"), allowed_actions=info.get("allowed_actions", [])) from exc
+    if cause.type == "NotAllowed":
+        raise Forbidden(cause.message) from exc
+    if cause.type in ("NodeAmbiguous", "AlreadyVoted"):
+        extra = {"nodes": info["nodes"]} if "nodes" in info else {}
+        raise Conflict(cause.message, **extra) from exc
+    if cause.type == "FormIncomplete":
+        problems = info.get("problems", [])
+        raise ProblemList([{"loc": ["body", "fields", p["field"]], "msg": p["msg"], "type": "form_incomplete"} for p in problems]) from exc
+
+
+async def send_event(
+    session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str, name: str, submitted: dict[str, Any], text: str | None
+) -> None:
+    """A fire-and-forget event (Signal): customer replied, ERP status changed, …"""
+    row = await _visible_row(session, actor, ticket_id)
+    if row.status in TERMINAL:
+        raise InvalidTransition(f"ticket {ticket_id} is {row.status}", status=row.status, allowed_actions=[])
+    version = await templates.get_version(session, row.ticket_type, row.template_version or None)
+    fields, problems = validate_values(version.spec, submitted, roles=actor.roles)
+    if problems:
+        raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
+    signal = TicketSignal(name=name, actor=actor, fields=fields, text=text)
+    try:
+        await client.get_workflow_handle(workflow_id(ticket_id)).signal(TicketWorkflow.event, signal)
+    except RPCError as exc:
+        raise ServiceUnavailable(f"Temporal did not take the event: {exc.message}") from exc
 
 
 async def _check_assignee(session: AsyncSession, assignee_id: str, region: str) -> None:

@@ -18,7 +18,7 @@ def change(ticket_id: str, seq: int, to: TicketStatus, frm: TicketStatus | None,
     at = T0 + timedelta(minutes=seq)
     state = TicketState(
         ticket_id=ticket_id,
-        ticket_type="repair",
+        ticket_type="general",
         region="east",
         priority=Priority.NORMAL,
         title="Leaking valve",

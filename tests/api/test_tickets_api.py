@@ -14,11 +14,13 @@ pytestmark = pytest.mark.asyncio
 
 
 async def test_ticket_whole_life_over_http(stack):
-    r = await stack.create(title="Line 2 conveyor stopped", priority="high", fields={"machine": "CV-2"})
+    r = await stack.create(title="Line 2 conveyor stopped", priority="high")
     assert r.status_code == 201, r.text
     t = r.json()
     tid = t["ticket_id"]
     assert (t["status"], t["priority"], t["workflow_id"]) == ("new", "high", f"ticket-{tid}")
+    t = await stack.until(tid, lambda t: t["active"])  # the workflow opens its first task
+    assert t["active"] == ["work"] and t["nodes"]["work"]["candidates"] == "role:engineer"
     assert t["allowed_actions"] == ["claim", "assign", "cancel", "comment"]
 
     steps = [
@@ -47,14 +49,19 @@ async def test_ticket_whole_life_over_http(stack):
     )
     assert t["allowed_actions"] == []
     events = t["events"]
-    assert [e["seq"] for e in events] == list(range(1, 10))
-    assert [e["action"] for e in events] == ["created"] + [s[0] for s in steps]
-    assert [(e["from_status"], e["to_status"]) for e in events[:3]] == [
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    human = [e for e in events if e["actor_id"] != "system"]
+    assert [e["action"] for e in human] == ["created"] + [s[0] for s in steps]
+    system = [e["action"] for e in events if e["actor_id"] == "system"]
+    assert system == ["task_opened", "resolved", "resolved"]
+    assert [(e["from_status"], e["to_status"]) for e in events[:4]] == [
         (None, "new"),
+        ("new", "new"),
         ("new", "assigned"),
         ("assigned", "assigned"),
     ]
-    assert events[1]["actor_id"] == "eng-li" and events[6]["data"] == {"assignee": "eng-zhao", "previous": "eng-li"}
+    assign = next(e for e in events if e["action"] == "assign")
+    assert assign["data"] == {"node": "work", "assignee": "eng-zhao", "previous": "eng-li"}
 
     r = await stack.http.get("/tickets", params={"status": "closed", "assignee": "eng-zhao"}, headers=stack.as_actor("agent-wang"))
     assert tid in [i["id"] for i in r.json()["items"]]
@@ -94,11 +101,10 @@ async def test_unknown_ticket_and_unknown_action(stack):
 @pytest.mark.parametrize(
     "body, loc",
     [
-        ({"region": "east", "title": "x"}, ["body", "ticket_type"]),
-        ({"ticket_type": "repair", "region": "east", "title": ""}, ["body", "title"]),
-        ({"ticket_type": "repair", "region": "east", "title": "x", "priority": "asap"}, ["body", "priority"]),
-        ({"ticket_type": "repair", "region": "east", "title": "x", "colour": "red"}, ["body", "colour"]),
-        ({"ticket_type": "repair", "region": "mars", "title": "x"}, ["body", "region"]),
+        ({"ticket_type": "general", "region": "east", "title": ""}, ["body", "title"]),
+        ({"ticket_type": "general", "region": "east", "title": "x", "priority": "asap"}, ["body", "priority"]),
+        ({"ticket_type": "general", "region": "east", "title": "x", "colour": "red"}, ["body", "colour"]),
+        ({"ticket_type": "general", "region": "mars", "title": "x"}, ["body", "region"]),
         ({"ticket_type": "teleport", "region": "east", "title": "x"}, ["body", "ticket_type"]),
     ],
 )
@@ -129,7 +135,7 @@ async def test_malformed_action_bodies_are_422_and_change_nothing(stack):
     )
     assert r.status_code == 422
     t = (await stack.get(tid)).json()
-    assert (t["status"], t["seq"], len(t["events"])) == ("in_progress", 3, 3)
+    assert (t["status"], t["seq"], len(t["events"])) == ("in_progress", 4, 4)
 
 
 async def test_repeated_creation_returns_the_same_ticket(stack):

@@ -1,38 +1,86 @@
-from domain.lifecycle import TERMINAL, allowed_actions, next_status
-from models.ticket import Action, TicketStatus
+"""Allowed actions, who may take them, and the derived status — pure functions on a ticket state."""
 
-S, A = TicketStatus, Action
+from datetime import UTC, datetime
 
+import pytest
 
-def test_happy_path_walks_every_open_status():
-    status = S.NEW
-    for action, expected in [
-        (A.CLAIM, S.ASSIGNED),
-        (A.START, S.IN_PROGRESS),
-        (A.RESOLVE, S.RESOLVED),
-        (A.REOPEN, S.IN_PROGRESS),
-        (A.RESOLVE, S.RESOLVED),
-        (A.CLOSE, S.CLOSED),
-    ]:
-        status = next_status(status, action)
-        assert status == expected
+from domain.lifecycle import Refusal, allowed_actions, check_actor, derive_status, target_node
+from models.ticket import Action, ActorRef, NodeState, NodeStatus, Priority, TicketState, TicketStatus
+
+T0 = datetime(2026, 11, 24, 9, tzinfo=UTC)
+A, S = Action, TicketStatus
+ENG = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
+OTHER_ENG = ActorRef(id="eng-zhao", roles=["engineer"], regions=["east"])
+AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
+CUSTOMER = ActorRef(id="someone", roles=["channel"], regions=["*"])
 
 
-def test_terminal_statuses_allow_nothing():
-    assert TERMINAL == {S.CLOSED, S.CANCELLED}
-    for status in TERMINAL:
-        assert allowed_actions(status) == []
-        assert all(next_status(status, a) is None for a in A)
+def state(*nodes: NodeState, status: S = S.NEW) -> TicketState:
+    return TicketState(
+        ticket_id="T1",
+        ticket_type="general",
+        region="east",
+        priority=Priority.NORMAL,
+        title="t",
+        created_by="agent-wang",
+        created_at=T0,
+        updated_at=T0,
+        status=status,
+        active=[n.id for n in nodes],
+        nodes={n.id: n for n in nodes},
+    )
 
 
-def test_illegal_moves_are_refused():
-    assert next_status(S.NEW, A.RESOLVE) is None
-    assert next_status(S.IN_PROGRESS, A.CLOSE) is None
-    assert next_status(S.RESOLVED, A.CANCEL) is None  # resolved work is closed or reopened, not cancelled
-    assert next_status(S.ASSIGNED, A.CLAIM) is None
+def task(node_id="work", status=NodeStatus.OPEN, assignee=None, candidates="role:engineer") -> NodeState:
+    return NodeState(id=node_id, type="task", status=status, assignee=assignee, candidates=candidates, started_at=T0)
 
 
-def test_comment_keeps_status_and_allowed_actions_are_ordered():
-    for status in set(S) - TERMINAL:
-        assert next_status(status, A.COMMENT) == status
-    assert allowed_actions(S.NEW) == [A.CLAIM, A.ASSIGN, A.CANCEL, A.COMMENT]
+def test_status_follows_the_active_task():
+    assert derive_status(state(task()), reached_end=False) == S.NEW
+    assert derive_status(state(task(status=NodeStatus.ASSIGNED, assignee="eng-li")), False) == S.ASSIGNED
+    assert derive_status(state(task(status=NodeStatus.IN_PROGRESS, assignee="eng-li")), False) == S.IN_PROGRESS
+    assert derive_status(state(), reached_end=True) == S.RESOLVED
+    assert derive_status(state(status=S.CANCELLED), reached_end=True) == S.CANCELLED
+
+
+def test_allowed_actions_by_status_and_node():
+    assert allowed_actions(state(task())) == [A.CLAIM, A.ASSIGN, A.CANCEL, A.COMMENT]
+    assigned = state(task(status=NodeStatus.ASSIGNED, assignee="eng-li"), status=S.ASSIGNED)
+    assert allowed_actions(assigned) == [A.ASSIGN, A.START, A.CANCEL, A.COMMENT]
+    working = state(task(status=NodeStatus.IN_PROGRESS, assignee="eng-li"), status=S.IN_PROGRESS)
+    assert allowed_actions(working) == [A.ASSIGN, A.COMPLETE, A.RESOLVE, A.CANCEL, A.COMMENT]
+    assert allowed_actions(state(status=S.RESOLVED)) == [A.REOPEN, A.CLOSE, A.COMMENT]
+    assert allowed_actions(state(status=S.CLOSED)) == []
+
+
+def test_illegal_action_is_an_invalid_transition_naming_what_is_allowed():
+    with pytest.raises(Refusal) as err:
+        target_node(state(task()), A.RESOLVE, None)
+    assert err.value.kind == "invalid_transition"
+    assert err.value.details["allowed_actions"] == ["claim", "assign", "cancel", "comment"]
+
+
+def test_two_open_tasks_need_a_node_name():
+    s = state(task("restock", candidates="role:warehouse"), task("pickup", candidates="role:logistics"))
+    with pytest.raises(Refusal) as err:
+        target_node(s, A.CLAIM, None)
+    assert err.value.kind == "ambiguous" and err.value.details["nodes"] == ["restock", "pickup"]
+    assert target_node(s, A.CLAIM, "pickup").id == "pickup"
+
+
+def test_who_may_act():
+    open_task = task()
+    check_actor(state(open_task), A.CLAIM, ENG, open_task)  # has the role
+    with pytest.raises(Refusal, match="may not claim"):
+        check_actor(state(open_task), A.CLAIM, AGENT, open_task)
+    mine = task(status=NodeStatus.IN_PROGRESS, assignee="eng-li")
+    check_actor(state(mine), A.RESOLVE, ENG, mine)
+    with pytest.raises(Refusal) as err:
+        check_actor(state(mine), A.RESOLVE, OTHER_ENG, mine)
+    assert err.value.kind == "not_allowed"
+    check_actor(state(mine), A.ASSIGN, ENG, mine)  # the holder may delegate
+    check_actor(state(mine), A.ASSIGN, AGENT, mine)  # coordinators may reassign
+    with pytest.raises(Refusal):
+        check_actor(state(mine), A.ASSIGN, OTHER_ENG, mine)
+    with pytest.raises(Refusal):
+        check_actor(state(status=S.RESOLVED), A.CLOSE, CUSTOMER, None)

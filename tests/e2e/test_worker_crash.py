@@ -46,10 +46,12 @@ async def test_worker_killed_mid_ticket_loses_nothing(db, database_url, devserve
                 assert t["status"] == "closed"
                 assert [(e["seq"], e["action"]) for e in t["events"]] == [
                     (1, "created"),
-                    (2, "claim"),
-                    (3, "start"),
-                    (4, "resolve"),
-                    (5, "close"),
+                    (2, "task_opened"),
+                    (3, "claim"),
+                    (4, "start"),
+                    (5, "resolve"),
+                    (6, "resolved"),
+                    (7, "close"),
                 ]
             finally:
                 worker.send_signal(signal.SIGTERM)

@@ -1,0 +1,53 @@
+"""The catalog of activities a template's ``action`` node may call.
+
+A developer adds one module under ``activities/`` with a function like::
+
+    @ticket_activity("erp.create_purchase_order", "Raise a purchase order in the ERP")
+    async def create_purchase_order(request: PurchaseOrderIn) -> PurchaseOrderOut: ...
+
+Typed Pydantic input and output; the name is what templates use. Workers register every
+activity of every module in ``activities/`` automatically (``activities/registry.py``), and
+template validation rejects an action naming an activity that is not in the catalog.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_type_hints
+
+from pydantic import BaseModel
+from temporalio import activity
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    description: str
+    fn: Callable[..., Any]
+    input_model: type[BaseModel]
+    output_model: type[BaseModel] | None
+
+
+_CATALOG: dict[str, CatalogEntry] = {}
+
+
+def ticket_activity(name: str, description: str = "") -> Callable[[F], F]:
+    def register(fn: F) -> F:
+        hints = get_type_hints(fn)
+        params = [p for p in hints if p != "return"]
+        if len(params) != 1 or not issubclass(hints[params[0]], BaseModel):
+            raise TypeError(f"{name}: a ticket activity takes exactly one Pydantic model argument")
+        output = hints.get("return")
+        output_model = output if isinstance(output, type) and issubclass(output, BaseModel) else None
+        defined = activity.defn(name=name)(fn)
+        _CATALOG[name] = CatalogEntry(name, description or (fn.__doc__ or "").strip(), defined, hints[params[0]], output_model)
+        return defined
+
+    return register
+
+
+def catalog() -> dict[str, CatalogEntry]:
+    from activities import registry  # noqa: F401, PLC0415 - importing it discovers every module
+
+    return dict(_CATALOG)

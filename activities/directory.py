@@ -1,0 +1,30 @@
+"""Directory look-ups for the workflow: role or group members of a region, an actor's manager."""
+
+from sqlmodel import col, select
+from temporalio import activity
+
+from activities.resources import database
+from domain.access import can_access_region
+from models.directory import PeopleQuery, PeopleResult
+from models.tables import Actor
+from models.ticket import ActorRef
+
+
+@activity.defn(name="directory.resolve_people")
+async def resolve_people(query: PeopleQuery) -> PeopleResult:
+    async with database().session() as session:
+        if query.manager_of:
+            actor = await session.get(Actor, query.manager_of)
+            ids = [actor.manager_id] if actor is not None and actor.manager_id else []
+            return PeopleResult(ids=ids)
+        rows = (await session.exec(select(Actor).where(col(Actor.active)).order_by(col(Actor.id)))).all()
+    people = []
+    for a in rows:
+        if query.role and query.role not in a.roles:
+            continue
+        if query.group and query.group not in a.groups:
+            continue
+        if query.region and not can_access_region(ActorRef(id=a.id, regions=list(a.regions)), query.region):
+            continue
+        people.append(a.id)
+    return PeopleResult(ids=people)

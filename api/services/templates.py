@@ -1,0 +1,127 @@
+"""Templates: publish immutable versions, read them, import/export YAML, validate."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from activities.catalog import catalog
+from api.errors import Conflict, Forbidden, NotFound, ProblemList
+from domain.template_validation import ActivitySignature, Problem, validate_template
+from models.tables import Template
+from models.template import TemplateSpec, TemplateVersion
+from models.ticket import ActorRef
+
+AUTHORS = frozenset({"admin", "process_admin"})
+
+
+def activity_signatures() -> dict[str, ActivitySignature]:
+    out = {}
+    for name, entry in catalog().items():
+        fields = entry.input_model.model_fields
+        out[name] = ActivitySignature(
+            inputs=frozenset(fields),
+            required_inputs=frozenset(n for n, f in fields.items() if f.is_required()),
+            outputs=frozenset(entry.output_model.model_fields) if entry.output_model else None,
+        )
+    return out
+
+
+def check(spec: TemplateSpec) -> list[Problem]:
+    return validate_template(spec, activity_signatures())
+
+
+def _raise_problems(problems: list[Problem]) -> None:
+    if problems:
+        raise ProblemList([{"loc": ["body", *p.loc], "msg": p.msg, "type": p.type} for p in problems])
+
+
+def parse_yaml(text: str) -> TemplateSpec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProblemList([{"loc": ["body"], "msg": f"not valid YAML: {exc}", "type": "yaml_invalid"}]) from exc
+    try:
+        return TemplateSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ProblemList(
+            [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from exc
+
+
+def to_version(row: Template) -> TemplateVersion:
+    return TemplateVersion(key=row.key, version=row.version, spec=TemplateSpec.model_validate(row.spec))
+
+
+async def latest(session: AsyncSession, key: str) -> Template | None:
+    q = select(Template).where(Template.key == key).order_by(col(Template.version).desc()).limit(1)
+    return (await session.exec(q)).first()
+
+
+async def get_version(session: AsyncSession, key: str, version: int | None = None) -> TemplateVersion:
+    if version is None:
+        row = await latest(session, key)
+    else:
+        row = (await session.exec(select(Template).where(Template.key == key, Template.version == version))).first()
+    if row is None:
+        raise NotFound(f"template {key!r}" + (f" version {version}" if version else "") + " not found")
+    return to_version(row)
+
+
+async def publish(session: AsyncSession, actor: ActorRef, spec: TemplateSpec) -> tuple[TemplateVersion, bool]:
+    """Validate and publish as version N+1; the same spec as the latest version publishes nothing."""
+    if not set(actor.roles) & AUTHORS:
+        raise Forbidden("only admin or process_admin may publish templates")
+    _raise_problems(check(spec))
+    current = await latest(session, spec.key)
+    body = spec.model_dump(mode="json")
+    if current is not None and current.spec == body:
+        return to_version(current), False
+    row = Template(
+        key=spec.key,
+        version=(current.version if current else 0) + 1,
+        name=spec.name,
+        spec=body,
+        created_by=actor.id,
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict(f"another version of {spec.key!r} was published at the same moment; retry") from exc
+    return to_version(row), True
+
+
+async def list_latest(session: AsyncSession) -> list[dict[str, Any]]:
+    newest = select(Template.key, func.max(Template.version).label("v")).group_by(Template.key).subquery()
+    q = select(Template).join(newest, (Template.key == newest.c.key) & (Template.version == newest.c.v))
+    rows = (await session.exec(q.order_by(Template.key))).all()
+    return [_summary(r) for r in rows]
+
+
+async def list_versions(session: AsyncSession, key: str) -> list[dict[str, Any]]:
+    rows = (await session.exec(select(Template).where(Template.key == key).order_by(col(Template.version)))).all()
+    if not rows:
+        raise NotFound(f"template {key!r} not found")
+    return [_summary(r) for r in rows]
+
+
+def _summary(r: Template) -> dict[str, Any]:
+    return {"key": r.key, "version": r.version, "name": r.name, "created_by": r.created_by, "created_at": r.created_at}
+
+
+async def all_latest_specs(session: AsyncSession) -> list[TemplateVersion]:
+    newest = select(Template.key, func.max(Template.version).label("v")).group_by(Template.key).subquery()
+    q = select(Template).join(newest, (Template.key == newest.c.key) & (Template.version == newest.c.v))
+    return [to_version(r) for r in (await session.exec(q)).all()]
+
+
+def export_yaml(version: TemplateVersion) -> str:
+    return yaml.safe_dump(version.spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True)

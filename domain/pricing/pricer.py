@@ -1,0 +1,114 @@
+"""``LinePricer``: turns a priced quantity or a percentage into a finished statement line —
+converted into the billing currency, rounded once, taxed per line."""
+
+from decimal import Decimal
+
+from models.pricing import (
+    CurrencySpec,
+    ExchangeRate,
+    LineKind,
+    RateSnapshot,
+    StatementLine,
+    TaxMode,
+    TaxRule,
+    trusted_builder,
+)
+
+from .errors import PricingError
+from .errors import PricingErrorCode as E
+from .money import HUNDRED, HUNDREDTH, ONE, ZERO, round_ratio
+
+_line = trusted_builder(StatementLine)
+KINDS = tuple(LineKind)
+
+
+class LinePricer:
+    """Builds the lines of one request: knows the billing currency's rounding, the
+    price-list → billing rate (``None``: same currency) and the region's tax, and keeps the
+    running amount and tax per kind of line."""
+
+    __slots__ = ("spec", "quantum", "rounding", "rate", "used", "tax_percent", "tax_inclusive", "tax_rate",
+                 "amounts", "taxes")
+
+    def __init__(self, spec: CurrencySpec, rate: Decimal | None, used: tuple[ExchangeRate, ...], tax: TaxRule) -> None:
+        self.spec = spec
+        self.quantum, self.rounding = spec.quantum, spec.rounding
+        self.rate = rate
+        self.used = used
+        self.tax_percent = tax.percent
+        self.tax_inclusive = tax.mode == TaxMode.INCLUSIVE
+        self.tax_rate = tax.percent * HUNDREDTH
+        zero = ZERO.quantize(spec.quantum)  # 0.00: sums show the currency's places even when empty
+        self.amounts = dict.fromkeys(KINDS, zero)  # Σ amount per kind so far
+        self.taxes = dict.fromkeys(KINDS, zero)  # Σ tax per kind so far
+
+    def priced(self, kind: LineKind, code: str, description: str, quantity: Decimal, unit: str,
+               list_price: Decimal, rule: str) -> StatementLine:
+        """``quantity`` × ``list_price`` converted to the billing currency, rounded."""
+        if self.rate is None:
+            unit_price, listed = list_price, None
+        else:
+            unit_price, listed = list_price * self.rate, list_price
+        amount = (quantity * unit_price).quantize(self.quantum, self.rounding)
+        return self.line(kind, code, description, quantity, unit, unit_price, amount, rule, None, None, listed)
+
+    def percent(self, kind: LineKind, code: str, description: str, percent: Decimal, base: Decimal,
+                rule: str, negate: bool = False) -> StatementLine:
+        """``percent`` % of ``base`` (already in the billing currency), rounded; a discount
+        is ``negate``d. Quantity 1 and unit price = amount."""
+        amount = (base * percent * HUNDREDTH).quantize(self.quantum, self.rounding)
+        if negate:
+            amount = ZERO - amount  # never -0.00
+        return self.line(kind, code, description, ONE, "", amount, amount, rule, percent, base, None)
+
+    def convert(self, list_amount: Decimal) -> Decimal:
+        """A price-list amount in the billing currency, rounded."""
+        value = list_amount if self.rate is None else list_amount * self.rate
+        return value.quantize(self.quantum, self.rounding)
+
+    def line(self, kind: LineKind, code: str, description: str, quantity: Decimal, unit: str,
+             unit_price: Decimal, amount: Decimal, rule: str, percent: Decimal | None,
+             base: Decimal | None, list_unit_price: Decimal | None) -> StatementLine:
+        """The finished line with its tax, rounded per line.
+
+        Exclusive: ``tax = amount × p/100``, ``gross = amount + tax``.
+        Inclusive: ``amount`` is gross; ``tax = amount × p/(100+p)``, ``net = amount − tax``."""
+        if self.tax_inclusive:
+            tax = round_ratio(amount * self.tax_percent, HUNDRED + self.tax_percent, self.spec)
+            net, gross = amount - tax, amount
+        else:
+            tax = (amount * self.tax_rate).quantize(self.quantum, self.rounding)
+            net, gross = amount, amount + tax
+        self.amounts[kind] += amount
+        self.taxes[kind] += tax
+        return _line({
+            "kind": kind, "code": code, "description": description, "quantity": quantity, "unit": unit,
+            "unit_price": unit_price, "amount": amount, "rule": rule, "percent": percent, "base": base,
+            "list_unit_price": list_unit_price, "net": net, "tax": tax, "gross": gross,
+        })
+
+
+def line_pricer(source: str, spec: CurrencySpec, snapshot: RateSnapshot | None, tax: TaxRule) -> LinePricer:
+    """The pricer for one request: finds the price-list → billing rate in the snapshot."""
+    rate, used = _rate(source, spec.code, snapshot)
+    return LinePricer(spec, rate, used, tax)
+
+
+def _rate(source: str, target: str, snapshot: RateSnapshot | None) -> tuple[Decimal | None, tuple[ExchangeRate, ...]]:
+    """The snapshot's ``source`` → ``target`` rate (``None`` for the same currency)."""
+    if source == target:
+        return None, ()
+    chosen: ExchangeRate | None = None
+    for i, r in enumerate(snapshot.rates if snapshot is not None else ()):
+        if r.base != source or r.quote != target:
+            continue
+        if chosen is None:
+            if r.rate <= ZERO:
+                raise PricingError(E.BAD_RATE, f"rate {r.rate} is not positive", f"request.rates.rates[{i}].rate")
+            chosen = r
+        elif r.rate != chosen.rate:
+            raise PricingError(E.BAD_RATE, f"the snapshot has two different {source}→{target} rates",
+                               f"request.rates.rates[{i}]")
+    if chosen is None:
+        raise PricingError(E.MISSING_RATE, f"the rate snapshot has no {source}→{target} rate", "request.rates")
+    return chosen.rate, (chosen,)

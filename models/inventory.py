@@ -1,0 +1,318 @@
+"""Inventory data shapes: activity payloads (plain Pydantic, the only inventory shapes that travel
+through Temporal), the HTTP schemas of /inventory, and the demo catalog and stock.
+
+The tables are in ``models/inventory_tables.py``.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.db import Database, upsert_statement
+from models.inventory_tables import Part, StockLevel, StockMovement, Warehouse
+
+# Ticket and node ids go into ledger idempotency keys ``<ticket>:<node>:<line>.<allocation>:<kind>``.
+_KEY_PART = r"^[^:\s]+$"
+
+
+class MovementKind(StrEnum):
+    RECEIPT = "receipt"  # on_hand += quantity
+    RESERVATION = "reservation"  # reserved += quantity
+    RELEASE = "release"  # reserved -= quantity
+    CONSUMPTION = "consumption"  # on_hand -= quantity, reserved -= quantity
+    ADJUSTMENT = "adjustment"  # on_hand += quantity (signed: a stock count correction)
+    TRANSFER = "transfer"  # on_hand += quantity (signed: one row out, one row in)
+
+
+class WarehouseKind(StrEnum):
+    REGIONAL = "regional"
+    PROJECT = "project"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# ============================================================================================
+# Activity payloads: inventory.reserve / inventory.consume / inventory.release
+# ============================================================================================
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Location(_Payload):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class PartLine(_Payload):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0, description="Whole units of the part's unit.")
+
+
+class ReserveInput(_Payload):
+    """Reserve ``lines`` for a ticket. Idempotent by (ticket_id, node_id): once a reservation for
+    them has committed, calling again returns the same result and moves nothing."""
+
+    ticket_id: str = Field(min_length=1, max_length=64, pattern=_KEY_PART)
+    node_id: str = Field(min_length=1, max_length=100, pattern=_KEY_PART)
+    region: str = Field(min_length=1, max_length=32)
+    location: Location | None = Field(default=None, description="Site of the work: nearest warehouse first.")
+    lines: list[PartLine] = Field(min_length=1, max_length=100)
+    allow_partial: bool = Field(
+        default=False,
+        description="True: split lines across warehouses and reserve what there is. "
+        "False: all or nothing, each line whole from one warehouse.",
+    )
+    warehouses: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only these warehouses (e.g. a project's virtual stock). "
+        "Default: every regional warehouse of the region.",
+    )
+
+
+class ReservationStatus(StrEnum):
+    RESERVED = "reserved"  # every line in full
+    PARTIAL = "partial"  # some reserved (allow_partial only), see shortages
+    INSUFFICIENT = "insufficient"  # nothing reserved, see shortages
+
+
+class Allocation(_Payload):
+    line: int  # index into ReserveInput.lines
+    sku: str
+    warehouse: str
+    quantity: int
+
+
+class Shortage(_Payload):
+    line: int
+    sku: str
+    requested: int
+    missing: int
+
+
+class ReserveResult(_Payload):
+    ticket_id: str
+    node_id: str
+    status: ReservationStatus
+    allocations: list[Allocation] = Field(default_factory=list)
+    shortages: list[Shortage] = Field(default_factory=list)
+
+
+class UsedPart(_Payload):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=0)
+
+
+class ConsumeInput(_Payload):
+    """Turn the reservation made at ``node_id`` into consumption of what was ``used``; whatever
+    was reserved and not used goes back to stock. Using more than reserved is the non-retryable
+    ``ConsumptionExceedsReservation``. Idempotent by (ticket_id, node_id)."""
+
+    ticket_id: str = Field(min_length=1, max_length=64, pattern=_KEY_PART)
+    node_id: str = Field(min_length=1, max_length=100, pattern=_KEY_PART, description="The reserve_parts node.")
+    used: list[UsedPart] = Field(default_factory=list, max_length=100)
+
+
+class StockQuantity(_Payload):
+    sku: str
+    warehouse: str
+    quantity: int
+
+
+class ConsumeResult(_Payload):
+    """Totals in the ledger for the reservation: consumed, and released back to stock."""
+
+    ticket_id: str
+    node_id: str
+    consumed: list[StockQuantity] = Field(default_factory=list)
+    released: list[StockQuantity] = Field(default_factory=list)
+
+
+class ReleaseInput(_Payload):
+    """Release what is still reserved for the ticket (``node_id=None``: every node) — the
+    cancel compensation. Idempotent; releasing nothing is fine."""
+
+    ticket_id: str = Field(min_length=1, max_length=64, pattern=_KEY_PART)
+    node_id: str | None = Field(default=None, max_length=100, pattern=_KEY_PART)
+
+
+class NodeStockQuantity(StockQuantity):
+    node_id: str
+
+
+class ReleaseResult(_Payload):
+    """Totals released back to stock for the ticket (or node) in the ledger; nothing is reserved
+    for it afterwards."""
+
+    ticket_id: str
+    node_id: str | None
+    released: list[NodeStockQuantity] = Field(default_factory=list)
+
+
+# ============================================================================================
+# HTTP schemas: /inventory
+# ============================================================================================
+
+
+class ReceiptCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    warehouse: str = Field(min_length=1, max_length=32, examples=["WH-SH-PD"])
+    sku: str = Field(min_length=1, max_length=64, examples=["FAN-CMP-120"])
+    quantity: int = Field(gt=0, le=1_000_000)
+    note: str = Field(default="", max_length=500)
+
+
+class StockLevelOut(BaseModel):
+    warehouse: str
+    region: str
+    sku: str
+    part_name: str
+    unit: str
+    on_hand: int
+    reserved: int
+    available: int
+    reorder_point: int
+    low: bool
+    updated_at: datetime
+
+
+class StockPage(BaseModel):
+    items: list[StockLevelOut]
+    next_offset: int | None = Field(description="Pass as offset for the next page; null at the end.")
+
+
+class MovementOut(BaseModel):
+    id: int
+    idempotency_key: str
+    kind: MovementKind
+    warehouse: str
+    sku: str
+    quantity: int
+    ticket_id: str | None
+    node_id: str | None
+    line: int | None
+    allocation: int | None
+    actor_id: str | None
+    at: datetime
+    note: str
+
+
+class MovementPage(BaseModel):
+    items: list[MovementOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next (older) page; null at the end.")
+
+
+class ReceiptOut(BaseModel):
+    movement: MovementOut
+    stock: StockLevelOut
+
+
+class AlertOut(BaseModel):
+    id: int
+    warehouse: str
+    region: str
+    sku: str
+    part_name: str
+    status: AlertStatus
+    reorder_point: int
+    available_at_open: int
+    suggested_qty: int = Field(description="Reorder suggestion: up to reorder_point + the part's reorder_qty.")
+    opened_at: datetime
+    closed_at: datetime | None
+    available_at_close: int | None
+    notified_at: datetime | None
+
+
+class AlertPage(BaseModel):
+    items: list[AlertOut]
+    next_offset: int | None
+
+
+class PartOut(BaseModel):
+    sku: str
+    name: str
+    unit: str
+    unit_price: Decimal = Field(description="Sent as a string: exact decimal.")
+    currency: str
+    reorder_point: int
+    reorder_qty: int
+
+
+class WarehouseOut(BaseModel):
+    code: str
+    name: str
+    region: str
+    kind: WarehouseKind
+    lat: float
+    lon: float
+
+
+# ============================================================================================
+# Demo catalog and stock (``make run``)
+# ============================================================================================
+
+DEMO_PARTS = [
+    Part(sku="FAN-CMP-120", name="Compressor cooling fan 120 mm", unit="pcs", unit_price=Decimal("185.00"),
+         currency="CNY", reorder_point=5, reorder_qty=20),
+    Part(sku="SNS-TEMP-PT100", name="Temperature sensor PT100", unit="pcs", unit_price=Decimal("68.50"),
+         currency="CNY", reorder_point=10, reorder_qty=50),
+    Part(sku="SEAL-DOOR-1800", name="Refrigerator door seal 1.8 m", unit="pcs", unit_price=Decimal("42.00"),
+         currency="CNY", reorder_point=8, reorder_qty=30),
+    Part(sku="RLY-START-220", name="Compressor start relay 220 V", unit="pcs", unit_price=Decimal("23.80"),
+         currency="CNY", reorder_point=6, reorder_qty=24),
+]
+
+DEMO_WAREHOUSES = [
+    Warehouse(code="WH-SH-PD", name="Shanghai Pudong", region="east", kind="regional", lat=31.2215, lon=121.5440),
+    Warehouse(code="WH-SH-JD", name="Shanghai Jiading", region="east", kind="regional", lat=31.3747, lon=121.2655),
+    Warehouse(code="WH-SZ-NS", name="Shenzhen Nanshan", region="south", kind="regional", lat=22.5333, lon=113.9304),
+    Warehouse(code="WH-SZ-LG", name="Shenzhen Longgang", region="south", kind="regional", lat=22.7208, lon=114.2466),
+]
+
+# (warehouse, sku, quantity received once at load)
+DEMO_STOCK = [
+    ("WH-SH-PD", "FAN-CMP-120", 12), ("WH-SH-PD", "SNS-TEMP-PT100", 40), ("WH-SH-PD", "SEAL-DOOR-1800", 25),
+    ("WH-SH-JD", "FAN-CMP-120", 8), ("WH-SH-JD", "SNS-TEMP-PT100", 15), ("WH-SH-JD", "RLY-START-220", 30),
+    ("WH-SZ-NS", "FAN-CMP-120", 10), ("WH-SZ-NS", "SEAL-DOOR-1800", 20), ("WH-SZ-NS", "RLY-START-220", 18),
+    ("WH-SZ-LG", "FAN-CMP-120", 6), ("WH-SZ-LG", "SNS-TEMP-PT100", 30), ("WH-SZ-LG", "SEAL-DOOR-1800", 12),
+]
+
+
+async def load_demo_inventory(db: Database) -> None:
+    """Parts and warehouses are inserted or brought back to these values; each demo stock
+    quantity is received once, as a ledger receipt (key ``demo:<warehouse>:<sku>``), so running
+    this again adds nothing. Needs the demo regions (``models.demo.load``) first."""
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        for row in [*DEMO_PARTS, *DEMO_WAREHOUSES]:
+            await session.merge(row.model_copy())
+        await session.flush()
+        conn = await session.connection()
+        dialect = conn.dialect.name
+        level = StockLevel.__table__
+        for warehouse, sku, qty in DEMO_STOCK:
+            receipt = (
+                upsert_statement(dialect, StockMovement.__table__)
+                .values(idempotency_key=f"demo:{warehouse}:{sku}", kind=MovementKind.RECEIPT.value,
+                        warehouse=warehouse, sku=sku, quantity=qty, actor_id="demo", at=now, note="demo stock")
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(StockMovement.__table__.c.id)
+            )
+            if (await conn.execute(receipt)).first() is None:
+                continue  # received on an earlier run
+            add = upsert_statement(dialect, level).values(warehouse=warehouse, sku=sku, on_hand=qty, reserved=0,
+                                                          updated_at=now)
+            add = add.on_conflict_do_update(
+                index_elements=["warehouse", "sku"],
+                set_={"on_hand": level.c.on_hand + add.excluded.on_hand, "updated_at": add.excluded.updated_at},
+            )
+            await conn.execute(add)
+        await session.commit()

@@ -1,0 +1,265 @@
+"""Process templates: a ticket type as data — form fields, nodes, transitions, assignees, SLA.
+
+A template is validated when saved (domain/template_validation.py) and published as an
+immutable version; a ticket carries the whole definition of the version it started with.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.common import Priority
+
+IDENT = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- form fields ---
+
+
+class FieldType(StrEnum):
+    TEXT = "text"
+    LONG_TEXT = "long_text"
+    NUMBER = "number"
+    MONEY = "money"
+    ENUM = "enum"
+    MULTI_ENUM = "multi_enum"
+    DATE = "date"
+    DATETIME = "datetime"
+    BOOLEAN = "boolean"
+    PHONE = "phone"
+    EMAIL = "email"
+    LOCATION = "location"
+    FILE = "file"
+
+
+class FormField(_Spec):
+    name: str = Field(pattern=IDENT)
+    label: str = ""
+    type: FieldType
+    required: bool = False
+    default: Any = None
+    options: list[str] | None = None  # enum / multi_enum
+    min: Decimal | None = None  # number / money: value; text: length
+    max: Decimal | None = None
+    pattern: str | None = None  # text: a regular expression the whole value must match
+    currency: str | None = None  # money: the only accepted currency (None: any ISO code)
+    # Roles that may see / edit the field; empty means everybody.
+    visible_to: list[str] = Field(default_factory=list)
+    editable_by: list[str] = Field(default_factory=list)
+
+
+# --- people ---
+
+
+class AssigneeRule(_Spec):
+    """Who works on a task: exactly one of user / role / group, then ordered backups (user ids)."""
+
+    user: str | None = None
+    role: str | None = None
+    group: str | None = None
+    backups: list[str] = Field(default_factory=list)
+
+
+class ApproverRule(_Spec):
+    """One approval level's approvers: a user, everyone with a role, or the manager of someone."""
+
+    user: str | None = None
+    role: str | None = None
+    # "requester" (the ticket's creator) or a form field holding an actor id.
+    manager_of: str | None = None
+
+
+class SLA(_Spec):
+    """Targets in business time of the ticket's region (used by the SLA timers)."""
+
+    response: timedelta | None = None
+    resolution: timedelta | None = None
+
+
+# --- nodes ---
+
+
+class _Node(_Spec):
+    id: str = Field(pattern=IDENT)
+    name: str = ""
+
+
+class TaskNode(_Node):
+    type: Literal["task"] = "task"
+    assignee: AssigneeRule
+    # Fields this task may edit, and those that must have a value before it completes.
+    form: list[str] = Field(default_factory=list)
+    required: list[str] = Field(default_factory=list)
+    sla: SLA | None = None
+    next: str
+
+
+class Quorum(StrEnum):
+    ANY = "any"
+    ALL = "all"
+    N_OF_M = "n_of_m"
+
+
+class ApprovalLevel(_Spec):
+    name: str
+    approvers: ApproverRule
+    quorum: Quorum = Quorum.ANY
+    n: int | None = Field(default=None, ge=1)  # for n_of_m
+    # The level applies only when this expression holds (e.g. amount > 10000).
+    when: str | None = None
+    timeout: timedelta | None = None
+
+
+class ApprovalNode(_Node):
+    type: Literal["approval"] = "approval"
+    levels: list[ApprovalLevel] = Field(min_length=1)
+    on_reject: str
+    next: str
+
+
+class Branch(_Spec):
+    name: str
+    start: str  # the branch's first node; the branch ends when it reaches the parallel node's `next`
+
+
+class ParallelNode(_Node):
+    type: Literal["parallel"] = "parallel"
+    branches: list[Branch] = Field(min_length=2)
+    join: Literal["all", "any"] = "all"
+    next: str  # the join point
+
+
+class Condition(_Spec):
+    when: str
+    to: str
+
+
+class GatewayNode(_Node):
+    type: Literal["gateway"] = "gateway"
+    conditions: list[Condition] = Field(min_length=1)
+    default: str | None = None  # required: validation reports a gateway without one
+
+
+class WaitNode(_Node):
+    type: Literal["wait"] = "wait"
+    duration: timedelta | None = None
+    signal: str | None = None  # wait until this event arrives (and at most `duration`)
+    next: str
+
+
+class NotifyNode(_Node):
+    type: Literal["notify"] = "notify"
+    event: str
+    recipients: list[str] = Field(default_factory=list)  # actor ids, "role:x", "assignee", "requester"
+    urgency: Literal["low", "normal", "high", "critical"] = "normal"
+    next: str
+
+
+class ActionNode(_Node):
+    """Call any registered activity; inputs are expressions over the ticket, outputs write fields."""
+
+    type: Literal["action"] = "action"
+    activity: str
+    inputs: dict[str, str] = Field(default_factory=dict)  # activity input field → expression
+    outputs: dict[str, str] = Field(default_factory=dict)  # form field → activity output field
+    timeout: timedelta = timedelta(minutes=5)
+    next: str
+
+
+class PartLine(_Spec):
+    sku: str
+    quantity: int = Field(ge=1)
+
+
+class SettleNode(_Node):
+    type: Literal["settle"] = "settle"
+    next: str
+
+
+class ReservePartsNode(_Node):
+    type: Literal["reserve_parts"] = "reserve_parts"
+    parts_field: str | None = None  # a field listing parts, else `parts`
+    parts: list[PartLine] = Field(default_factory=list)
+    allow_partial: bool = False
+    on_insufficient: str | None = None
+    next: str
+
+
+class ConsumePartsNode(_Node):
+    type: Literal["consume_parts"] = "consume_parts"
+    reservation: str  # the reserve_parts node whose reservation is consumed
+    next: str
+
+
+class EndNode(_Node):
+    type: Literal["end"] = "end"
+
+
+Node = Annotated[
+    TaskNode
+    | ApprovalNode
+    | ParallelNode
+    | GatewayNode
+    | WaitNode
+    | NotifyNode
+    | ActionNode
+    | SettleNode
+    | ReservePartsNode
+    | ConsumePartsNode
+    | EndNode,
+    Field(discriminator="type"),
+]
+
+
+# --- classification ---
+
+
+class ClassificationRule(_Spec):
+    """Pick this template (and a priority) for a ticket created without an explicit type."""
+
+    channels: list[str] = Field(default_factory=list)  # any of; empty = every channel
+    keywords: list[str] = Field(default_factory=list)  # any of, in title or description
+    when: str | None = None  # an expression over the submitted form values
+    priority: Priority | None = None
+    rank: int = 100  # lower wins when several templates match
+
+
+class TemplateSpec(_Spec):
+    """What an author writes (YAML or JSON)."""
+
+    key: str = Field(pattern=IDENT)
+    name: str
+    description: str = ""
+    default_priority: Priority = Priority.NORMAL
+    fields: list[FormField] = Field(default_factory=list)
+    start: str
+    nodes: list[Node] = Field(min_length=1)
+    sla: dict[Priority, SLA] = Field(default_factory=dict)
+    classification: list[ClassificationRule] = Field(default_factory=list)
+
+    def node(self, node_id: str) -> Any:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def field(self, name: str) -> FormField | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+
+class TemplateVersion(BaseModel):
+    """A published, immutable version (what tickets pin)."""
+
+    key: str
+    version: int
+    spec: TemplateSpec

@@ -1,0 +1,21 @@
+"""Node interpreters: one module per node type, each ``async def run(wf, node, branch) -> next node id``.
+
+They are deterministic workflow code (called from TicketWorkflow), never I/O.
+"""
+
+from workflows.nodes import action, approval, gateway, notify, parallel, stock, task, wait
+
+END = "$end"
+
+HANDLERS = {
+    "task": task.run,
+    "approval": approval.run,
+    "parallel": parallel.run,
+    "gateway": gateway.run,
+    "wait": wait.run,
+    "notify": notify.run,
+    "action": action.run,
+    "settle": stock.settle,
+    "reserve_parts": stock.reserve_parts,
+    "consume_parts": stock.consume_parts,
+}

@@ -1,0 +1,31 @@
+"""``action``: call any registered activity by name; inputs are expressions, outputs become fields."""
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from domain.expressions import evaluate
+    from models.template import ActionNode, FieldType
+    from models.ticket import SYSTEM, NodeStatus
+
+
+async def run(wf, node: ActionNode, branch: str | None) -> str:
+    state, _ = wf.open_node(node, branch, NodeStatus.WAITING)
+    types = {**wf._types, "ticket_id": FieldType.TEXT}
+    values = wf.values()
+    args = {name: evaluate(expr, types, values) for name, expr in node.inputs.items()}
+    result = await workflow.execute_activity(
+        node.activity,
+        args,
+        start_to_close_timeout=node.timeout,
+        retry_policy=RetryPolicy(maximum_attempts=10),
+        activity_id=f"{node.id}-{len(wf.state.path)}",
+        summary=f"{node.id}: {node.activity}",
+    )
+    result = result if isinstance(result, dict) else {}
+    written = {field: result.get(out) for field, out in node.outputs.items()}
+    wf.state.fields = {**wf.state.fields, **written}
+    state.result = result
+    wf.close_node(state, "done")
+    await wf.record("action", SYSTEM, {"node": node.id, "activity": node.activity, "fields": written})
+    return node.next

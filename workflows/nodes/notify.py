@@ -1,0 +1,49 @@
+"""``notify``: tell people something happened (through the notify.send activity and its outbox)."""
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from models.template import NotifyNode
+    from models.ticket import SYSTEM, NodeStatus
+
+
+def recipients(wf, wanted: list[str]) -> list[str]:
+    out: list[str] = []
+    for r in wanted:
+        if r == "requester":
+            out.append(wf.state.created_by)
+        elif r == "assignee":
+            out += [wf.state.nodes[n].assignee for n in wf.state.active if wf.state.nodes[n].assignee]
+            if wf.state.assignee:
+                out.append(wf.state.assignee)
+        else:
+            out.append(r)
+    return list(dict.fromkeys(o for o in out if o))
+
+
+async def run(wf, node: NotifyNode, branch: str | None) -> str:
+    state, _ = wf.open_node(node, branch, NodeStatus.WAITING)
+    to = recipients(wf, node.recipients)
+    await send(wf, node.id, node.event, node.urgency, to)
+    wf.close_node(state, "sent")
+    await wf.record("notified", SYSTEM, {"node": node.id, "event": node.event, "to": to})
+    return node.next
+
+
+async def send(wf, node_id: str, event: str, urgency: str, to: list[str], text: str | None = None) -> None:
+    s = wf.state
+    amount = s.fields.get("amount")
+    payload = {
+        "dedup_key": f"{s.ticket_id}:{node_id}:{event}:{len(s.path)}",
+        "event": event,
+        "urgency": urgency,
+        "ticket": {"id": s.ticket_id, "title": s.title, "region": s.region, "priority": s.priority.value, "status": s.status.value},
+        "recipients": to,
+        "text": text,
+        **({"amount": str(amount["amount"]), "currency": amount.get("currency")} if isinstance(amount, dict) else {}),
+    }
+    await workflow.execute_activity(
+        "notify.send", payload, start_to_close_timeout=timedelta(minutes=2), summary=f"notify {event} → {', '.join(to)}"
+    )

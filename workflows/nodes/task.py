@@ -1,0 +1,23 @@
+"""``task``: human work. Waits until the assignee completes it (claim/assign/start/complete are Updates)."""
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from models.template import TaskNode
+    from models.ticket import SYSTEM, NodeStatus
+
+
+async def run(wf, node: TaskNode, branch: str | None) -> str:
+    rule = node.assignee
+    user = wf.state.created_by if rule.user == "requester" else rule.user
+    if user:
+        candidates, assignee, status = f"user:{user}", user, NodeStatus.ASSIGNED
+    else:
+        candidates = f"role:{rule.role}" if rule.role else f"group:{rule.group}"
+        assignee, status = None, NodeStatus.OPEN
+    state, new = wf.open_node(node, branch, status, assignee=assignee, candidates=candidates, backups=rule.backups)
+    if new:
+        data = {"node": node.id, "candidates": candidates, **({"assignee": assignee} if assignee else {})}
+        await wf.record("task_opened", SYSTEM, data, **({"assignee": assignee} if assignee else {}))
+    await wf.wait(lambda: state.status in (NodeStatus.DONE, NodeStatus.CANCELLED))
+    return node.next
