@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -179,12 +180,15 @@ class _Rollback(Exception):
         self.result = result
 
 
-def _transient(exc: DBAPIError) -> bool:
+def _transient(exc: DBAPIError | psycopg.Error) -> bool:
     """Worth running the whole transaction again: a deadlock or serialization failure, or a
-    ledger key another attempt committed first (the next run finds its rows)."""
-    if isinstance(exc, IntegrityError):
-        return "idempotency_key" in str(exc.orig)
-    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+    ledger key another attempt committed first (the next run finds its rows). ``exc`` comes
+    through SQLAlchemy, or straight from psycopg on the hot path."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == "23505" or isinstance(exc, IntegrityError):  # unique violation
+        return "idempotency_key" in str(orig)
+    return sqlstate in ("40P01", "40001")  # deadlock detected, serialization failure
 
 
 def _lock_key(ticket_id: str) -> str:
@@ -210,7 +214,7 @@ async def in_ticket_transaction(
                 return await work(conn)
         except _Rollback as rollback:
             return rollback.result
-        except DBAPIError as exc:
+        except (DBAPIError, psycopg.Error) as exc:
             if attempt == _TXN_ATTEMPTS or not _transient(exc):
                 raise
             await asyncio.sleep(0.005 * attempt)

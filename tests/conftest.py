@@ -154,6 +154,7 @@ class Stack:
 
     async def create(self, actor: str = "agent-wang", **body) -> httpx.Response:
         payload = {"ticket_type": "general", "region": "east", "title": "Compressor #3 overheating", **body}
+        payload = {k: v for k, v in payload.items() if v is not None}
         headers = self.as_actor(actor)
         if key := payload.pop("idempotency_key", None):
             headers["Idempotency-Key"] = key

@@ -12,7 +12,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import resources
+from activities import notify, resources
 from activities.registry import ACTIVITIES
 from models.db import Database
 from models.settings import Settings, get_settings
@@ -36,6 +36,7 @@ def build_worker(client: Client, settings: Settings, task_queue: str | None = No
 async def run_worker(settings: Settings) -> None:
     db = Database(settings.database_url)
     resources.use_database(db)
+    notify.configure(settings)
     client = await connect(settings.temporal_address, settings.temporal_namespace, settings.temporal_connect_timeout_s)
     worker = build_worker(client, settings)
 

@@ -124,4 +124,10 @@ async def all_latest_specs(session: AsyncSession) -> list[TemplateVersion]:
 
 
 def export_yaml(version: TemplateVersion) -> str:
-    return yaml.safe_dump(version.spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True)
+    """Compact YAML (defaults left out, but every node keeps its ``type``) that imports back."""
+    data = version.spec.model_dump(mode="json", exclude_defaults=True)
+    data["nodes"] = [
+        {"id": node.id, "type": node.type, **{k: v for k, v in dumped.items() if k not in ("id", "type")}}
+        for node, dumped in zip(version.spec.nodes, data["nodes"], strict=True)
+    ]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

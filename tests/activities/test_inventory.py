@@ -382,6 +382,23 @@ async def test_checks_forbid_negative_or_over_reserved_stock_and_prices_stay_exa
         assert part is not None and part.unit_price == price and isinstance(part.unit_price, Decimal)
 
 
+def test_which_database_errors_run_the_transaction_again():
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from activities.inventory import _transient
+
+    key_taken = psycopg.errors.UniqueViolation(
+        'duplicate key value violates unique constraint "stock_movement_idempotency_key_key"')
+    assert _transient(key_taken)  # straight from psycopg (the PostgreSQL hot path)
+    assert _transient(IntegrityError("INSERT …", {}, key_taken))  # through SQLAlchemy
+    assert _transient(psycopg.errors.DeadlockDetected("deadlock detected"))
+    assert _transient(psycopg.errors.SerializationFailure("could not serialize access"))
+    assert not _transient(psycopg.errors.CheckViolation('violates check constraint "ck_stock_level_on_hand"'))
+    assert not _transient(psycopg.errors.UniqueViolation('duplicate key value violates "part_pkey"'))
+    assert not _transient(OperationalError("SELECT 1", {}, Exception("database is locked")))
+
+
 # --- concurrency (PostgreSQL: SQLite serializes every writer, so there is no race to win) ---
 
 
@@ -502,3 +519,33 @@ async def test_demo_inventory_loads_once_and_balances_match_the_ledger(db: Datab
             assert level.on_hand >= 0 and 0 <= level.reserved <= level.on_hand
         fan = await s.get(Part, "FAN-CMP-120")
         assert fan is not None and fan.unit_price == Decimal("185.0000")
+
+
+async def test_a_retry_racing_its_first_attempt_is_caught_by_the_guard_or_the_ledger_key(db: Database, monkeypatch):
+    """PostgreSQL takes the ticket lock inside the first candidate read, whose snapshot may predate
+    a concurrent attempt's commit (a stale ``done``). Replay exactly that: the guard on the take,
+    or (guard removed) the unique ledger key plus a new transaction, still move stock once."""
+    needs_postgres(db)
+    w = await world(db, {"PD": PUDONG}, {"FAN": (0, 0)}, {("PD", "FAN"): 10})
+    real_rows = inventory._pg_rows
+    stale = {"reads": 0}
+
+    async def first_read_is_stale(driver, sql, params):
+        rows = await real_rows(driver, sql, params)
+        if "pg_advisory_xact_lock" in sql and stale["reads"]:
+            stale["reads"] -= 1
+            rows = [r._replace(done=False) for r in rows]
+        return rows
+
+    monkeypatch.setattr(inventory, "_pg_rows", first_read_is_stale)
+    for guard in (True, False):
+        if not guard:
+            monkeypatch.setattr(inventory, "_PG_TAKE", {True: inventory._PG_TAKE[False],
+                                                        False: inventory._PG_TAKE[False]})
+        inp = reserve_input(w, ticket(), {"FAN": 2})
+        first = await inventory.reserve(db, inp)
+        stale["reads"] = 1
+        again = await inventory.reserve(db, inp)
+        assert stale["reads"] == 0 and again == first and first.status is ReservationStatus.RESERVED
+        assert await ledger(db, inp.ticket_id) == [("reservation", w.sku["FAN"], 2)]
+    assert await levels(db, w) == {("PD", "FAN"): (10, 4)}
