@@ -31,7 +31,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.resources import database
 from domain import stock
-from domain.stock import Entry, Need, Pick, Site
+from domain.stock import Entry, Need, Site
 from models.db import Database, upsert_statement
 from models.inventory import (
     ConsumeInput,

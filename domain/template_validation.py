@@ -44,7 +44,7 @@ class _Ctx:
 
 def _edges(node: Any) -> Iterator[tuple[str, str]]:
     """(attribute path, target node id) of every reference a node makes."""
-    for attr in ("next", "on_reject", "default", "on_insufficient"):
+    for attr in ("next", "on_reject", "default", "on_insufficient", "on_over_budget"):
         target = getattr(node, attr, None)
         if isinstance(target, str):
             yield attr, target
@@ -153,14 +153,19 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
     elif kind == "action":
         _action(ctx, i, node)
     elif kind == "reserve_parts":
-        if node.parts_field:
-            _known_field(ctx, ("nodes", i, "parts_field"), node.parts_field)
-        elif not node.parts:
-            ctx.add(("nodes", i, "parts"), "list parts or name a parts_field")
+        for attr in ("sku_field", "quantity_field", "location_field"):
+            if getattr(node, attr):
+                _known_field(ctx, ("nodes", i, attr), getattr(node, attr))
+        if not node.parts and not (node.sku_field and node.quantity_field):
+            ctx.add(("nodes", i, "parts"), "list parts, or name a sku_field and a quantity_field")
     elif kind == "consume_parts":
         target = next((n for n in ctx.spec.nodes if n.id == node.reservation), None)
         if target is None or target.type != "reserve_parts":
             ctx.add(("nodes", i, "reservation"), f"{node.reservation!r} is not a reserve_parts node")
+        if node.used_field:
+            _known_field(ctx, ("nodes", i, "used_field"), node.used_field)
+    elif kind == "settle" and node.minutes_field:
+        _known_field(ctx, ("nodes", i, "minutes_field"), node.minutes_field)
 
 
 def _action(ctx: _Ctx, i: int, node: Any) -> None:

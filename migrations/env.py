@@ -11,6 +11,7 @@ from sqlmodel import SQLModel
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 import models.notifications  # noqa: F401  (notification outbox, inbox, contact)
 import models.inventory_tables  # noqa: F401
+import models.settlement  # noqa: F401  (price_rules, statement)
 from models.db import sync_url
 from models.settings import get_settings
 

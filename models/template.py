@@ -180,21 +180,31 @@ class PartLine(_Spec):
 
 class SettleNode(_Node):
     type: Literal["settle"] = "settle"
+    kind: Literal["final", "pre_settlement"] = "final"
+    services: list[str] = Field(default_factory=list)  # service codes priced (quantity 1 each)
+    minutes_field: str | None = None  # a number field with the minutes worked (hourly services)
+    budget: Decimal | None = None
+    budget_tolerance_percent: Decimal = Decimal(0)
+    on_over_budget: str | None = None  # e.g. an approval node; else the ticket goes on
     next: str
 
 
 class ReservePartsNode(_Node):
     type: Literal["reserve_parts"] = "reserve_parts"
-    parts_field: str | None = None  # a field listing parts, else `parts`
+    # Parts come from a static list, or from one SKU field and one quantity field of the form.
     parts: list[PartLine] = Field(default_factory=list)
+    sku_field: str | None = None
+    quantity_field: str | None = None
+    location_field: str | None = None  # the site: the nearest warehouse serves it
     allow_partial: bool = False
-    on_insufficient: str | None = None
+    on_insufficient: str | None = None  # e.g. a purchase-request branch; else the ticket goes on
     next: str
 
 
 class ConsumePartsNode(_Node):
     type: Literal["consume_parts"] = "consume_parts"
     reservation: str  # the reserve_parts node whose reservation is consumed
+    used_field: str | None = None  # a number field: units actually used (default: all reserved)
     next: str
 
 

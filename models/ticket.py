@@ -123,6 +123,8 @@ class TicketState(TicketFacts):
     path: list[str] = Field(default_factory=list)
     cursor: str | None = None  # the top-level node being run (resumed after continue-as-new)
     branches: dict[str, dict[str, str]] = Field(default_factory=dict)  # parallel id → branch → node
+    # reserve_parts nodes holding stock: released (in reverse) if the ticket is cancelled.
+    reservations: list[str] = Field(default_factory=list)
 
 
 class TicketInput(TicketFacts):

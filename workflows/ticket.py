@@ -50,7 +50,8 @@ with workflow.unsafe.imports_passed_through():
         Vote,
         initial_state,
     )
-    from workflows.nodes import HANDLERS, END
+    from workflows.nodes import END, HANDLERS
+    from workflows.nodes.stock import release_all
 
 PROJECTION_TIMEOUT = timedelta(seconds=15)
 PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
@@ -102,6 +103,9 @@ class TicketWorkflow:
         walker = asyncio.create_task(self._drive())
         await workflow.wait_condition(lambda: self.state.status in TERMINAL or self._history_is_long())
         walker.cancel()
+        if self.state.status == TicketStatus.CANCELLED and self.state.reservations:
+            released = await asyncio.shield(release_all(self))
+            await self.record("parts_released", SYSTEM, {"released": released})
         # Let in-flight updates finish (and reply) before completing or continuing as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self.state.status in TERMINAL:

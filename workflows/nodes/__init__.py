@@ -3,7 +3,7 @@
 They are deterministic workflow code (called from TicketWorkflow), never I/O.
 """
 
-from workflows.nodes import action, approval, gateway, notify, parallel, stock, task, wait
+from workflows.nodes import action, approval, gateway, notify, parallel, settle, stock, task, wait
 
 END = "$end"
 
@@ -15,7 +15,7 @@ HANDLERS = {
     "wait": wait.run,
     "notify": notify.run,
     "action": action.run,
-    "settle": stock.settle,
+    "settle": settle.run,
     "reserve_parts": stock.reserve_parts,
     "consume_parts": stock.consume_parts,
 }
