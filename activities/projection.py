@@ -1,8 +1,9 @@
-"""Projection: write a ticket's state change to the read model (ticket + ticket_event rows).
+"""Projection: write a ticket's state changes to the read model (ticket + ticket_event rows).
 
-Idempotent by (ticket_id, seq): a retry inserts nothing twice, and the ticket row only
-ever moves forward (``WHERE ticket.seq < excluded.seq``), so late or repeated writes
-cannot reorder it.
+The workflow sends every change not yet recorded in one call (several changes share one
+transaction). Idempotent by (ticket_id, seq): a retry inserts nothing twice, and the ticket
+row only ever moves forward (``WHERE ticket.seq < excluded.seq``), so late or repeated
+writes cannot reorder it.
 """
 
 from typing import Any
@@ -38,9 +39,9 @@ def ticket_row(state: TicketState) -> dict[str, Any]:
     }
 
 
-@activity.defn(name="projection.record_ticket_change")
-async def record_ticket_change(change: ProjectionInput) -> None:
-    state, event = change.state, change.event
+@activity.defn(name="projection.record_ticket_changes")
+async def record_ticket_changes(change: ProjectionInput) -> None:
+    state = change.state
     db = database()
     dialect = db.engine.dialect.name
     row = ticket_row(state)
@@ -53,14 +54,19 @@ async def record_ticket_change(change: ProjectionInput) -> None:
     append = (
         upsert_statement(dialect, TicketEventRow.__table__)
         .values(
-            ticket_id=event.ticket_id,
-            seq=event.seq,
-            action=event.action,
-            actor_id=event.actor_id,
-            from_status=event.from_status.value if event.from_status else None,
-            to_status=event.to_status.value,
-            at=event.at,
-            data=event.data,
+            [
+                {
+                    "ticket_id": event.ticket_id,
+                    "seq": event.seq,
+                    "action": event.action,
+                    "actor_id": event.actor_id,
+                    "from_status": event.from_status.value if event.from_status else None,
+                    "to_status": event.to_status.value,
+                    "at": event.at,
+                    "data": event.data,
+                }
+                for event in change.events
+            ]
         )
         .on_conflict_do_nothing(index_elements=["ticket_id", "seq"])
     )
@@ -69,4 +75,4 @@ async def record_ticket_change(change: ProjectionInput) -> None:
         await conn.execute(append)
 
 
-ACTIVITIES = [record_ticket_change]
+ACTIVITIES = [record_ticket_changes]

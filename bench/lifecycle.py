@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import yaml  # noqa: E402
 from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
@@ -44,11 +45,15 @@ from models.ticket import (  # noqa: E402
     StartInput,
     TicketInput,
 )
+from models.template import TemplateSpec, TemplateVersion  # noqa: E402
 from workflows.ticket import TicketWorkflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENT = ActorRef(id="agent-wang", regions=["east"])
-ENG = ActorRef(id="eng-li", regions=["east"])
+GENERAL = TemplateVersion(
+    key="general", version=1, spec=TemplateSpec.model_validate(yaml.safe_load((ROOT / "templates/general.yaml").read_text()))
+)
+AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
+ENG = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
 
 
 async def one_ticket(client, queue: str) -> None:
@@ -61,6 +66,7 @@ async def one_ticket(client, queue: str) -> None:
         title="bench",
         created_by=AGENT,
         created_at=datetime.now(UTC),
+        template=GENERAL,
     )
     h = await client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{tid}", task_queue=queue)
     await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENG))

@@ -43,7 +43,11 @@ def derive_status(state: TicketState, reached_end: bool) -> TicketStatus:
         return S.IN_PROGRESS
     if any(t.status == NodeStatus.ASSIGNED for t in tasks):
         return S.ASSIGNED
-    started = any(n.status == NodeStatus.DONE for n in state.nodes.values() if n.type in ("task", "approval"))
+    started = any(
+        n.status == NodeStatus.DONE or (n.type == "approval" and n.votes)
+        for n in state.nodes.values()
+        if n.type in ("task", "approval")
+    )
     return S.IN_PROGRESS if started else S.NEW
 
 
@@ -79,8 +83,12 @@ def allowed_actions(state: TicketState) -> list[Action]:
     return [a for a in Action if a in out or a in (A.CANCEL, A.COMMENT)]
 
 
-def target_node(state: TicketState, action: Action, node_id: str | None) -> NodeState:
-    """The active node an action applies to; raises Refusal when none or several fit."""
+def target_node(state: TicketState, action: Action, node_id: str | None, actor: ActorRef | None = None) -> NodeState:
+    """The active node an action applies to; raises Refusal when none or several fit.
+
+    With ``actor``, nodes that actor may not act on are left out first, so an engineer
+    claiming in a parallel step gets the one task of their role without naming it.
+    """
     if action not in allowed_actions(state):
         raise Refusal(
             "invalid_transition",
@@ -98,6 +106,9 @@ def target_node(state: TicketState, action: Action, node_id: str | None) -> Node
                 status=state.status.value,
                 allowed_actions=[a.value for a in allowed_actions(state)],
             )
+    if len(fits) > 1 and actor is not None:
+        mine = [n for n in fits if _may(state, action, actor, n)]
+        fits = mine or fits
     if len(fits) > 1:
         raise Refusal("ambiguous", f"several active nodes take {action.value}: name one", nodes=[n.id for n in fits])
     return fits[0]
@@ -116,6 +127,14 @@ def may_claim(actor: ActorRef, node: NodeState) -> bool:
         or (kind == "role" and value in actor.roles)
         or (kind == "group" and value in actor.groups)
     )
+
+
+def _may(state: TicketState, action: Action, actor: ActorRef, node: NodeState) -> bool:
+    try:
+        check_actor(state, action, actor, node)
+    except Refusal:
+        return False
+    return True
 
 
 def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeState | None) -> None:

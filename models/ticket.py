@@ -240,8 +240,8 @@ class TicketEvent(BaseModel):
 
 
 class ProjectionInput(BaseModel):
-    """Input of the projection activity: the snapshot after the change and the change itself."""
+    """Input of the projection activity: consecutive changes, and the state after the last one."""
 
     state: TicketState
-    event: TicketEvent
+    events: list[TicketEvent]
 

@@ -5,7 +5,10 @@ SIGINT/SIGTERM stop polling for new tasks; in-flight activities get
 """
 
 import asyncio
+import logging
+import os
 import signal
+import sys
 from datetime import timedelta
 
 import structlog
@@ -60,3 +63,9 @@ def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
     asyncio.run(run_worker(settings))
+    # The worker has shut down cleanly. Leave without interpreter finalisation: the Temporal
+    # core's native threads can abort it ("PyGILState_Release … finalizing", exit -6).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.projection import record_ticket_change
+    from activities.projection import record_ticket_changes
     from domain import lifecycle
     from domain.expressions import TICKET_VARS, condition
     from domain.lifecycle import TERMINAL, Refusal
@@ -77,7 +77,8 @@ class TicketWorkflow:
         self._input = input
         self.spec: TemplateSpec = input.template.spec
         self._types = {**TICKET_VARS, **{f.name: f.type for f in self.spec.fields}}
-        self._created: ProjectionInput | None = None
+        self._created: TicketEvent | None = None
+        self._unrecorded: list[TicketEvent] = []  # changes the projection has not written yet
         self._reached_end = False
         self._reopened = False
         # Strands of the walk that are running (not waiting): the main walk plus parallel branches.
@@ -87,6 +88,9 @@ class TicketWorkflow:
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq
+            for node in self.state.nodes.values():  # events are counted afresh in this run
+                if node.type == "wait" and node.status == NodeStatus.WAITING:
+                    node.result["signals_before"] = 0
             self._reached_end = self.state.status == TicketStatus.RESOLVED
             return
         self._projected_seq = 0
@@ -98,6 +102,7 @@ class TicketWorkflow:
 
     @workflow.run
     async def run(self, input: TicketInput) -> TicketResult:
+        projector = asyncio.create_task(self._projector())
         if self._created is not None:
             await self._project(self._created)
         walker = asyncio.create_task(self._drive())
@@ -108,6 +113,8 @@ class TicketWorkflow:
             await self.record("parts_released", SYSTEM, {"released": released})
         # Let in-flight updates finish (and reply) before completing or continuing as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: self._projected_seq == self.state.seq)
+        projector.cancel()
         if self.state.status in TERMINAL:
             return TicketResult(state=self.state)
         workflow.continue_as_new(input.model_copy(update={"carried_state": self.state}))
@@ -171,8 +178,7 @@ class TicketWorkflow:
         if signal.fields:
             self.state.fields = {**self.state.fields, **signal.fields}
         self.signals.append(signal)
-        change = self._change(f"event:{signal.name}", signal.actor, {"fields": signal.fields, "text": signal.text})
-        asyncio.create_task(self._project(change))
+        self._change(f"event:{signal.name}", signal.actor, {"fields": signal.fields, "text": signal.text})
 
     # --- updates: one per human action ---
 
@@ -330,9 +336,9 @@ class TicketWorkflow:
             self.state.active.remove(node.id)
 
     async def record(self, action: str, actor: ActorRef, data: dict[str, Any], **fields: Any) -> TicketState:
-        change = self._change(action, actor, data, **fields)
-        await self._project(change)
-        return change.state
+        """Apply a change now; return once the read model has it (with the state at that moment)."""
+        await self._project(self._change(action, actor, data, **fields))
+        return self.state.model_copy(deep=True)
 
     # --- internals ---
 
@@ -352,7 +358,7 @@ class TicketWorkflow:
 
     def _check(self, action: Action, actor: ActorRef, node_id: str | None) -> NodeState:
         try:
-            node = lifecycle.target_node(self.state, action, node_id) if action in lifecycle.NODE_ACTIONS else None
+            node = lifecycle.target_node(self.state, action, node_id, actor) if action in lifecycle.NODE_ACTIONS else None
             if action not in lifecycle.allowed_actions(self.state):
                 lifecycle.target_node(self.state, action, None)  # raises the invalid-transition refusal
             lifecycle.check_actor(self.state, action, actor, node)
@@ -406,8 +412,8 @@ class TicketWorkflow:
         await workflow.wait_condition(lambda: self._projected_seq == self.state.seq)
         return self.state.model_copy(deep=True)
 
-    def _change(self, action: str, actor: ActorRef, data: dict[str, Any], upsert: bool = True, **fields: Any) -> ProjectionInput:
-        """Apply one state change synchronously and return what the projection must record."""
+    def _change(self, action: str, actor: ActorRef, data: dict[str, Any], upsert: bool = True, **fields: Any) -> TicketEvent:
+        """Apply one state change synchronously and queue its event for the projection."""
         before_status = self.state.status if self.state.seq else None
         now = workflow.now()
         for key, value in fields.items():
@@ -430,22 +436,31 @@ class TicketWorkflow:
         if upsert:
             self._upsert_search_attributes()
         workflow.set_current_details(self._details())
-        return ProjectionInput(state=self.state.model_copy(deep=True), event=event)
+        self._unrecorded.append(event)
+        return event
 
-    async def _project(self, change: ProjectionInput) -> None:
-        """Record one change; changes reach the read model strictly in seq order, with no gap."""
-        event = change.event
-        await workflow.wait_condition(lambda: self._projected_seq == event.seq - 1)
-        moved = f"{event.from_status.value} → " if event.from_status else ""
-        node = f" @{event.data['node']}" if isinstance(event.data.get("node"), str) else ""
-        await workflow.execute_local_activity(
-            record_ticket_change,
-            change,
-            start_to_close_timeout=PROJECTION_TIMEOUT,
-            retry_policy=PROJECTION_RETRY,
-            summary=f"#{event.seq} {event.action}{node} by {event.actor_id}: {moved}{event.to_status.value}",
-        )
-        self._projected_seq = event.seq
+    async def _project(self, event: TicketEvent) -> None:
+        """Wait until the read model holds ``event`` (the projector writes changes in seq order)."""
+        await workflow.wait_condition(lambda: self._projected_seq >= event.seq)
+
+    async def _projector(self) -> None:
+        """One writer: every change not yet recorded goes in one local activity, in seq order."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._unrecorded))
+            events, self._unrecorded = self._unrecorded, []
+            summary = "; ".join(f"#{e.seq} {e.action}{self._where(e)} by {e.actor_id}" for e in events)
+            await workflow.execute_local_activity(
+                record_ticket_changes,
+                ProjectionInput(state=self.state, events=events),
+                start_to_close_timeout=PROJECTION_TIMEOUT,
+                retry_policy=PROJECTION_RETRY,
+                summary=f"{summary} → {self.state.status.value}",
+            )
+            self._projected_seq = events[-1].seq
+
+    @staticmethod
+    def _where(event: TicketEvent) -> str:
+        return f" @{event.data['node']}" if isinstance(event.data.get("node"), str) else ""
 
     def _upsert_search_attributes(self) -> None:
         s = self.state

@@ -17,7 +17,7 @@ def test_catalog_lists_the_example_with_its_models():
     assert entry.input_model is PurchaseRequestIn
     assert set(entry.output_model.model_fields) == {"request_id", "status"}
     names = {fn.__temporal_activity_definition.name for fn in ACTIVITIES}
-    assert {"purchasing.create_request", "projection.record_ticket_change", "directory.resolve_people"} <= names
+    assert {"purchasing.create_request", "projection.record_ticket_changes", "directory.resolve_people"} <= names
 
 
 async def test_purchase_request_is_idempotent_by_ticket_and_sku(db: Database):

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
-from activities.projection import record_ticket_change
+from activities.projection import record_ticket_changes
 from domain.ids import new_ticket_id
 from models.db import Database
 from models.tables import Ticket, TicketEventRow
@@ -32,7 +32,7 @@ def change(ticket_id: str, seq: int, to: TicketStatus, frm: TicketStatus | None,
     event = TicketEvent(
         ticket_id=ticket_id, seq=seq, action=action, actor_id="eng-li", from_status=frm, to_status=to, at=at
     )
-    return ProjectionInput(state=state, event=event)
+    return ProjectionInput(state=state, events=[event])
 
 
 async def rows(db: Database, ticket_id: str) -> tuple[Ticket, list[TicketEventRow]]:
@@ -51,7 +51,7 @@ async def test_retry_writes_each_event_once(db: Database):
     created = change(tid, 1, TicketStatus.NEW, None, "created")
     claimed = change(tid, 2, TicketStatus.ASSIGNED, TicketStatus.NEW, "claim")
     for c in (created, created, claimed, claimed, claimed):  # retries after a lost reply
-        await env.run(record_ticket_change, c)
+        await env.run(record_ticket_changes, c)
     ticket, events = await rows(db, tid)
     assert [(e.seq, e.action, e.from_status, e.to_status) for e in events] == [
         (1, "created", None, "new"),
@@ -65,9 +65,9 @@ async def test_retry_writes_each_event_once(db: Database):
 async def test_a_late_older_change_never_moves_the_ticket_backwards(db: Database):
     tid = new_ticket_id()
     env = ActivityEnvironment()
-    await env.run(record_ticket_change, change(tid, 1, TicketStatus.NEW, None, "created"))
-    await env.run(record_ticket_change, change(tid, 3, TicketStatus.IN_PROGRESS, TicketStatus.ASSIGNED, "start"))
-    await env.run(record_ticket_change, change(tid, 2, TicketStatus.ASSIGNED, TicketStatus.NEW, "claim"))
+    await env.run(record_ticket_changes, change(tid, 1, TicketStatus.NEW, None, "created"))
+    await env.run(record_ticket_changes, change(tid, 3, TicketStatus.IN_PROGRESS, TicketStatus.ASSIGNED, "start"))
+    await env.run(record_ticket_changes, change(tid, 2, TicketStatus.ASSIGNED, TicketStatus.NEW, "claim"))
     ticket, events = await rows(db, tid)
     assert (ticket.seq, ticket.status) == (3, "in_progress")
     assert [e.seq for e in events] == [1, 2, 3]

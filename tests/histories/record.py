@@ -41,7 +41,7 @@ ENG = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
 # afterwards such a change needs workflow.patched() so running tickets keep replaying).
 
 
-@activity.defn(name="projection.record_ticket_change")
+@activity.defn(name="projection.record_ticket_changes")
 async def record(change: ProjectionInput) -> None:
     pass
 

@@ -40,14 +40,14 @@ class Recorder:
     def __init__(self) -> None:
         self.changes: list[ProjectionInput] = []
 
-        @activity.defn(name="projection.record_ticket_change")
+        @activity.defn(name="projection.record_ticket_changes")
         async def record(change: ProjectionInput) -> None:
-            self.changes.append(change)
+            self.changes += change.events
 
         self.activity = record
 
     def seqs(self, ticket_id: str) -> list[int]:
-        return [c.event.seq for c in self.changes if c.event.ticket_id == ticket_id]
+        return [e.seq for e in self.changes if e.ticket_id == ticket_id]
 
 
 def ticket_input(**overrides) -> TicketInput:
@@ -105,13 +105,13 @@ async def test_whole_lifecycle_with_reopen(env_worker):
     assert result.state.status == TicketStatus.CLOSED
     seqs = recorder.seqs(inp.ticket_id)
     assert seqs == list(range(1, len(seqs) + 1))
-    actions = [c.event.action for c in recorder.changes if c.event.ticket_id == inp.ticket_id]
+    actions = [e.action for e in recorder.changes if e.ticket_id == inp.ticket_id]
     assert actions == [
         "created", "task_opened", "claim", "start", "resolve", "resolved",
         "reopen", "comment", "assign", "resolve", "resolved", "close",
     ]  # fmt: skip
     assert result.state.path == ["work", "done", "done"]  # reopened: the same task resumed, the end reached again
-    first = recorder.changes[0].event
+    first = recorder.changes[0]
     assert (first.from_status, first.to_status) == (None, TicketStatus.NEW)
 
     desc = await h.describe()
@@ -152,7 +152,7 @@ async def test_cancel_ends_the_workflow(env_worker):
     s = await h.execute_update(TicketWorkflow.cancel, CancelInput(actor=AGENT, reason="duplicate report"))
     assert s.status == TicketStatus.CANCELLED
     assert (await h.result()).state.status == TicketStatus.CANCELLED
-    cancel = [c.event for c in recorder.changes if c.event.action == "cancel"]
+    cancel = [e for e in recorder.changes if e.action == "cancel"]
     assert [e.data for e in cancel] == [{"reason": "duplicate report"}]
 
 

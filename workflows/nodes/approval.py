@@ -46,7 +46,8 @@ async def run(wf, node: ApprovalNode, branch: str | None) -> str:
             level = levels[state.level]
             state.approvers = await _approvers(wf, level.approvers, node.id)
             state.quorum = level.quorum.value
-            state.needed = {Quorum.ANY: 1, Quorum.ALL: max(1, len(state.approvers))}.get(level.quorum, level.n or 1)
+            needed = {Quorum.ANY: 1, Quorum.ALL: len(state.approvers)}.get(level.quorum, level.n or 1)
+            state.needed = max(1, min(needed, len(state.approvers)))  # n_of_m never above who exists
             state.status = NodeStatus.OPEN
             data = {"node": node.id, "level": state.level + 1, "level_name": level.name, "approvers": state.approvers}
             if not state.approvers:

@@ -1,0 +1,303 @@
+"""Statements and price rules over HTTP. Everything is scoped by the caller's regions: a
+statement or a region outside them is ``NotFound``, exactly like one that does not exist.
+
+Roles: ``finance`` and ``admin`` see every field and publish price rules; ``manager`` and
+``supervisor`` may also list and export statements; everyone else only reads a ticket's
+statement (and a region's rules) without the finance-only fields — the revenue split and the
+rule behind each line.
+"""
+
+import csv
+import io
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from activities.settlement import active_rules, budget_check, budget_reason, in_currency, plain
+from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
+from domain.access import can_access_region, visible_regions
+from domain.pricing import PricingError, compile_rules
+from models.pricing import RegionPricing, Statement
+from models.settlement import (
+    PriceRules,
+    PriceRulesOut,
+    PriceRulesVersion,
+    PublicStatement,
+    SettlementKind,
+    StatementOut,
+    StatementPage,
+    StatementRow,
+    StatementSummary,
+)
+from models.tables import Region
+from models.ticket import ActorRef
+
+FINANCE_ROLES = frozenset({"finance", "admin"})
+STATEMENT_LIST_ROLES = frozenset({"finance", "admin", "manager", "supervisor"})
+RULES_PUBLISH_ROLES = FINANCE_ROLES
+VERSION_MAX = 64  # price_rules.version
+
+StatusFilter = Literal["final", "pre_settlement", "all"]
+
+CSV_COLUMNS = ("statement_id", "ticket_id", "ticket_version", "status", "region", "ticket_type", "created_at",
+               "currency", "net", "tax", "total")
+
+
+def is_finance(actor: ActorRef) -> bool:
+    return not FINANCE_ROLES.isdisjoint(actor.roles)
+
+
+# --- a ticket's statement ---
+
+
+def redact(statement: Statement) -> PublicStatement:
+    """The statement without the finance-only fields (the split, each line's rule)."""
+    return PublicStatement.model_validate(statement.model_dump(exclude={"split": True, "lines": {"__all__": {"rule"}}}))
+
+
+def _summary_fields(row: StatementRow) -> dict[str, Any]:
+    cur = row.currency
+    difference = row.total - row.pre_settlement_total if row.pre_settlement_total is not None else None
+    return {
+        "id": row.id or 0,
+        "ticket_id": row.ticket_id,
+        "ticket_version": row.ticket_version,
+        "status": SettlementKind(row.status),
+        "region": row.region,
+        "ticket_type": row.ticket_type,
+        "rules_version": row.rules_version,
+        "currency": cur,
+        "net": in_currency(row.net, cur),
+        "tax": in_currency(row.tax, cur),
+        "total": in_currency(row.total, cur),
+        "over_budget": row.over_budget,
+        "budget": in_currency(row.budget, cur),
+        "pre_settlement_total": in_currency(row.pre_settlement_total, cur),
+        "difference": in_currency(difference, cur),
+        "created_at": row.created_at,
+    }
+
+
+def statement_out(row: StatementRow, actor: ActorRef) -> StatementOut:
+    _, limit = budget_check(row.total, row.budget, row.budget_tolerance_percent)
+    fields = _summary_fields(row)
+    statement = Statement.model_validate(row.statement)
+    finance = is_finance(actor)
+    return StatementOut(
+        **fields,
+        budget_tolerance_percent=plain(row.budget_tolerance_percent) if row.budget_tolerance_percent is not None else None,
+        budget_limit=in_currency(limit, row.currency),
+        budget_reason=budget_reason(row, limit),
+        exceeds_pre_settlement=fields["difference"] is not None and fields["difference"] > 0,
+        finance_view=finance,
+        statement=statement if finance else redact(statement),
+    )
+
+
+async def ticket_statement(
+    session: AsyncSession, actor: ActorRef, ticket_id: str, kind: SettlementKind | None = None
+) -> StatementOut:
+    """The ticket's latest final statement, else its latest pre-settlement (or the latest of
+    ``kind``)."""
+    q = select(StatementRow).where(StatementRow.ticket_id == ticket_id)
+    if kind is not None:
+        q = q.where(StatementRow.status == kind.value)
+    # 'final' sorts before 'pre_settlement': finals first, then the highest version.
+    q = q.order_by(col(StatementRow.status), col(StatementRow.ticket_version).desc())
+    row = (await session.exec(q.limit(1))).first()
+    if row is None or not can_access_region(actor, row.region):
+        raise NotFound(f"no statement for ticket {ticket_id!r}")
+    return statement_out(row, actor)
+
+
+# --- lists and the reconciliation export ---
+
+
+@dataclass(frozen=True)
+class StatementFilter:
+    region: str | None = None
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+    status: StatusFilter = "final"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _query(actor: ActorRef, f: StatementFilter, roles: frozenset[str]):
+    if roles.isdisjoint(actor.roles):
+        raise Forbidden(f"listing statements needs one of the roles {', '.join(sorted(roles))}")
+    q = select(StatementRow)
+    if f.region is not None:
+        if not can_access_region(actor, f.region):
+            raise NotFound(f"no region {f.region!r}")
+        q = q.where(StatementRow.region == f.region)
+    regions = visible_regions(actor)
+    if regions is not None:
+        q = q.where(col(StatementRow.region).in_(regions))
+    start, end = _utc(f.start), _utc(f.end)
+    if start is not None and end is not None and end < start:
+        raise FieldInvalid("to", "'to' is before 'from'", location="query")
+    if start is not None:
+        q = q.where(col(StatementRow.created_at) >= start)
+    if end is not None:
+        q = q.where(col(StatementRow.created_at) < end)
+    if f.status != "all":
+        q = q.where(StatementRow.status == f.status)
+    return q.order_by(col(StatementRow.created_at), col(StatementRow.id))
+
+
+async def list_statements(
+    session: AsyncSession, actor: ActorRef, f: StatementFilter, limit: int = 100, offset: int = 0
+) -> StatementPage:
+    rows = (await session.exec(_query(actor, f, STATEMENT_LIST_ROLES).limit(limit).offset(offset))).all()
+    return StatementPage(items=[StatementSummary(**_summary_fields(r)) for r in rows], limit=limit, offset=offset)
+
+
+def _money(value: Decimal) -> str:
+    return format(value, "f")
+
+
+async def export_csv(session: AsyncSession, actor: ActorRef, f: StatementFilter) -> str:
+    """One row per statement, oldest first, then one ``TOTAL`` row per currency (sorted by code)
+    whose net, tax and total are the exact sums of the rows above it (``TOTAL`` with zeros and
+    no currency when nothing matched)."""
+    rows = (await session.exec(_query(actor, f, STATEMENT_LIST_ROLES))).all()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0), Decimal(0)])
+    for row in rows:
+        net, tax, total = (in_currency(v, row.currency) for v in (row.net, row.tax, row.total))
+        assert net is not None and tax is not None and total is not None
+        acc = sums[row.currency]
+        acc[0], acc[1], acc[2] = acc[0] + net, acc[1] + tax, acc[2] + total
+        created = row.created_at.isoformat().replace("+00:00", "Z")
+        writer.writerow([row.id, row.ticket_id, row.ticket_version, row.status, row.region, row.ticket_type,
+                         created, row.currency, _money(net), _money(tax), _money(total)])
+    if not sums:
+        writer.writerow(["TOTAL", "", "", "", "", "", "", "", "0", "0", "0"])
+    for currency in sorted(sums):
+        net, tax, total = sums[currency]
+        writer.writerow(["TOTAL", "", "", "", "", "", "", currency, _money(net), _money(tax), _money(total)])
+    return out.getvalue()
+
+
+def export_filename(f: StatementFilter) -> str:
+    parts = ["statements", f.region or "all"]
+    if f.start:
+        parts.append(_utc(f.start).strftime("%Y%m%dT%H%M%SZ"))  # type: ignore[union-attr]
+    if f.end:
+        parts.append(_utc(f.end).strftime("%Y%m%dT%H%M%SZ"))  # type: ignore[union-attr]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(parts)) + ".csv"
+
+
+# --- price rules ---
+
+
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def pricing_error_loc(path: str) -> list[str | int]:
+    """``rules.services[2].tiers[1].over`` → ``["body", "services", 2, "tiers", 1, "over"]``."""
+    tokens: list[str | int] = [int(i) if i else name for name, i in _PATH_TOKEN.findall(path)]
+    if tokens[:1] == ["rules"]:
+        tokens = tokens[1:]
+    return ["body", *tokens]
+
+
+def _rules_out(row: PriceRules, actor: ActorRef) -> PriceRulesOut:
+    finance = is_finance(actor)
+    rules = dict(row.rules)
+    if not finance:
+        rules.pop("split", None)
+    return PriceRulesOut(region=row.region, version=row.version, active=row.active, created_by=row.created_by,
+                         created_at=row.created_at, finance_view=finance, rules=rules)
+
+
+async def _region(session: AsyncSession, actor: ActorRef, region: str, *, lock: bool = False) -> Region:
+    if not can_access_region(actor, region):
+        raise NotFound(f"no region {region!r}")
+    q = select(Region).where(Region.code == region)
+    if lock:
+        q = q.with_for_update()  # serializes publishing per region on PostgreSQL (SQLite: one writer anyway)
+    found = (await session.exec(q)).first()
+    if found is None:
+        raise NotFound(f"no region {region!r}")
+    return found
+
+
+async def publish_rules(
+    session: AsyncSession, actor: ActorRef, region: str, rules: RegionPricing
+) -> tuple[PriceRulesOut, bool]:
+    """Validate and publish ``rules`` as the region's active version. ``(rules, new)``: publishing
+    the active version again with the same content changes nothing (``new=False``); a version
+    that exists with other content, or that was superseded, is a 409."""
+    if RULES_PUBLISH_ROLES.isdisjoint(actor.roles):
+        raise Forbidden(f"publishing price rules needs one of the roles {', '.join(sorted(RULES_PUBLISH_ROLES))}")
+    if not can_access_region(actor, region):
+        raise NotFound(f"no region {region!r}")
+    if rules.region != region:
+        raise FieldInvalid("region", f"the rules are for region {rules.region!r}, not {region!r}")
+    if not 0 < len(rules.version) <= VERSION_MAX or not rules.version.strip():
+        raise FieldInvalid("version", "a version is 1 to 64 characters")
+    try:
+        compile_rules(rules)
+    except PricingError as exc:
+        raise ProblemList([{"loc": pricing_error_loc(exc.path), "msg": exc.message, "type": str(exc.code)}]) from exc
+    await _region(session, actor, region, lock=True)
+    dump = rules.model_dump(mode="json")
+    existing = (await session.exec(
+        select(PriceRules).where(PriceRules.region == region, PriceRules.version == rules.version)
+    )).first()
+    if existing is not None:
+        if existing.rules != dump:
+            raise Conflict(f"version {rules.version!r} of region {region!r} is already published with other "
+                           "content; publish under a new version")
+        if not existing.active:
+            raise Conflict(f"version {rules.version!r} of region {region!r} was superseded; publish it under a "
+                           "new version to use it again")
+        return _rules_out(existing, actor), False
+    table = PriceRules.__table__
+    await session.exec(  # type: ignore[call-overload]
+        sa.update(table).where(table.c.region == region, table.c.active.is_(True)).values(active=False)
+    )
+    row = PriceRules(region=region, version=rules.version, rules=dump, active=True, created_by=actor.id,
+                     created_at=datetime.now(UTC))
+    session.add(row)
+    await session.commit()
+    return _rules_out(row, actor), True
+
+
+async def get_rules(session: AsyncSession, actor: ActorRef, region: str, version: str | None = None) -> PriceRulesOut:
+    await _region(session, actor, region)
+    if version is None:
+        row = await active_rules(session, region)
+    else:
+        row = (await session.exec(
+            select(PriceRules).where(PriceRules.region == region, PriceRules.version == version)
+        )).first()
+    if row is None:
+        missing = "active price rules" if version is None else f"version {version!r}"
+        raise NotFound(f"region {region!r} has no {missing}")
+    return _rules_out(row, actor)
+
+
+async def list_rule_versions(session: AsyncSession, actor: ActorRef, region: str) -> list[PriceRulesVersion]:
+    await _region(session, actor, region)
+    rows = (await session.exec(
+        select(PriceRules).where(PriceRules.region == region).order_by(col(PriceRules.created_at), col(PriceRules.id))
+    )).all()
+    return [PriceRulesVersion(region=r.region, version=r.version, active=r.active, created_by=r.created_by,
+                              created_at=r.created_at) for r in rows]
+
