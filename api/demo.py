@@ -8,6 +8,7 @@ from pathlib import Path
 
 from api.services import templates
 from models import demo
+from models.demo_pricing import load_demo_pricing
 from models.inventory import load_demo_inventory
 from models.db import Database
 from models.settings import get_settings
@@ -29,6 +30,7 @@ async def publish_presets(db: Database, folder: Path = PRESETS) -> list[tuple[st
 async def load_all(db: Database) -> list[tuple[str, int, bool]]:
     await demo.load(db)
     await load_demo_inventory(db)
+    await load_demo_pricing(db)
     return await publish_presets(db)
 
 

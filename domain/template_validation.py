@@ -164,8 +164,13 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
             ctx.add(("nodes", i, "reservation"), f"{node.reservation!r} is not a reserve_parts node")
         if node.used_field:
             _known_field(ctx, ("nodes", i, "used_field"), node.used_field)
-    elif kind == "settle" and node.minutes_field:
-        _known_field(ctx, ("nodes", i, "minutes_field"), node.minutes_field)
+    elif kind == "settle":
+        if node.minutes_field:
+            _known_field(ctx, ("nodes", i, "minutes_field"), node.minutes_field)
+        if bool(node.hourly_service) != bool(node.minutes_field):
+            ctx.add(("nodes", i, "minutes_field"), "an hourly_service needs a minutes_field, and the other way round")
+        if not node.services and not node.hourly_service:
+            ctx.add(("nodes", i, "services"), "name the services to price")
 
 
 def _action(ctx: _Ctx, i: int, node: Any) -> None:

@@ -181,9 +181,10 @@ class PartLine(_Spec):
 class SettleNode(_Node):
     type: Literal["settle"] = "settle"
     kind: Literal["final", "pre_settlement"] = "final"
-    services: list[str] = Field(default_factory=list)  # service codes priced (quantity 1 each)
-    minutes_field: str | None = None  # a number field with the minutes worked (hourly services)
-    budget: Decimal | None = None
+    services: list[str] = Field(default_factory=list)  # flat or tiered service codes, quantity 1 each
+    hourly_service: str | None = None  # an hourly service code, priced by the minutes worked…
+    minutes_field: str | None = None  # …read from this number field
+    budget: Decimal | None = Field(default=None, ge=0, decimal_places=4)
     budget_tolerance_percent: Decimal = Decimal(0)
     on_over_budget: str | None = None  # e.g. an approval node; else the ticket goes on
     next: str

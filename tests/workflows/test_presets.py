@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from decimal import Decimal
 from sqlalchemy import func
 from sqlmodel import col, select
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -20,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.inventory import receive
 from activities.registry import ACTIVITIES
 from models import demo
 from models.db import Database
@@ -247,9 +249,12 @@ async def test_equipment_repair_without_parts_confirmed_by_customer(env):
     assert s.active == ["repair"]
     assert s.nodes["need_parts"].outcome == "repair"  # the gateway's default: no parts
 
-    s = await work(h, ENGINEER, "repair", repair_cost=cny("380.00"))
+    s = await work(h, ENGINEER, "repair", repair_cost=cny("380.00"), minutes_worked="45")
     assert s.active == ["confirm"] and s.nodes["confirm"].status == NodeStatus.WAITING
-    assert s.nodes["settle"].outcome == "not_configured"  # settlement is a pass-through for now
+    assert s.nodes["consume"].outcome == "nothing_reserved"
+    settled = s.nodes["settle"]
+    assert settled.outcome == "settled" and settled.result["over_budget"] is False
+    assert Decimal(settled.result["total"]) > 0 and settled.result["currency"] == "CNY"
     assert s.status == S.IN_PROGRESS
 
     await signal(h, "customer_confirmed")
@@ -257,40 +262,48 @@ async def test_equipment_repair_without_parts_confirmed_by_customer(env):
     assert s.nodes["confirm"].outcome == "customer_confirmed"
 
     final = await finish(env, h)
-    assert final.path == ["diagnose", "need_parts", "repair", "settle", "confirm", "done"]
+    assert final.path == ["diagnose", "need_parts", "repair", "consume", "settle", "confirm", "done"]
     assert "request_parts" not in final.nodes and "purchase_request_id" not in final.fields
     assert final.fields == {
         **REPAIR,
         "diagnosis": "fan bearing worn",
         "parts_needed": False,
         "repair_cost": cny("380.00"),
+        "minutes_worked": "45",
     }
 
 
 async def test_equipment_repair_with_parts_then_confirmation_times_out(env):
+    """Not enough stock → purchase request → parts arrive → reserved, used, priced over budget →
+    a supervisor approves the cost → the customer never confirms."""
     h = await start(env, "equipment_repair", **REPAIR)
     await until_active(h, "diagnose")
-    parts = dict(parts_needed=True, part_sku="RLY-220V", part_quantity="2")
-    s = await work(h, ENGINEER, "diagnose", diagnosis="compressor relay burnt", **parts)
-    # need_parts → request_parts (purchasing.create_request) → waiting for the parts.
+    parts = dict(parts_needed=True, part_sku="SNS-TEMP-PT100", part_quantity="500")
+    s = await work(h, ENGINEER, "diagnose", diagnosis="sensor array burnt", **parts)
+    # need_parts → reserve (insufficient) → request_parts (purchasing.create_request) → waiting.
     assert s.active == ["wait_parts"]
-    assert s.nodes["need_parts"].outcome == "request_parts"
-    assert s.nodes["request_parts"].status == NodeStatus.DONE
+    assert (s.nodes["need_parts"].outcome, s.nodes["reserve"].outcome) == ("reserve", "insufficient")
     request_id = s.fields["purchase_request_id"]
     assert isinstance(request_id, int) and request_id > 0
     assert s.nodes["request_parts"].result == {"request_id": request_id, "status": "requested"}
     async with env.db.session() as session:
         row = await session.get(PurchaseRequest, request_id)
-    assert row is not None
-    assert (row.ticket_id, row.sku, row.quantity, row.reason, row.status) == (
-        s.ticket_id, "RLY-220V", 2, "repair CMP-0042", "requested",
-    )  # fmt: skip
+        assert (row.ticket_id, row.sku, row.quantity, row.reason) == (s.ticket_id, "SNS-TEMP-PT100", 500, "repair CMP-0042")
+        await receive(await session.connection(), key=f"po:{request_id}", warehouse="WH-SH-PD",
+                      sku="SNS-TEMP-PT100", quantity=500, actor_id="wh-xu")  # fmt: skip
+        await session.commit()
 
     await signal(h, "parts_arrived")
     s = await until_active(h, "repair")
-    assert s.nodes["wait_parts"].outcome == "parts_arrived"
+    assert s.nodes["wait_parts"].outcome == "parts_arrived" and s.nodes["reserve"].outcome == "reserved"
+    assert s.reservations == ["reserve"]
 
-    s = await work(h, ENGINEER, "repair", repair_cost=cny("1260.50"))
+    s = await work(h, ENGINEER, "repair", repair_cost=cny("1260.50"), minutes_worked="90")
+    assert s.nodes["consume"].result["consumed"][0]["quantity"] == 500 and s.reservations == []
+    assert s.nodes["settle"].outcome == "over_budget" and s.nodes["settle"].result["over_budget"] is True
+    s = await until_approvers(h, "cost_approval")
+    assert "sup-zhou" in s.nodes["cost_approval"].approvers
+    s = await act(h, "approve", PEOPLE["sup-zhou"], node="cost_approval")
     assert s.active == ["confirm"]
     await env.ts.sleep(timedelta(days=2, hours=1))  # the customer never confirms (P2D)
     s = await until(h, lambda s: s.status == S.RESOLVED, "confirmation timeout")
@@ -298,13 +311,12 @@ async def test_equipment_repair_with_parts_then_confirmation_times_out(env):
 
     final = await finish(env, h)
     assert final.path == [
-        "diagnose", "need_parts", "request_parts", "wait_parts", "repair", "settle", "confirm", "done",
+        "diagnose", "need_parts", "reserve", "request_parts", "wait_parts", "reserve", "repair",
+        "consume", "settle", "cost_approval", "confirm", "done",
     ]  # fmt: skip
-    assert final.fields["part_quantity"] == "2" and final.fields["repair_cost"] == cny("1260.50")
     async with env.db.session() as session:
         mine = select(func.count()).select_from(PurchaseRequest).where(PurchaseRequest.ticket_id == final.ticket_id)
-        count = (await session.exec(mine)).one()
-    assert count == 1
+        assert (await session.exec(mine)).one() == 1
 
 
 # --- ecommerce_return ---

@@ -1,14 +1,78 @@
-"""``settle``: price the ticket and persist its statement (see issue #5)."""
+"""``settle``: price the ticket with its region's rules and persist the statement.
+
+The ``settlement.settle`` activity is idempotent by (ticket, settlement version, kind): a
+retry returns the stored statement. Parts are those the ticket consumed. Over budget, the
+ticket goes to ``on_over_budget`` (an approval path) when the template names one. A pricing
+error leaves the node waiting for a ``retry_settlement`` event (after the rules are fixed).
+"""
+
+from datetime import timedelta
+from decimal import Decimal
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from models.pricing import PartItem, ServiceItem
+    from models.settlement import SettleInput, SettleItems, SettleResult
     from models.template import SettleNode
     from models.ticket import SYSTEM, NodeStatus
+
+RETRY_EVENT = "retry_settlement"
+
+
+def _items(wf, node: SettleNode) -> SettleItems:
+    services = [ServiceItem(code=code) for code in node.services]
+    if node.hourly_service:
+        minutes = int(Decimal(str(wf.state.fields.get(node.minutes_field or "", 0) or 0)))
+        services.append(ServiceItem(code=node.hourly_service, minutes=minutes))
+    used: dict[str, int] = {}
+    for other in wf.state.nodes.values():
+        if other.type == "consume_parts":
+            for c in other.result.get("consumed", []):
+                used[c["sku"]] = used.get(c["sku"], 0) + int(c["quantity"])
+    parts = [PartItem(sku=sku, quantity=Decimal(q)) for sku, q in sorted(used.items()) if q > 0]
+    return SettleItems(services=tuple(services), parts=tuple(parts))
 
 
 async def run(wf, node: SettleNode, branch: str | None) -> str:
     state, _ = wf.open_node(node, branch, NodeStatus.WAITING)
-    wf.close_node(state, "not_configured")
-    await wf.record("settle", SYSTEM, {"node": node.id, "outcome": "settlement is not configured yet"})
-    return node.next
+    version = wf.state.path.count(node.id)  # settling again after a reopen is a new version
+    request = SettleInput(
+        ticket_id=wf.state.ticket_id,
+        ticket_version=max(1, version),
+        region=wf.state.region,
+        ticket_type=wf.state.ticket_type,
+        kind=node.kind,
+        request=_items(wf, node),
+        budget=node.budget,
+        budget_tolerance_percent=node.budget_tolerance_percent,
+    )
+    while True:
+        seen = len(wf.signals)
+        try:
+            result: SettleResult = await workflow.execute_activity(
+                "settlement.settle",
+                request,
+                result_type=SettleResult,
+                start_to_close_timeout=timedelta(seconds=60),
+                summary=f"{node.id}: {node.kind} settlement",
+            )
+            break
+        except ActivityError as exc:
+            cause = exc.cause
+            reason = getattr(cause, "message", str(cause))
+            await wf.record("settle_failed", SYSTEM, {"node": node.id, "error": getattr(cause, "type", None), "reason": reason})
+            await wf.wait(lambda: any(s.name == RETRY_EVENT for s in wf.signals[seen:]))
+    state.result = {
+        "statement_id": result.statement_id,
+        "total": str(result.total),
+        "currency": result.currency,
+        "over_budget": result.over_budget,
+        "budget_reason": result.budget_reason,
+        "difference": str(result.difference) if result.difference is not None else None,
+    }
+    over = result.over_budget and node.on_over_budget is not None
+    wf.close_node(state, "over_budget" if over else "settled")
+    await wf.record("settle", SYSTEM, {"node": node.id, **state.result})
+    return node.on_over_budget if over else node.next

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from models.inventory import (
@@ -50,7 +51,24 @@ async def reserve_parts(wf, node: ReservePartsNode, branch: str | None) -> str:
     location = Location(lat=site["lat"], lon=site["lon"]) if isinstance(site, dict) else None
     if node.id not in wf.state.reservations:
         wf.state.reservations.append(node.id)  # the compensation, registered before the step it undoes
-    result: ReserveResult = await workflow.execute_activity(
+    try:
+        result: ReserveResult = await _reserve(wf, node, lines, location)
+    except ActivityError as exc:  # e.g. UnknownPart: nothing was reserved
+        reason = getattr(exc.cause, "message", str(exc.cause))
+        wf.close_node(state, "failed")
+        await wf.record("reserve_parts", SYSTEM, {"node": node.id, "outcome": "failed", "reason": reason})
+        return node.on_insufficient or node.next
+    state.result = result.model_dump(mode="json")
+    outcome = result.status.value
+    wf.close_node(state, outcome)
+    await wf.record("reserve_parts", SYSTEM, {"node": node.id, "outcome": outcome, "shortages": state.result["shortages"]})
+    if outcome == "insufficient" and node.on_insufficient:
+        return node.on_insufficient
+    return node.next
+
+
+async def _reserve(wf, node: ReservePartsNode, lines: list[PartLine], location) -> ReserveResult:
+    return await workflow.execute_activity(
         "inventory.reserve",
         ReserveInput(
             ticket_id=wf.state.ticket_id,
@@ -65,13 +83,6 @@ async def reserve_parts(wf, node: ReservePartsNode, branch: str | None) -> str:
         retry_policy=STOCK_RETRY,
         summary=f"{node.id}: reserve " + ", ".join(f"{ln.quantity}×{ln.sku}" for ln in lines),
     )
-    state.result = result.model_dump(mode="json")
-    outcome = result.status.value
-    wf.close_node(state, outcome)
-    await wf.record("reserve_parts", SYSTEM, {"node": node.id, "outcome": outcome, "shortages": state.result["shortages"]})
-    if outcome == "insufficient" and node.on_insufficient:
-        return node.on_insufficient
-    return node.next
 
 
 async def consume_parts(wf, node: ConsumePartsNode, branch: str | None) -> str:
