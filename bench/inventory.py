@@ -221,7 +221,7 @@ def inventory_benchmark(url: str | None = None, reservations: int = 2000, worker
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reservations", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=32)
@@ -230,7 +230,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--project-engine", action="store_true",
                     help="use models.db.Database's engine as configured (pool 10+20, pre-ping)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     t0 = time.perf_counter()
     r = inventory_benchmark(None, args.reservations, args.workers, args.skus, args.stock, args.rounds,
                             args.project_engine)

@@ -196,7 +196,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="time for the pricing section")
     args = parser.parse_args()
     print_pricing(pricing_benchmark(args.seconds))
-    # Next section: stock reservations/s under contention on PostgreSQL (bench/inventory.py).
+    # Second section: stock reservations/s under contention on PostgreSQL.
+    import sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench import inventory  # noqa: PLC0415
+
+    print()
+    inventory.main(["--rounds", "2"])
 
 
 if __name__ == "__main__":

@@ -411,7 +411,7 @@ async def test_discount_approval_levels_by_amount(env, amount, levels, approvers
     s = await until_approvers(h, "approve")
     assert s.nodes["approve"].levels == levels
     for i, approver in enumerate(approvers):
-        assert (s.nodes["approve"].level, s.nodes["approve"].approvers) == (i, [approver.id])
+        assert s.nodes["approve"].level == i and approver.id in s.nodes["approve"].approvers
         s = await act(h, "approve", approver, reason="ok")
     assert s.status == S.RESOLVED
     assert s.nodes["approve"].outcome == "approved"
@@ -428,7 +428,7 @@ async def test_discount_approval_over_100k_with_contract_goes_to_legal(env):
     s = await until_approvers(h, "approve")
     assert s.nodes["approve"].levels == ["manager", "finance", "general_manager"]
     for approver in (MANAGER, FINANCE, GM):
-        assert s.nodes["approve"].approvers == [approver.id]
+        assert approver.id in s.nodes["approve"].approvers
         s = await act(h, "approve", approver)
     assert s.active == ["legal_review"]
     assert s.nodes["contract_gate"].outcome == "legal_review"
