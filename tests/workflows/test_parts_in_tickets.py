@@ -115,3 +115,28 @@ async def test_insufficient_stock_takes_the_template_path(run, stock):
     h, state = await run(sku, 9)
     assert state.active == ["buy"] and state.nodes["reserve"].outcome == "insufficient"
     assert await level() == (5, 0)
+
+
+async def test_low_stock_is_announced_once_per_crossing(run, db: Database):
+    """A reservation that takes a part below its reorder point tells the region's warehouse staff, once."""
+    from sqlmodel import col
+
+    from models.inventory_tables import StockAlert
+    from models.notifications import NotificationInbox as InboxItem
+
+    sku, wh = f"P-{uuid.uuid4().hex[:8]}", f"W-{uuid.uuid4().hex[:6]}"
+    async with db.session() as s:
+        s.add(Part(sku=sku, name="low part", unit="pcs", unit_price="10.00", currency="CNY", reorder_point=3, reorder_qty=10))
+        s.add(Warehouse(code=wh, name="Low WH", region="east", kind="regional", lat=31.2, lon=121.5))
+        await s.flush()
+        await receive(await s.connection(), key=f"test:{wh}:{sku}", warehouse=wh, sku=sku, quantity=5, actor_id="t")
+        await s.commit()
+    await run(sku, 3)  # 2 left < reorder point 3
+    await run(sku, 1)  # still below: no second announcement
+    async with db.session() as s:
+        alerts = (await s.exec(select(StockAlert).where(StockAlert.sku == sku))).all()
+        assert len(alerts) == 1 and alerts[0].notified_at is not None
+        inbox = (
+            await s.exec(select(InboxItem).where(col(InboxItem.actor_id) == "wh-xu", col(InboxItem.body).contains(sku)))
+        ).all()
+    assert len(inbox) == 1

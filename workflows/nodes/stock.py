@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ReserveResult,
         UsedPart,
     )
+    from activities.stock_alerts import LowStockCheck, LowStockResult
     from models.template import ConsumePartsNode, ReservePartsNode
     from models.ticket import SYSTEM, NodeStatus
 
@@ -60,6 +61,8 @@ async def reserve_parts(wf, node: ReservePartsNode, branch: str | None) -> str:
         return node.on_insufficient or node.next
     state.result = result.model_dump(mode="json")
     outcome = result.status.value
+    if result.allocations:
+        await announce_low_stock(wf, node.id)
     wf.close_node(state, outcome)
     await wf.record("reserve_parts", SYSTEM, {"node": node.id, "outcome": outcome, "shortages": state.result["shortages"]})
     if outcome == "insufficient" and node.on_insufficient:
@@ -117,11 +120,27 @@ async def consume_parts(wf, node: ConsumePartsNode, branch: str | None) -> str:
     )
     if node.reservation in wf.state.reservations:
         wf.state.reservations.remove(node.reservation)
+    await announce_low_stock(wf, node.id)
     state.result = result.model_dump(mode="json")
     wf.close_node(state, "consumed")
     data = {"node": node.id, "consumed": state.result["consumed"], "released": state.result["released"]}
     await wf.record("consume_parts", SYSTEM, data)
     return node.next
+
+
+async def announce_low_stock(wf, node_id: str) -> None:
+    """Tell warehouse staff about reorder points this movement crossed (once per crossing)."""
+    try:
+        await workflow.execute_activity(
+            "inventory.announce_low_stock",
+            LowStockCheck(ticket_id=wf.state.ticket_id),
+            result_type=LowStockResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_attempts=5),
+            summary=f"{node_id}: announce low stock",
+        )
+    except ActivityError as exc:  # a notification problem never blocks the repair
+        await wf.record("low_stock_not_announced", SYSTEM, {"node": node_id, "reason": str(exc.cause)})
 
 
 def _merge(used: list) -> list:
