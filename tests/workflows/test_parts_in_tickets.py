@@ -3,6 +3,7 @@ reserve at dispatch, consume what was used (release the rest), release everythin
 
 import asyncio
 import uuid
+from decimal import Decimal
 from datetime import UTC, datetime
 
 import pytest
@@ -140,3 +141,57 @@ async def test_low_stock_is_announced_once_per_crossing(run, db: Database):
             await s.exec(select(InboxItem).where(col(InboxItem.actor_id) == "wh-xu", col(InboxItem.body).contains(sku)))
         ).all()
     assert len(inbox) == 1
+
+
+PRESETTLED = TemplateSpec.model_validate(
+    {
+        "key": "presettled",
+        "name": "Inspection agreed up front",
+        "fields": [{"name": "minutes", "type": "number"}],
+        "start": "agree",
+        "nodes": [
+            {"id": "agree", "type": "settle", "kind": "pre_settlement", "services": ["INSPECT"], "next": "work"},
+            {"id": "work", "type": "task", "assignee": {"role": "engineer"}, "form": ["minutes"], "next": "final"},
+            {"id": "final", "type": "settle", "services": ["INSPECT"], "hourly_service": "REPAIR-ONSITE",
+             "minutes_field": "minutes", "on_over_budget": "approve_extra", "next": "done"},
+            {"id": "approve_extra", "type": "approval", "levels": [{"name": "supervisor", "approvers": {"role": "supervisor"}}],
+             "on_reject": "work", "next": "done"},
+            {"id": "done", "type": "end"},
+        ],
+    }
+)  # fmt: skip
+
+
+async def test_final_settlement_above_the_pre_settlement_needs_approval(tsenv, db):
+    """The amount agreed before the work is locked; a final statement above it goes to approval."""
+    from models.ticket import ApproveInput
+
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=ACTIVITIES):
+        inp = TicketInput(
+            ticket_id=f"TS{uuid.uuid4().hex[:10].upper()}", ticket_type="presettled", region="east",
+            priority=Priority.NORMAL, title="inspect", created_by=AGENT, created_at=datetime.now(UTC),
+            template=TemplateVersion(key="presettled", version=1, spec=PRESETTLED),
+        )  # fmt: skip
+        h = await tsenv.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue)
+        for _ in range(200):
+            state = await h.query(TicketWorkflow.get_state)
+            if "work" in state.active:
+                break
+            await asyncio.sleep(0.05)
+        agreed = state.nodes["agree"].result
+        assert state.nodes["agree"].outcome == "settled" and agreed["difference"] is None
+        await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENG))
+        await h.execute_update(TicketWorkflow.start, StartInput(actor=ENG))
+        s = await h.execute_update(TicketWorkflow.complete, CompleteInput(actor=ENG, fields={"minutes": "120"}))
+        final = s.nodes["final"]
+        assert final.outcome == "exceeds_pre_settlement" and final.result["exceeds_pre_settlement"] is True
+        assert Decimal(final.result["total"]) - Decimal(agreed["total"]) == Decimal(final.result["difference"]) > 0
+        sup = ActorRef(id="sup-zhou", roles=["supervisor"], regions=["east"])
+        for _ in range(200):
+            s = await h.query(TicketWorkflow.get_state)
+            if s.nodes.get("approve_extra") and s.nodes["approve_extra"].approvers:
+                break
+            await asyncio.sleep(0.05)
+        s = await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=sup, node="approve_extra"))
+        assert s.status.value == "resolved" and s.path[-2:] == ["approve_extra", "done"]

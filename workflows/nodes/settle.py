@@ -1,8 +1,9 @@
 """``settle``: price the ticket with its region's rules and persist the statement.
 
 The ``settlement.settle`` activity is idempotent by (ticket, settlement version, kind): a
-retry returns the stored statement. Parts are those the ticket consumed. Over budget, the
-ticket goes to ``on_over_budget`` (an approval path) when the template names one. A pricing
+retry returns the stored statement. Parts are those the ticket consumed. Over budget, or a
+final amount above the pre-settlement agreed before the work, the ticket goes to
+``on_over_budget`` (an approval path) when the template names one. A pricing
 error leaves the node waiting for a ``retry_settlement`` event (after the rules are fixed).
 """
 
@@ -71,8 +72,11 @@ async def run(wf, node: SettleNode, branch: str | None) -> str:
         "over_budget": result.over_budget,
         "budget_reason": result.budget_reason,
         "difference": str(result.difference) if result.difference is not None else None,
+        "exceeds_pre_settlement": result.exceeds_pre_settlement,
     }
-    over = result.over_budget and node.on_over_budget is not None
-    wf.close_node(state, "over_budget" if over else "settled")
+    # Over budget, or above the amount agreed before the work: someone must approve.
+    reason = "over_budget" if result.over_budget else "exceeds_pre_settlement" if result.exceeds_pre_settlement else None
+    escalate = reason is not None and node.on_over_budget is not None
+    wf.close_node(state, reason if escalate else "settled")
     await wf.record("settle", SYSTEM, {"node": node.id, **state.result})
-    return node.on_over_budget if over else node.next
+    return node.on_over_budget if escalate else node.next
