@@ -7,11 +7,20 @@ Every demo actor's API key is ``demo-<actor id>``.
 import hashlib
 
 from models.db import Database
+from models.calendar import BusinessCalendar
 from models.tables import Actor, Region
 
+_CN_WEEK = BusinessCalendar.weekly("Asia/Shanghai", ["09:00-12:00", "13:00-18:00"], "mon-fri", holiday_country="CN")
 REGIONS = [
-    Region(code="east", name="East China (Shanghai)", timezone="Asia/Shanghai"),
-    Region(code="south", name="South China (Shenzhen)", timezone="Asia/Shanghai"),
+    Region(code="east", name="East China (Shanghai)", timezone="Asia/Shanghai", calendar=_CN_WEEK.model_dump(mode="json")),
+    Region(
+        code="south",
+        name="South China (Shenzhen)",
+        timezone="Asia/Shanghai",
+        calendar=BusinessCalendar.weekly("Asia/Shanghai", "08:30-20:30", "mon-sat", holiday_country="CN").model_dump(
+            mode="json"
+        ),
+    ),
 ]
 
 # id, name, roles, regions, manager

@@ -11,8 +11,19 @@ TICKET_REGION = SearchAttributeKey.for_keyword("TicketRegion")
 TICKET_PRIORITY = SearchAttributeKey.for_keyword("TicketPriority")
 TICKET_TYPE = SearchAttributeKey.for_keyword("TicketType")
 TICKET_ASSIGNEE = SearchAttributeKey.for_keyword("TicketAssignee")
+# SLA: "true" once a target is missed; the escalation level reached ("supervisor", "manager", "director").
+TICKET_SLA_BREACHED = SearchAttributeKey.for_keyword("TicketSlaBreached")
+TICKET_ESCALATION = SearchAttributeKey.for_keyword("TicketEscalation")
 
-ALL = [TICKET_STATUS, TICKET_REGION, TICKET_PRIORITY, TICKET_TYPE, TICKET_ASSIGNEE]
+ALL = [
+    TICKET_STATUS,
+    TICKET_REGION,
+    TICKET_PRIORITY,
+    TICKET_TYPE,
+    TICKET_ASSIGNEE,
+    TICKET_SLA_BREACHED,
+    TICKET_ESCALATION,
+]
 
 
 def cli_flags() -> list[str]:

@@ -32,6 +32,9 @@ class Region(SQLModel, table=True):
     code: str = Field(primary_key=True, max_length=32)
     name: str = Field(max_length=200)
     timezone: str = Field(default="UTC", max_length=64)
+    # Working hours, holidays and make-up days (models.calendar.BusinessCalendar as JSON);
+    # None: Mon–Fri 09:00–18:00 in the region's timezone.
+    calendar: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
 class Actor(SQLModel, table=True):

@@ -3,7 +3,7 @@
 Plain Pydantic v2 models — the only shapes that travel through Temporal.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.common import Priority, TicketStatus
+from models.calendar import BusinessCalendar
 from models.template import TemplateVersion
 
 __all__ = ["Priority", "TicketStatus"]
@@ -102,6 +103,24 @@ class TicketFacts(BaseModel):
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
+class SlaClock(BaseModel):
+    """One SLA target's clock (response or resolution), in business time of the region."""
+
+    target: timedelta
+    used: timedelta = timedelta(0)  # business time already spent before the running segment
+    running_since: datetime | None = None  # None while paused (waiting on the customer)
+    due: datetime | None = None  # when the next milestone fires, if nothing changes
+    milestone: int = 0  # index into the milestones (reminder, breach, escalations…)
+    done_at: datetime | None = None
+    breached_at: datetime | None = None
+
+
+class SlaState(BaseModel):
+    clocks: dict[str, SlaClock] = Field(default_factory=dict)  # "response" | "resolution"
+    breached: bool = False
+    escalation: str | None = None
+
+
 class TicketState(TicketFacts):
     """The whole state of one ticket, owned by its workflow."""
 
@@ -123,6 +142,7 @@ class TicketState(TicketFacts):
     path: list[str] = Field(default_factory=list)
     cursor: str | None = None  # the top-level node being run (resumed after continue-as-new)
     branches: dict[str, dict[str, str]] = Field(default_factory=dict)  # parallel id → branch → node
+    sla: SlaState = Field(default_factory=SlaState)
     # reserve_parts nodes holding stock: released (in reverse) if the ticket is cancelled.
     reservations: list[str] = Field(default_factory=list)
 
@@ -133,6 +153,9 @@ class TicketInput(TicketFacts):
     created_by: ActorRef
     created_at: datetime
     template: TemplateVersion
+    # The region's business calendar (holidays frozen at intake, so replays never change);
+    # None means 24x7 UTC.
+    calendar: BusinessCalendar | None = None
     # Set on continue-as-new: the state so far.
     carried_state: TicketState | None = None
     # Continue-as-new once history holds this many events (None: when the server suggests it).

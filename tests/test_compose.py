@@ -17,7 +17,15 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SERVICES = {"postgresql", "temporal", "temporal-ui", "temporal-admin-tools", "migrate", "api", "worker"}
-SEARCH_ATTRIBUTES = ["TicketStatus", "TicketRegion", "TicketPriority", "TicketType", "TicketAssignee"]
+SEARCH_ATTRIBUTES = [
+    "TicketStatus",
+    "TicketRegion",
+    "TicketPriority",
+    "TicketType",
+    "TicketAssignee",
+    "TicketSlaBreached",
+    "TicketEscalation",
+]
 
 
 def _docker_compose() -> str:

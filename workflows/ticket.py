@@ -51,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
         initial_state,
     )
     from workflows.nodes import END, HANDLERS
+    from models.calendar import BusinessCalendar
+    from workflows import sla
     from workflows.nodes.stock import release_all
 
 PROJECTION_TIMEOUT = timedelta(seconds=15)
@@ -104,10 +106,15 @@ class TicketWorkflow:
     async def run(self, input: TicketInput) -> TicketResult:
         projector = asyncio.create_task(self._projector())
         if self._created is not None:
+            sla.start_clocks(self)
             await self._project(self._created)
+        calendar = input.calendar or BusinessCalendar.always_open("UTC")
+        clocks = [asyncio.create_task(sla.run_clock(self, kind, calendar)) for kind in self.state.sla.clocks]
         walker = asyncio.create_task(self._drive())
         await workflow.wait_condition(lambda: self.state.status in TERMINAL or self._history_is_long())
         walker.cancel()
+        for clock in clocks:
+            clock.cancel()
         if self.state.status == TicketStatus.CANCELLED and self.state.reservations:
             released = await asyncio.shield(release_all(self))
             await self.record("parts_released", SYSTEM, {"released": released})
@@ -433,6 +440,7 @@ class TicketWorkflow:
             at=now,
             data=data,
         )
+        sla.on_change(self, action, actor.id)
         if upsert:
             self._upsert_search_attributes()
         workflow.set_current_details(self._details())
@@ -470,6 +478,7 @@ class TicketWorkflow:
                 attrs.TICKET_STATUS.value_set(s.status.value),
                 attrs.TICKET_PRIORITY.value_set(s.priority.value),
                 attrs.TICKET_ASSIGNEE.value_set(assignees[0]) if assignees else attrs.TICKET_ASSIGNEE.value_unset(),
+                *sla.search_attributes(self),
             ]
         )
 

@@ -36,10 +36,12 @@ from api.errors import (
 from api.services import templates
 from domain.access import can_access_region, visible_regions
 from domain.ids import new_ticket_id, ticket_id_for_key
+from domain.calendar import freeze_holidays
 from domain.classification import classify
 from domain.forms import validate_values, visible_values
 from domain.lifecycle import TERMINAL, allowed_actions
 from models import search_attributes as attrs
+from models.calendar import BusinessCalendar
 from models.db import upsert_statement
 from models.schemas import TicketCreate, TicketEventOut, TicketOut, TicketPage, TicketSummary
 from models.settings import Settings
@@ -120,6 +122,7 @@ async def create_ticket(
         created_by=actor,
         created_at=datetime.now(UTC),
         fields=fields,
+        calendar=region_calendar(region),
     )
     state = initial_state(ticket_input)
     try:
@@ -149,6 +152,17 @@ async def create_ticket(
 
     await _record_intake(session, state, key, request_hash)
     return Created(_out(state, "workflow", actor=actor, spec=version.spec), new=True)
+
+
+def region_calendar(region: Region) -> BusinessCalendar:
+    """The region's business calendar, its holidays frozen for this year and the next so the
+    ticket's deadlines never change on replay (even after a ``holidays`` upgrade)."""
+    if region.calendar:
+        cal = BusinessCalendar.model_validate(region.calendar)
+    else:
+        cal = BusinessCalendar.weekly(region.timezone, "09:00-18:00", "mon-fri")
+    year = datetime.now(UTC).year
+    return freeze_holidays(cal, year, year + 1)
 
 
 async def _pick_template(session: AsyncSession, body: TicketCreate) -> tuple[TemplateVersion, Priority]:

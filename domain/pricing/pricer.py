@@ -66,6 +66,11 @@ class LinePricer:
         value = list_amount if self.rate is None else list_amount * self.rate
         return value.quantize(self.quantum, self.rounding)
 
+    def _tax_of(self, amount: Decimal) -> Decimal:
+        if self.tax_inclusive:
+            return round_ratio(amount * self.tax_percent, HUNDRED + self.tax_percent, self.spec)
+        return (amount * self.tax_rate).quantize(self.quantum, self.rounding)
+
     def line(self, kind: LineKind, code: str, description: str, quantity: Decimal, unit: str,
              unit_price: Decimal, amount: Decimal, rule: str, percent: Decimal | None,
              base: Decimal | None, list_unit_price: Decimal | None) -> StatementLine:
@@ -73,11 +78,17 @@ class LinePricer:
 
         Exclusive: ``tax = amount × p/100``, ``gross = amount + tax``.
         Inclusive: ``amount`` is gross; ``tax = amount × p/(100+p)``, ``net = amount − tax``."""
+        if kind == LineKind.DISCOUNT:
+            # A discount's tax is what brings the statement's tax so far to the tax of its
+            # amount so far, rounded once: rounding a negative line on its own could push the
+            # tax (and so the total) below zero while the net is not (Hypothesis found it).
+            so_far = sum(self.amounts.values(), amount)
+            tax = self._tax_of(so_far) - sum(self.taxes.values(), ZERO)
+        else:
+            tax = self._tax_of(amount)
         if self.tax_inclusive:
-            tax = round_ratio(amount * self.tax_percent, HUNDRED + self.tax_percent, self.spec)
             net, gross = amount - tax, amount
         else:
-            tax = (amount * self.tax_rate).quantize(self.quantum, self.rounding)
             net, gross = amount, amount + tax
         self.amounts[kind] += amount
         self.taxes[kind] += tax

@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from zoneinfo import ZoneInfo
 from temporalio.api.enums.v1 import EventType
 
 from api.app import create_app
@@ -21,6 +22,11 @@ async def test_ticket_whole_life_over_http(stack):
     assert (t["status"], t["priority"], t["workflow_id"]) == ("new", "high", f"ticket-{tid}")
     t = await stack.until(tid, lambda t: t["active"])  # the workflow opens its first task
     assert t["active"] == ["work"] and t["nodes"]["work"]["candidates"] == "role:engineer"
+    # SLA clocks run in the region's business calendar (east: Mon–Fri 09–12, 13–18, Shanghai).
+    response = t["sla"]["clocks"]["response"]
+    assert response["target"] == "PT2H" and response["due"] is not None and not t["sla"]["breached"]
+    due = datetime.fromisoformat(response["due"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert due.weekday() < 5 and (9 <= due.hour < 12 or 13 <= due.hour <= 18)
     assert t["allowed_actions"] == ["claim", "assign", "cancel", "comment"]
 
     steps = [

@@ -1,0 +1,137 @@
+"""SLA clocks on the time-skipping server: business-hours deadlines, breach and escalation
+notifications, and the clock paused while the ticket waits on the customer."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import col, select
+from temporalio.worker import Worker
+
+from activities.registry import ACTIVITIES
+from domain.calendar import add_business_time, freeze_holidays
+from models import search_attributes as attrs
+from models.calendar import BusinessCalendar
+from models.notifications import NotificationInbox
+from models.template import TemplateSpec, TemplateVersion
+from models.ticket import ActorRef, ClaimInput, CompleteInput, Priority, StartInput, TicketInput, TicketSignal
+from tests.support import preset
+from workflows.ticket import TicketWorkflow
+
+AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
+ENG = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
+SHANGHAI = freeze_holidays(BusinessCalendar.weekly("Asia/Shanghai", "09:00-18:00", "mon-fri", holiday_country="CN"), 2026, 2027)
+
+
+@pytest.fixture
+async def start(tsenv, db):
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=ACTIVITIES):
+
+        async def go(template: TemplateVersion, calendar: BusinessCalendar | None):
+            inp = TicketInput(
+                ticket_id=f"TS{uuid.uuid4().hex[:10].upper()}", ticket_type=template.key, region="east",
+                priority=Priority.NORMAL, title="SLA", created_by=AGENT, created_at=datetime.now(UTC),
+                template=template, calendar=calendar,
+            )  # fmt: skip
+            h = await tsenv.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue)
+            return h, await until(h, lambda s: s.active)
+
+        yield go
+
+
+async def until(h, check, tries: int = 200):
+    for _ in range(tries):
+        s = await h.query(TicketWorkflow.get_state)
+        if check(s):
+            return s
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_unanswered_ticket_breaches_in_business_hours_and_tells_the_supervisor(start, tsenv, db):
+    h, s = await start(preset("general"), SHANGHAI)  # work task: respond within 2 working hours
+    clock = s.sla.clocks["response"]
+    expected = add_business_time(SHANGHAI, clock.running_since, timedelta(hours=2))
+    await tsenv.sleep(timedelta(days=5))  # nobody claims it
+    s = await until(h, lambda s: s.sla.escalation == "director")
+    response = s.sla.clocks["response"]
+    assert s.sla.breached and response.breached_at is not None and response.done_at is None
+    assert abs(response.breached_at - expected) < timedelta(seconds=1)  # on the business-hours deadline
+    desc = await h.describe()
+    assert desc.typed_search_attributes.get(attrs.TICKET_SLA_BREACHED) == "true"
+    assert desc.typed_search_attributes.get(attrs.TICKET_ESCALATION) == "director"
+    async with db.session() as session:
+        told = (
+            await session.exec(
+                select(NotificationInbox).where(
+                    col(NotificationInbox.ticket_id) == s.ticket_id, col(NotificationInbox.actor_id) == "sup-zhou"
+                )
+            )
+        ).all()
+    assert [n.event for n in told] == ["sla_breach", "sla_breach"]  # response (2 h), then resolution (8 h)
+    # Escalation goes on to the manager (mgr-sun) after 150 %.
+    async with db.session() as session:
+        managers = (
+            await session.exec(
+                select(NotificationInbox.event).where(
+                    col(NotificationInbox.ticket_id) == s.ticket_id, col(NotificationInbox.actor_id) == "mgr-sun"
+                )
+            )
+        ).all()
+    assert list(managers) == ["sla_escalation", "sla_escalation"]
+
+
+async def test_a_timely_response_stops_the_response_clock(start, tsenv):
+    h, _ = await start(preset("general"), SHANGHAI)
+    await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENG))
+    await tsenv.sleep(timedelta(days=5))
+    s = await until(h, lambda s: s.sla.clocks["resolution"].breached_at is not None)
+    response = s.sla.clocks["response"]
+    assert response.done_at is not None and response.breached_at is None
+
+
+PAUSING = TemplateVersion(
+    key="pausing",
+    version=1,
+    spec=TemplateSpec.model_validate(
+        {
+            "key": "pausing",
+            "name": "Needs the customer",
+            "start": "ask",
+            "sla": {"normal": {"resolution": "PT4H"}},
+            "nodes": [
+                {"id": "ask", "type": "task", "assignee": {"role": "engineer"}, "next": "customer"},
+                {"id": "customer", "type": "wait", "signal": "customer_replied", "next": "fix"},
+                {"id": "fix", "type": "task", "assignee": {"role": "engineer"}, "next": "done"},
+                {"id": "done", "type": "end"},
+            ],
+        }
+    ),
+)
+
+
+async def test_time_waiting_on_the_customer_does_not_count(start, tsenv):
+    h, _ = await start(PAUSING, None)  # 24x7
+    for update, inp in [
+        (TicketWorkflow.claim, ClaimInput(actor=ENG)),
+        (TicketWorkflow.start, StartInput(actor=ENG)),
+        (TicketWorkflow.complete, CompleteInput(actor=ENG)),
+    ]:
+        await h.execute_update(update, inp)
+    s = await until(h, lambda s: s.active == ["customer"])
+    await tsenv.sleep(timedelta(hours=10))  # the customer takes 10 hours: the clock is paused
+    s = await h.query(TicketWorkflow.get_state)
+    assert not s.sla.breached and s.sla.clocks["resolution"].running_since is None
+    await h.signal(TicketWorkflow.event, TicketSignal(name="customer_replied", actor=AGENT))
+    s = await until(h, lambda s: s.active == ["fix"])
+    resumed = s.sla.clocks["resolution"].running_since
+    assert resumed is not None
+    await tsenv.sleep(timedelta(hours=3))
+    assert not (await h.query(TicketWorkflow.get_state)).sla.breached  # 3 h after resuming: in time
+    await tsenv.sleep(timedelta(hours=2))
+    s = await until(h, lambda s: s.sla.breached)
+    clock = s.sla.clocks["resolution"]
+    # The breach comes 4 h minus the time used before the pause after resuming, not 10 h earlier.
+    assert timedelta(hours=3, minutes=59) < clock.breached_at - resumed <= timedelta(hours=4)

@@ -1,0 +1,129 @@
+"""SLA clocks inside TicketWorkflow: first response and resolution, in business time.
+
+Deadlines come from the region's business calendar (``domain/calendar.py``, pure) and are
+awaited as durable timers. Milestones, as shares of the target: reminders at 50 % and 80 %,
+the breach at 100 % (escalated to a supervisor), then a manager at 150 % and a director at
+200 %. Each notifies through ``notify.send``. The clock pauses while the ticket waits on the
+customer (an active ``wait`` node for an event) and resumes with the time left.
+Deterministic workflow code: no I/O, time from ``workflow.now()``.
+"""
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.calendar import add_business_time, business_time_between
+    from models import search_attributes as attrs
+    from models.calendar import BusinessCalendar
+    from models.ticket import SYSTEM, SlaClock, TicketStatus
+    from workflows.nodes.notify import send
+
+MILESTONES: list[tuple[float, str, str | None]] = [  # share, what, who is told
+    (0.5, "reminder", None),
+    (0.8, "reminder", None),
+    (1.0, "breach", "supervisor"),
+    (1.5, "escalation", "manager"),
+    (2.0, "escalation", "director"),
+]
+RESPONDED = frozenset({"claim", "assign", "start", "complete", "resolve", "approve", "reject"})
+RESOLVED = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.CANCELLED})
+
+
+def targets(wf) -> dict[str, timedelta]:
+    """Per-priority targets of the template, else the first task's own SLA."""
+    sla = wf.spec.sla.get(wf.state.priority)
+    if sla is None:
+        first = wf.spec.node(wf.spec.start)
+        sla = getattr(first, "sla", None)
+    if sla is None:
+        return {}
+    return {k: v for k, v in (("response", sla.response), ("resolution", sla.resolution)) if v}
+
+
+def start_clocks(wf) -> None:
+    for kind, target in targets(wf).items():
+        # From the workflow's start (the intake's clock may differ by a moment).
+        wf.state.sla.clocks[kind] = SlaClock(target=target, running_since=workflow.now())
+
+
+def on_change(wf, action: str, actor_id: str) -> None:
+    """Called for every state change: stop the clocks whose goal was reached."""
+    now = workflow.now()
+    clocks = wf.state.sla.clocks
+    if actor_id != SYSTEM.id and action in RESPONDED and "response" in clocks and clocks["response"].done_at is None:
+        clocks["response"].done_at = now
+    if wf.state.status in RESOLVED:
+        for clock in clocks.values():
+            if clock.done_at is None:
+                clock.done_at = now
+
+
+def paused(wf) -> bool:
+    return any(wf.state.nodes[n].type == "wait" and wf.spec.node(n).signal for n in wf.state.active)
+
+
+async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
+    clock = wf.state.sla.clocks[kind]
+    while clock.milestone < len(MILESTONES) and clock.done_at is None:
+        now = workflow.now()
+        if paused(wf):
+            if clock.running_since is not None:
+                clock.used += business_time_between(cal, clock.running_since, now)
+                clock.running_since, clock.due = None, None
+            await workflow.wait_condition(lambda: not paused(wf) or clock.done_at is not None)
+            continue
+        if clock.running_since is None:
+            clock.running_since = now
+        share, what, who = MILESTONES[clock.milestone]
+        left = max(timedelta(0), clock.target * share - clock.used)
+        clock.due = add_business_time(cal, clock.running_since, left)
+        delay = (clock.due - now).total_seconds()
+        if delay > 0:
+            label = f"SLA {kind} {int(share * 100)}%" + (f": escalate to {who}" if who else "")
+            try:
+                await workflow.wait_condition(
+                    lambda: clock.done_at is not None or paused(wf), timeout=delay, timeout_summary=label
+                )
+                continue  # reached, or paused: look again
+            except TimeoutError:
+                pass
+        await _fire(wf, kind, clock, share, what, who)
+        clock.milestone += 1
+
+
+async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: str | None) -> None:
+    data = {"sla": kind, "share": share, "target": str(clock.target), "due": clock.due.isoformat() if clock.due else None}
+    if what == "breach":
+        clock.breached_at = workflow.now()
+        wf.state.sla.breached = True
+    if who:
+        wf.state.sla.escalation = who
+        data["escalated_to"] = who
+    await wf.record(f"sla_{what}", SYSTEM, data)
+    recipients = [f"role:{who}"] if who else _holders(wf)
+    urgency = {"reminder": "normal", "breach": "high"}.get(what, "critical")
+    try:
+        text = f"{kind} target {clock.target} at {int(share * 100)}%" + (f", escalated to {who}" if who else "")
+        await send(wf, f"sla-{kind}-{clock.milestone}", f"sla_{what}", urgency, recipients, text)
+    except ActivityError as exc:  # telling people must never stop the clock
+        if wf.state.status in (TicketStatus.CLOSED, TicketStatus.CANCELLED):
+            raise  # the ticket ended while we were sending: nothing more to record
+        await wf.record("sla_notify_failed", SYSTEM, {"sla": kind, "reason": str(exc.cause)})
+
+
+def _holders(wf) -> list[str]:
+    out = []
+    for n in wf.state.active:
+        node = wf.state.nodes[n]
+        out.append(node.assignee or node.candidates or "")
+    return [o for o in out if o] or [wf.state.created_by]
+
+
+def search_attributes(wf) -> list:
+    sla = wf.state.sla
+    return [
+        attrs.TICKET_SLA_BREACHED.value_set("true" if sla.breached else "false"),
+        attrs.TICKET_ESCALATION.value_set(sla.escalation) if sla.escalation else attrs.TICKET_ESCALATION.value_unset(),
+    ]
