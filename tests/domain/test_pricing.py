@@ -692,3 +692,18 @@ def test_statements_are_frozen():
     s = run(services=[{"code": "CLEAN"}])
     with pytest.raises(ValidationError):
         s.lines[0].amount = D("0")  # type: ignore[misc]
+
+
+def test_a_discount_never_makes_the_tax_or_the_total_negative():
+    """Found by Hypothesis: three 0.01 lines (tax 16.67 % rounds to 0.00 each) and a −0.03
+    discount whose own tax would round to −0.01, giving a −0.01 total on a 0.00 net."""
+    services = [{"strategy": "flat", "code": c, "price": "0.01"} for c in ("A", "B", "C")]
+    r = rules(
+        services=services,
+        discounts={"member_levels": [{"level": "silver", "percent": "83.34"}]},
+        tax={"mode": "exclusive", "percent": "16.67"},
+    )
+    s = run(r, services=[{"code": c} for c in ("A", "B", "C")], member_level="silver")
+    assert [line.amount for line in s.lines] == [D("0.01"), D("0.01"), D("0.01"), D("-0.03")]
+    assert (s.totals.net, s.totals.tax, s.totals.total) == (D("0.00"), D("0.00"), D("0.00"))
+    assert sum(line.tax for line in s.lines) == s.totals.tax
