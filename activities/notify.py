@@ -33,6 +33,7 @@ from temporalio.exceptions import ApplicationError
 from activities.channels import DeliveryError, NotificationChannel, OutboundMessage, build_channels
 from activities.resources import database
 from domain import notify_rules as rules
+from domain.access import can_access_region
 from models.db import Database, upsert_statement
 from models.notifications import (
     Channel,
@@ -45,6 +46,7 @@ from models.notifications import (
 )
 from models.settings import Settings, get_settings
 from models.tables import Actor
+from models.ticket import ActorRef
 
 PENDING_ERROR = "NotificationDeliveryPending"
 CONFIG_ERROR = "NotificationConfigInvalid"
@@ -151,9 +153,8 @@ async def resolve_contacts(
         if wanted.roles or wanted.groups:
             members = []
             for a in await s.exec(select(Actor).where(col(Actor.active).is_(True)).order_by(col(Actor.id))):
-                in_region = "*" in a.regions or region in a.regions
-                groups = getattr(a, "groups", None) or []
-                if in_region and (set(a.roles) & set(wanted.roles) or set(groups) & set(wanted.groups)):
+                in_region = can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region)
+                if in_region and (set(a.roles) & set(wanted.roles) or set(a.groups) & set(wanted.groups)):
                     members.append(a.id)
             chosen += [m for m in members if m not in chosen]
         contacts: dict[str, NotificationContact] = {}

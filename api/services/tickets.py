@@ -98,9 +98,7 @@ async def create_ticket(
     if not can_access_region(actor, body.region):
         raise Forbidden(f"actor {actor.id!r} may not create tickets in region {body.region!r}")
     version, priority = await _pick_template(session, body)
-    fields, problems = validate_values(version.spec, body.fields, roles=actor.roles, intake=True)
-    if problems:
-        raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
+    fields = _checked_fields(version, body.fields, actor, intake=True)
 
     key = _dedup_key(body, idempotency_key)
     request_hash = _request_hash(body)
@@ -266,6 +264,21 @@ async def _template_of(session: AsyncSession, state: TicketState) -> TemplateVer
     return await templates.get_version(session, state.template_key or state.ticket_type, state.template_version or None)
 
 
+async def _template_of_row(session: AsyncSession, row: Ticket) -> TemplateVersion:
+    """The template version a ticket pinned at intake."""
+    return await templates.get_version(session, row.ticket_type, row.template_version or None)
+
+
+def _checked_fields(
+    version: TemplateVersion, submitted: dict[str, Any], actor: ActorRef, intake: bool = False
+) -> dict[str, Any]:
+    """Form values normalised for the template, or one 422 naming each bad field."""
+    fields, problems = validate_values(version.spec, submitted, roles=actor.roles, intake=intake)
+    if problems:
+        raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
+    return fields
+
+
 async def _view_just_started(session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str) -> TicketOut:
     """The ticket a concurrent request is creating: its row may not be written yet, so ask the workflow."""
     if await session.get(Ticket, ticket_id) is not None:
@@ -365,12 +378,9 @@ async def act(
     row = await _visible_row(session, actor, ticket_id)
     if action is Action.ASSIGN:
         await _check_assignee(session, getattr(update_input, "assignee"), row.region)
+    version = await _template_of_row(session, row)
     if submitted := getattr(update_input, "fields", None):
-        version = await templates.get_version(session, row.ticket_type, row.template_version or None)
-        fields, problems = validate_values(version.spec, submitted, roles=actor.roles)
-        if problems:
-            raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
-        update_input = update_input.model_copy(update={"fields": fields})
+        update_input = update_input.model_copy(update={"fields": _checked_fields(version, submitted, actor)})
     handle = client.get_workflow_handle(workflow_id(ticket_id))
     try:
         state: TicketState = await handle.execute_update(
@@ -390,8 +400,7 @@ async def act(
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             raise ActionTimedOut(f"{action.value} did not complete within {settings.action_timeout_s}s") from exc
         raise ServiceUnavailable(f"Temporal did not accept the action: {exc.message}") from exc
-    spec = (await templates.get_version(session, row.ticket_type, row.template_version or None)).spec
-    return _out(state, "workflow", actor=actor, spec=spec)
+    return _out(state, "workflow", actor=actor, spec=version.spec)
 
 
 def _refusal(exc: WorkflowUpdateFailedError) -> None:
@@ -419,10 +428,7 @@ async def send_event(
     row = await _visible_row(session, actor, ticket_id)
     if row.status in TERMINAL:
         raise InvalidTransition(f"ticket {ticket_id} is {row.status}", status=row.status, allowed_actions=[])
-    version = await templates.get_version(session, row.ticket_type, row.template_version or None)
-    fields, problems = validate_values(version.spec, submitted, roles=actor.roles)
-    if problems:
-        raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
+    fields = _checked_fields(await _template_of_row(session, row), submitted, actor)
     signal = TicketSignal(name=name, actor=actor, fields=fields, text=text)
     try:
         await client.get_workflow_handle(workflow_id(ticket_id)).signal(TicketWorkflow.event, signal)
