@@ -49,6 +49,28 @@ class Actor(SQLModel, table=True):
     active: bool = True
     groups: list[str] = Field(default_factory=list, sa_type=sa.JSON)  # teams / departments
     manager_id: str | None = Field(default=None, max_length=64)
+    # --- dispatch profile (models/people.py validates it; domain/dispatch.py scores it) ---
+    team: str | None = Field(default=None, max_length=64)  # primary team / department
+    skills: dict[str, int] = Field(default_factory=dict, sa_type=sa.JSON)  # skill → level 1..5
+    home_lat: float | None = None
+    home_lon: float | None = None
+    capacity: int = 10  # max open tickets
+    seniority: int = 1  # 1..5; VIP tickets need senior staff
+    # Working hours (models.calendar.BusinessCalendar as JSON); None: available at any time.
+    working_hours: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    # Absences: [{"start": iso, "end": iso}], half-open.
+    out_of_office: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    features: dict[str, float] = Field(default_factory=dict, sa_type=sa.JSON)  # rating, first-time-fix…
+
+
+class DispatchCursor(SQLModel, table=True):
+    """Round-robin position of one dispatching node in one region: who was assigned last."""
+
+    __tablename__ = "dispatch_cursor"
+
+    key: str = Field(primary_key=True, max_length=200)  # "<region>:<template>:<node>"
+    last_id: str = Field(max_length=64)
+    updated_at: datetime = Field(sa_type=UTC_DATETIME)
 
 
 class Template(SQLModel, table=True):

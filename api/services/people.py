@@ -1,0 +1,385 @@
+"""People and teams: the roster with each person's dispatch profile, scoped by region.
+
+Reads: a caller sees the people who work in a region they can access (people of every
+region, ``["*"]``, are seen by all); anyone else is ``NotFound``. Naming a region outside
+the caller's scope in a filter is ``Forbidden``, as creating a ticket there is.
+
+Writes need ``admin`` or ``hr`` and the caller's scope must cover every region of the person,
+before and after the change. Only an ``admin`` changes an admin, or gives the role. People are
+never deleted, only deactivated; API keys are never read or written here.
+"""
+
+import base64
+import binascii
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
+from domain.access import ALL_REGIONS, can_access_region
+from models.common import TicketStatus
+from models.people import (
+    Absence,
+    AbsenceOut,
+    PersonCreate,
+    PersonFields,
+    PersonOut,
+    PersonPage,
+    PersonPatch,
+    TeamManager,
+    TeamOut,
+)
+from models.tables import Actor, Region, Ticket
+from models.ticket import ActorRef
+
+WRITERS = frozenset({"admin", "hr"})
+ADMIN = "admin"
+# A ticket in one of these counts towards its assignee's load.
+OPEN_STATUSES = (TicketStatus.NEW.value, TicketStatus.ASSIGNED.value, TicketStatus.IN_PROGRESS.value)
+_SCAN_BATCH = 200  # rows read per round while a page fills up
+
+
+# --- scope ---
+
+
+def _visible(actor: ActorRef, regions: list[str]) -> bool:
+    """A person is visible to callers of any region they work in; global people to everyone."""
+    if ALL_REGIONS in actor.regions or ALL_REGIONS in regions:
+        return True
+    return any(r in actor.regions for r in regions)
+
+
+def _covers(actor: ActorRef, regions: list[str]) -> bool:
+    """The caller may manage people of all these regions (``"*"`` needs a global caller)."""
+    return all(can_access_region(actor, r) for r in regions)
+
+
+def _require_writer(actor: ActorRef) -> None:
+    if not WRITERS.intersection(actor.roles):
+        raise Forbidden(f"actor {actor.id!r} may not change people (roles: {', '.join(sorted(WRITERS))})")
+
+
+async def _visible_row(session: AsyncSession, actor: ActorRef, person_id: str) -> Actor:
+    row = await session.get(Actor, person_id)
+    if row is None or not _visible(actor, list(row.regions)):
+        raise NotFound(f"person {person_id} not found")
+    return row
+
+
+async def _writable_row(session: AsyncSession, actor: ActorRef, person_id: str) -> Actor:
+    _require_writer(actor)
+    row = await _visible_row(session, actor, person_id)
+    if not _covers(actor, list(row.regions)):
+        raise Forbidden(f"actor {actor.id!r} may not change {person_id!r}: they work outside the caller's regions")
+    if ADMIN in row.roles and ADMIN not in actor.roles:
+        raise Forbidden(f"only an admin may change {person_id!r}, who is an admin")
+    return row
+
+
+def _invalid(loc: list[str | int], msg: str, type_: str) -> ProblemList:
+    return ProblemList([{"loc": ["body", *loc], "msg": msg, "type": type_}])
+
+
+# --- output ---
+
+
+def _out(row: Actor, load: int) -> PersonOut:
+    return PersonOut(
+        id=row.id,
+        name=row.name,
+        roles=list(row.roles),
+        regions=list(row.regions),
+        groups=list(row.groups),
+        team=row.team,
+        manager_id=row.manager_id,
+        active=row.active,
+        skills=dict(row.skills),
+        home_lat=row.home_lat,
+        home_lon=row.home_lon,
+        capacity=row.capacity,
+        seniority=row.seniority,
+        working_hours=row.working_hours,
+        out_of_office=[AbsenceOut.model_validate(p) for p in row.out_of_office],
+        features=dict(row.features),
+        load=load,
+    )
+
+
+async def loads(session: AsyncSession, person_ids: list[str]) -> dict[str, int]:
+    """Open tickets (new, assigned, in progress) per assignee, from the read model."""
+    if not person_ids:
+        return {}
+    q = (
+        select(Ticket.assignee, func.count())
+        .where(col(Ticket.assignee).in_(person_ids), col(Ticket.status).in_(OPEN_STATUSES))
+        .group_by(Ticket.assignee)
+    )
+    return {assignee: n for assignee, n in (await session.exec(q)).all()}
+
+
+async def _one_out(session: AsyncSession, row: Actor) -> PersonOut:
+    return _out(row, (await loads(session, [row.id])).get(row.id, 0))
+
+
+# --- reads ---
+
+
+@dataclass
+class PeopleFilter:
+    region: str | None = None  # works there (global people included)
+    role: str | None = None
+    team: str | None = None
+    skill: str | None = None  # has the skill, any level
+    active: bool | None = None  # None: both
+
+
+def _encode_cursor(person_id: str) -> str:
+    return base64.urlsafe_b64encode(person_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query") from exc
+    if not value:
+        raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query")
+    return value
+
+
+def _json_text_contains(column: Any, needle: str) -> Any:
+    """A coarse SQL pre-filter on a JSON column's text (both backends); rows are re-checked in Python."""
+    return sa.cast(column, sa.Text).contains(needle, autoescape=True)
+
+
+def _matches(row: Actor, actor: ActorRef, f: PeopleFilter) -> bool:
+    if not _visible(actor, list(row.regions)):
+        return False
+    if f.region is not None and not (f.region in row.regions or ALL_REGIONS in row.regions):
+        return False
+    if f.role is not None and f.role not in row.roles:
+        return False
+    return f.skill is None or f.skill in row.skills
+
+
+async def list_people(
+    session: AsyncSession, actor: ActorRef, f: PeopleFilter, limit: int, cursor: str | None
+) -> PersonPage:
+    """By id; keyset pagination on the id (stable while people are added)."""
+    if f.region is not None and not can_access_region(actor, f.region):
+        raise Forbidden(f"actor {actor.id!r} may not list people of region {f.region!r}")
+    q = select(Actor)
+    if f.team is not None:
+        q = q.where(col(Actor.team) == f.team)
+    if f.active is not None:
+        q = q.where(col(Actor.active).is_(f.active))
+    regions = [f.region] if f.region is not None else (None if ALL_REGIONS in actor.regions else actor.regions)
+    if regions is not None:
+        q = q.where(sa.or_(*(_json_text_contains(Actor.regions, json.dumps(r)) for r in [*regions, ALL_REGIONS])))
+    if f.role is not None:
+        q = q.where(_json_text_contains(Actor.roles, json.dumps(f.role)))
+    if f.skill is not None:
+        q = q.where(_json_text_contains(Actor.skills, json.dumps(f.skill) + ":"))
+    after = _decode_cursor(cursor) if cursor else None
+    rows: list[Actor] = []
+    while len(rows) <= limit:
+        batch_q = q.where(col(Actor.id) > after) if after is not None else q
+        batch = list((await session.exec(batch_q.order_by(col(Actor.id)).limit(_SCAN_BATCH))).all())
+        rows.extend(r for r in batch if _matches(r, actor, f))
+        if len(batch) < _SCAN_BATCH:
+            break
+        after = batch[-1].id
+    more, rows = len(rows) > limit, rows[:limit]
+    load = await loads(session, [r.id for r in rows])
+    return PersonPage(
+        items=[_out(r, load.get(r.id, 0)) for r in rows],
+        next_cursor=_encode_cursor(rows[-1].id) if more else None,
+    )
+
+
+async def get_person(session: AsyncSession, actor: ActorRef, person_id: str) -> PersonOut:
+    return await _one_out(session, await _visible_row(session, actor, person_id))
+
+
+async def list_teams(session: AsyncSession, actor: ActorRef) -> list[TeamOut]:
+    """Primary teams and groups of the active people the caller can see."""
+    people = [
+        p for p in (await session.exec(select(Actor).where(col(Actor.active).is_(True)).order_by(col(Actor.id)))).all()
+        if _visible(actor, list(p.regions))
+    ]
+    members: dict[tuple[str, str], list[Actor]] = defaultdict(list)
+    for p in people:
+        if p.team:
+            members[("team", p.team)].append(p)
+        for g in dict.fromkeys(p.groups):
+            members[("group", g)].append(p)
+    teams = []
+    for (kind, name), group in sorted(members.items(), key=lambda kv: (kv[0][0] != "team", kv[0][1])):
+        ids = {p.id for p in group}
+        per_region: Counter[str] = Counter()
+        for p in group:
+            per_region.update(r for r in dict.fromkeys(p.regions) if r == ALL_REGIONS or can_access_region(actor, r))
+        bosses = Counter(p.manager_id for p in group if p.manager_id and p.manager_id not in ids)
+        teams.append(
+            TeamOut(
+                name=name,
+                kind=kind,  # type: ignore[arg-type]
+                members=len(group),
+                regions=dict(sorted(per_region.items())),
+                managers=[TeamManager(id=m, members=n) for m, n in sorted(bosses.items(), key=lambda x: (-x[1], x[0]))],
+            )
+        )
+    return teams
+
+
+# --- writes ---
+
+
+async def _check_references(session: AsyncSession, actor: ActorRef, person_id: str, body: PersonFields) -> None:
+    """Regions exist and are the caller's; the manager exists and heads no cycle."""
+    for i, code in enumerate(body.regions):
+        if code != ALL_REGIONS and await session.get(Region, code) is None:
+            raise _invalid(["regions", i], f"unknown region {code!r}", "unknown_region")
+    if not _covers(actor, body.regions):
+        raise Forbidden(f"actor {actor.id!r} may not place people in regions {body.regions}")
+    if body.manager_id is None:
+        return
+    if body.manager_id == person_id:
+        raise _invalid(["manager_id"], "a person cannot be their own manager", "manager_cycle")
+    manager = await session.get(Actor, body.manager_id)
+    if manager is None:
+        raise _invalid(["manager_id"], f"unknown person {body.manager_id!r}", "unknown_manager")
+    chain, seen, current = [body.manager_id], {body.manager_id}, manager.manager_id
+    while current is not None and current not in seen:
+        chain.append(current)
+        if current == person_id:
+            raise _invalid(
+                ["manager_id"], f"{body.manager_id!r} reports to {person_id!r} ({' → '.join(chain)})", "manager_cycle"
+            )
+        seen.add(current)
+        row = await session.get(Actor, current)
+        current = row.manager_id if row is not None else None
+
+
+def _check_role_grants(actor: ActorRef, before: list[str], after: list[str]) -> None:
+    if (ADMIN in before) != (ADMIN in after) and ADMIN not in actor.roles:
+        raise Forbidden(f"only an admin may give or take the {ADMIN!r} role")
+
+
+def _check_not_self_deactivation(actor: ActorRef, person_id: str, active: bool) -> None:
+    if person_id == actor.id and not active:
+        raise Conflict("you cannot deactivate yourself")
+
+
+async def _commit(session: AsyncSession, conflict: str) -> None:
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict(conflict) from exc
+
+
+async def create_person(session: AsyncSession, actor: ActorRef, body: PersonCreate) -> PersonOut:
+    _require_writer(actor)
+    if await session.get(Actor, body.id) is not None:
+        raise Conflict(f"person {body.id!r} already exists")
+    await _check_references(session, actor, body.id, body)
+    _check_role_grants(actor, [], body.roles)
+    row = Actor(**body.columns())
+    session.add(row)
+    await _commit(session, f"person {body.id!r} already exists")
+    return await _one_out(session, row)
+
+
+async def _store(session: AsyncSession, actor: ActorRef, row: Actor, body: PersonFields) -> PersonOut:
+    await _check_references(session, actor, row.id, body)
+    _check_role_grants(actor, list(row.roles), body.roles)
+    _check_not_self_deactivation(actor, row.id, body.active)
+    for name, value in body.columns().items():
+        setattr(row, name, value)
+    session.add(row)
+    await _commit(session, f"person {row.id!r} changed at the same moment; retry")
+    return await _one_out(session, row)
+
+
+def _stored(row: Actor) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in PersonFields.model_fields}
+
+
+async def replace_person(session: AsyncSession, actor: ActorRef, person_id: str, body: PersonFields) -> PersonOut:
+    row = await _writable_row(session, actor, person_id)
+    return await _store(session, actor, row, body)
+
+
+async def patch_person(session: AsyncSession, actor: ActorRef, person_id: str, patch: PersonPatch) -> PersonOut:
+    row = await _writable_row(session, actor, person_id)
+    merged = {**_stored(row), **patch.model_dump(exclude_unset=True)}
+    try:
+        body = PersonFields.model_validate(merged)
+    except ValidationError as exc:
+        raise ProblemList(
+            [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from exc
+    return await _store(session, actor, row, body)
+
+
+async def deactivate_person(session: AsyncSession, actor: ActorRef, person_id: str) -> None:
+    row = await _writable_row(session, actor, person_id)
+    _check_not_self_deactivation(actor, person_id, False)
+    if row.active:
+        row.active = False
+        session.add(row)
+        await session.commit()
+
+
+# --- absences ---
+
+
+async def _absences_row(session: AsyncSession, actor: ActorRef, person_id: str) -> Actor:
+    """Self, or a writer whose scope covers the person."""
+    if actor.id == person_id:
+        row = await session.get(Actor, person_id)
+        if row is None:
+            raise NotFound(f"person {person_id} not found")
+        return row
+    return await _writable_row(session, actor, person_id)
+
+
+async def add_absence(
+    session: AsyncSession, actor: ActorRef, person_id: str, absence: Absence
+) -> tuple[PersonOut, bool]:
+    """Add an out-of-office period; the same period again changes nothing (``False``)."""
+    row = await _absences_row(session, actor, person_id)
+    current = [Absence.model_validate(p) for p in row.out_of_office]
+    if absence in current:
+        return await _one_out(session, row), False
+    clash = next((a for a in current if a.overlaps(absence)), None)
+    if clash is not None:
+        raise Conflict(
+            f"{person_id} is already out of office {clash.start.isoformat()} – {clash.end.isoformat()}",
+            start=clash.start.isoformat(),
+            end=clash.end.isoformat(),
+        )
+    ordered = sorted([*current, absence], key=lambda a: (a.start, a.end))
+    row.out_of_office = [a.model_dump(mode="json") for a in ordered]
+    session.add(row)
+    await session.commit()
+    return await _one_out(session, row), True
+
+
+async def remove_absence(session: AsyncSession, actor: ActorRef, person_id: str, start: Any) -> None:
+    row = await _absences_row(session, actor, person_id)
+    current = [Absence.model_validate(p) for p in row.out_of_office]
+    kept = [a for a in current if a.start != start]
+    if len(kept) == len(current):
+        raise NotFound(f"{person_id} has no absence starting at {start.isoformat()}")
+    row.out_of_office = [a.model_dump(mode="json") for a in kept]
+    session.add(row)
+    await session.commit()
