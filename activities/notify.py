@@ -101,6 +101,16 @@ TEMPLATES: Mapping[str, EventText] = {
     "breach": EventText("SLA breached", "已超时", "The ticket missed its SLA target.", "该工单已超出服务时限。"),
     "escalation": EventText("Escalated", "已升级", "The ticket was escalated to you.", "该工单已升级至您处理。"),
     "resolved": EventText("Resolved", "已解决", "The ticket was resolved.", "该工单已解决。"),
+    "offered": EventText(
+        "Job offered", "抢单", "A job is offered to you: the first to claim it gets it.", "有新工单可抢，先到先得。"
+    ),
+    "unassigned": EventText(
+        "Nobody to assign", "无人可派", "Dispatch found nobody for this ticket.", "该工单无合适人员可派，请人工处理。"
+    ),
+    "info_requested": EventText(
+        "Information needed", "需要补充信息", "The engineer needs information from you.", "处理人员需要您补充信息。"
+    ),
+    "info_received": EventText("Customer replied", "客户已回复", "The customer answered.", "客户已回复您的问题。"),
     "low_stock": EventText("Low stock", "库存不足", "A spare part is running low.", "备件库存不足，请及时补货。"),
 }
 

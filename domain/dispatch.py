@@ -524,15 +524,14 @@ def _reasons(ctx: _Context, s: ScoredCandidate, nearest: float | None) -> str:
     return ", ".join(parts)
 
 
-def _no_one_qualified(
-    ctx: _Context, base: dict, available: np.ndarray, not_excluded: np.ndarray
-) -> DispatchDecision:
-    req, pool = ctx.req, ctx.pool
-    counts = ", ".join(f"{r} {c}" for r, c in base["rejections"].items()) or "no candidates"
-    nobody = f"nobody qualified among {base['considered']} ({counts})"
+def _first_of(
+    ctx: _Context, ids: list[str], available: np.ndarray, not_excluded: np.ndarray
+) -> tuple[int, ScoredCandidate | None, list[str]]:
+    """The first of ``ids`` in the roster, not excluded and available: (its position, it scored,
+    why those before it were skipped); position -1 and None when there is nobody."""
     skipped: list[str] = []
-    for position, cid in enumerate(req.backups, start=1):
-        i = pool.index.get(cid)
+    for position, cid in enumerate(ids):
+        i = ctx.pool.index.get(cid)
         if i is None:
             skipped.append(f"{cid}: not in roster")
         elif not not_excluded[i]:
@@ -541,22 +540,63 @@ def _no_one_qualified(
             skipped.append(f"{cid}: unavailable")
         else:
             ctx.measure(np.array([i]))
-            chosen = ctx.scored(np.array([i]))[0]
-            over = " (over capacity)" if chosen.load >= chosen.capacity else ""
-            tried = f" (skipped {'; '.join(skipped)})" if skipped else ""
-            text = (
-                f"{_who(chosen)}: {_ordinal(position)} backup{tried}, "
-                f"{_reasons(ctx, chosen, None)}{over} — {nobody}"
-            )
-            return DispatchDecision(
-                **base,
-                outcome=DispatchOutcome.BACKUP,
-                chosen_id=chosen.id,
-                chosen=chosen,
-                ranked=[chosen],
-                round_robin_cursor=None,
-                explanation=text,
-            )
+            return position, ctx.scored(np.array([i]))[0], skipped
+    return -1, None, skipped
+
+
+def _picked(ctx: _Context, chosen: ScoredCandidate, role: str, skipped: list[str]) -> str:
+    over = " (over capacity)" if chosen.load >= chosen.capacity else ""
+    tried = f" (skipped {'; '.join(skipped)})" if skipped else ""
+    return f"{_who(chosen)}: {role}{tried}, {_reasons(ctx, chosen, None)}{over}"
+
+
+def _no_one_qualified(
+    ctx: _Context, base: dict, available: np.ndarray, not_excluded: np.ndarray
+) -> DispatchDecision:
+    counts = ", ".join(f"{r} {c}" for r, c in base["rejections"].items()) or "no candidates"
+    nobody = f"nobody qualified among {base['considered']} ({counts})"
+    position, chosen, skipped = _first_of(ctx, ctx.req.backups, available, not_excluded)
+    if chosen is not None:
+        return DispatchDecision(
+            **base,
+            outcome=DispatchOutcome.BACKUP,
+            chosen_id=chosen.id,
+            chosen=chosen,
+            ranked=[chosen],
+            round_robin_cursor=None,
+            explanation=f"{_picked(ctx, chosen, f'{_ordinal(position + 1)} backup', skipped)} — {nobody}",
+        )
     tried = f"; no backup available ({'; '.join(skipped)})" if skipped else ""
     return DispatchDecision(**base, outcome=DispatchOutcome.NONE, explanation=f"{nobody}{tried}")
 
+
+def first_available(pool: CandidatePool, req: DispatchRequest, ids: list[str]) -> DispatchDecision:
+    """A named assignee and their ordered backups: the first of ``ids`` who is available at
+    ``req.at`` (roster flag, out-of-office, working hours) and not excluded. Capacity is not a
+    hard limit here: a person named by the template is asked even when busy, and told so."""
+    ctx = _Context(pool, req, None, _weights(pool, req, None), None, [])
+    not_excluded = np.ones(pool.size, dtype=bool)
+    not_excluded[[pool.index[x] for x in req.excluded if x in pool.index]] = False
+    position, chosen, skipped = _first_of(ctx, ids, _available_at(pool, req), not_excluded)
+    base = {
+        "ticket_id": req.ticket_id,
+        "strategy": req.strategy,
+        "considered": len(ids),
+        "decided_at": req.at,
+        "rejections": {"availability": len(skipped)} if skipped else {},
+    }
+    if chosen is None:
+        why = "; ".join(skipped)
+        return DispatchDecision(
+            **base, outcome=DispatchOutcome.NONE, explanation=f"nobody available among the named assignee and backups ({why})"
+        )
+    role = "named assignee" if position == 0 else f"{_ordinal(position)} backup"
+    return DispatchDecision(
+        **base,
+        outcome=DispatchOutcome.ASSIGNED if position == 0 else DispatchOutcome.BACKUP,
+        chosen_id=chosen.id,
+        chosen=chosen,
+        ranked=[chosen],
+        qualified=1,
+        explanation=_picked(ctx, chosen, role, skipped),
+    )

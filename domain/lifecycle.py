@@ -55,6 +55,9 @@ def _active(state: TicketState, node_type: str) -> list[NodeState]:
     return [state.nodes[n] for n in state.active if state.nodes[n].type == node_type]
 
 
+HELD = frozenset({NodeStatus.ASSIGNED, NodeStatus.IN_PROGRESS})
+
+
 def _node_ok(action: Action, node: NodeState) -> bool:
     if node.type == "task":
         return {
@@ -63,13 +66,20 @@ def _node_ok(action: Action, node: NodeState) -> bool:
             A.START: node.status == NodeStatus.ASSIGNED,
             A.COMPLETE: node.status == NodeStatus.IN_PROGRESS,
             A.RESOLVE: node.status == NodeStatus.IN_PROGRESS,
+            A.DELEGATE: node.status in HELD,
+            A.RETURN: node.status in HELD and bool(node.delegations),
+            A.REQUEST_INFO: node.status in HELD and node.awaiting_info is None,
         }.get(action, False)
     if node.type == "approval":
-        return action in (A.APPROVE, A.REJECT) and node.status == NodeStatus.OPEN
+        if node.status != NodeStatus.OPEN:
+            return False
+        return action in (A.APPROVE, A.REJECT, A.DELEGATE) or (action == A.RETURN and bool(node.delegations))
     return False
 
 
-NODE_ACTIONS = (A.CLAIM, A.ASSIGN, A.START, A.COMPLETE, A.RESOLVE, A.APPROVE, A.REJECT)
+NODE_ACTIONS = (
+    A.CLAIM, A.ASSIGN, A.START, A.COMPLETE, A.RESOLVE, A.APPROVE, A.REJECT, A.DELEGATE, A.RETURN, A.REQUEST_INFO
+)
 
 
 def allowed_actions(state: TicketState) -> list[Action]:
@@ -124,6 +134,7 @@ def may_claim(actor: ActorRef, node: NodeState) -> bool:
     kind, _, value = (node.candidates or "").partition(":")
     return (
         (kind == "user" and actor.id == value)
+        or (kind == "offer" and actor.id in value.split(","))
         or (kind == "role" and value in actor.roles)
         or (kind == "group" and value in actor.groups)
     )
@@ -152,6 +163,18 @@ def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeS
         ok = actor.id in node.approvers or _has(actor, OVERRIDE)
         if ok and any(v.actor_id == actor.id and v.level == node.level for v in node.votes):
             raise Refusal("already_voted", f"{actor.id} has already decided on level {node.level + 1}")
+    elif action == A.DELEGATE and node is not None:
+        if node.type == "approval":
+            ok = actor.id in node.approvers  # a vote is personal: only its holder hands it on
+            if ok and any(v.actor_id == actor.id and v.level == node.level for v in node.votes):
+                raise Refusal("already_voted", f"{actor.id} has already decided on level {node.level + 1}")
+        else:
+            ok = node.assignee == actor.id or coordinator
+    elif action == A.RETURN and node is not None:
+        holder = actor.id in node.approvers if node.type == "approval" else node.assignee == actor.id
+        ok = (holder and actor.id in node.delegations) or coordinator
+    elif action == A.REQUEST_INFO and node is not None:
+        ok = node.assignee == actor.id or _has(actor, OVERRIDE)
     elif action in (A.REOPEN, A.CLOSE, A.CANCEL):
         ok = coordinator or requester
     if not ok:

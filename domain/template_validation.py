@@ -132,6 +132,8 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
             _known_field(ctx, ("nodes", i, "required", j), name)
             if name not in node.form and ctx.spec.field(name) is not None:
                 ctx.add(("nodes", i, "required", j), f"{name!r} is required here but not in this task's form")
+        if node.dispatch is not None:
+            _dispatch(ctx, i, node)
     elif kind == "approval":
         for j, level in enumerate(node.levels):
             _one_of(ctx, ("nodes", i, "levels", j, "approvers"), level.approvers, ("user", "role", "manager_of"))
@@ -171,6 +173,22 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
             ctx.add(("nodes", i, "minutes_field"), "an hourly_service needs a minutes_field, and the other way round")
         if not node.services and not node.hourly_service:
             ctx.add(("nodes", i, "services"), "name the services to price")
+
+
+def _dispatch(ctx: _Ctx, i: int, node: Any) -> None:
+    d, loc = node.dispatch, ("nodes", i, "dispatch")
+    if node.assignee.user:
+        ctx.add((*loc,), "dispatch picks among a role or group: not with a fixed user")
+    for attr, want in (("location_field", FieldType.LOCATION), ("tier_field", None)):
+        name = getattr(d, attr)
+        if name:
+            f = ctx.spec.field(name)
+            if f is None:
+                ctx.add((*loc, attr), f"unknown field {name!r}")
+            elif want is not None and f.type != want:
+                ctx.add((*loc, attr), f"{name!r} is a {f.type.value} field, not a {want.value} field")
+    if d.max_distance_km is not None and not d.location_field:
+        ctx.add((*loc, "max_distance_km"), "a distance limit needs a location_field")
 
 
 def _action(ctx: _Ctx, i: int, node: Any) -> None:

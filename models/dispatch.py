@@ -198,3 +198,13 @@ class DispatchDecision(BaseModel):
     round_robin_cursor: str | None = Field(default=None, description="pass back on the next round-robin call")
     decided_at: datetime | None = None
     explanation: str
+
+
+class DispatchCall(BaseModel):
+    """Input of the ``dispatch.decide`` activity."""
+
+    request: DispatchRequest
+    # A fixed assignee and their backups (in order): the first available is chosen, no scoring.
+    named: list[str] = Field(default_factory=list)
+    # Round robin: where the rotation of this node in this region is kept ("<region>:<template>:<node>").
+    cursor_key: str | None = None

@@ -61,6 +61,21 @@ class AssignBody(NodeBody):
     assignee: str = Field(min_length=1, max_length=64)
 
 
+class DelegateBody(NodeBody):
+    to: str = Field(min_length=1, max_length=64, description="Who takes your task (or your vote) for now.")
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class ReturnBody(NodeBody):
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class RequestInfoBody(NodeBody):
+    question: str = Field(
+        min_length=1, max_length=5_000, description="Put to the customer; the SLA pauses until a customer_reply event."
+    )
+
+
 class CompleteBody(NodeBody):
     fields: dict[str, Any] = Field(default_factory=dict, description="Form values this step edits.")
     resolution: str | None = Field(default=None, max_length=5_000)

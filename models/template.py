@@ -76,6 +76,24 @@ class ApproverRule(_Spec):
     manager_of: str | None = None
 
 
+class DispatchSpec(_Spec):
+    """How a task picks its assignee among the rule's role/group (``domain/dispatch.py`` scores).
+
+    ``grab_pool`` offers the task to the ``top_n`` best; the first to claim wins and, if
+    nobody claims within ``offer_window``, the best score gets it.
+    """
+
+    strategy: Literal["best_score", "round_robin", "least_loaded", "grab_pool"] = "best_score"
+    skills: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)  # skill → min level
+    location_field: str | None = None  # a location field: the site (distance objective)
+    max_distance_km: float | None = Field(default=None, gt=0)
+    tier_field: str | None = None  # a field holding the customer tier ("vip" → senior staff)
+    weights: dict[str, float] | None = None  # distance, load, skill, seniority, tier, or a feature
+    top_n: int = Field(default=3, ge=1, le=20)
+    offer_window: timedelta = timedelta(minutes=15)
+    reassign_on_breach: bool = True  # SLA breach while nobody started: dispatch again
+
+
 class SLA(_Spec):
     """Targets in business time of the ticket's region (used by the SLA timers)."""
 
@@ -98,6 +116,7 @@ class TaskNode(_Node):
     form: list[str] = Field(default_factory=list)
     required: list[str] = Field(default_factory=list)
     sla: SLA | None = None
+    dispatch: DispatchSpec | None = None  # pick the assignee among the role / group members
     next: str
 
 
@@ -114,7 +133,10 @@ class ApprovalLevel(_Spec):
     n: int | None = Field(default=None, ge=1)  # for n_of_m
     # The level applies only when this expression holds (e.g. amount > 10000).
     when: str | None = None
+    # Business time the level may stay undecided; then ``on_timeout``: escalate (the approvers'
+    # managers join the level and are told) or decide by itself.
     timeout: timedelta | None = None
+    on_timeout: Literal["escalate", "approve", "reject"] = "escalate"
 
 
 class ApprovalNode(_Node):

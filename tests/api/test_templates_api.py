@@ -250,3 +250,21 @@ async def test_ecommerce_return_preset_end_to_end_over_http(stack, who):
     assert t["fields"]["refund_reference"] == "RF-2026-0042"
     assert (await stack.get(tid, actor="agent-wang")).json()["fields"]["refund_reference"] == "RF-2026-0042"
     assert "refund_reference" not in (await stack.get(tid, actor="qc-ma")).json()["fields"]
+
+
+async def test_dispatch_settings_are_validated_with_their_paths(stack):
+    spec = spec_of("installation")
+    install = next(i for i, n in enumerate(spec["nodes"]) if n["id"] == "install")
+    spec["nodes"][install]["dispatch"] = {"location_field": "order_no", "tier_field": "tier", "max_distance_km": 20}
+    r = await stack.http.post("/templates/validate", json=spec, headers=stack.as_actor(DESIGNER))
+    assert r.status_code == 422
+    got = {tuple(p["loc"]): p["msg"] for p in r.json()["detail"]}
+    loc = ("body", "nodes", install, "dispatch")
+    assert got[(*loc, "location_field")] == "'order_no' is a text field, not a location field"
+    assert got[(*loc, "tier_field")] == "unknown field 'tier'"
+    spec["nodes"][install]["dispatch"] = {"max_distance_km": 20}
+    got = {tuple(p["loc"]): p["msg"] for p in (await stack.http.post("/templates/validate", json=spec, headers=stack.as_actor(DESIGNER))).json()["detail"]}
+    assert got[(*loc, "max_distance_km")] == "a distance limit needs a location_field"
+    spec["nodes"][install]["dispatch"] = {"skills": {"installation": 7}}
+    r = await publish(stack, spec)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:5] == ["body", "nodes", install, "task", "dispatch"]

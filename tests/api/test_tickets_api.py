@@ -85,7 +85,7 @@ async def test_illegal_transition_is_409_with_state_and_allowed_actions(stack):
         "detail": "cannot close a ticket that is assigned",
         "code": "invalid_transition",
         "status": "assigned",
-        "allowed_actions": ["assign", "start", "cancel", "comment"],
+        "allowed_actions": ["assign", "start", "cancel", "comment", "delegate", "request_info"],
     }
     # A rejected update leaves no trace in the workflow history on the real server.
     history = (await handle.fetch_history()).events

@@ -31,8 +31,10 @@ def state(*nodes: NodeState, status: S = S.NEW) -> TicketState:
     )
 
 
-def task(node_id="work", status=NodeStatus.OPEN, assignee=None, candidates="role:engineer") -> NodeState:
-    return NodeState(id=node_id, type="task", status=status, assignee=assignee, candidates=candidates, started_at=T0)
+def task(node_id="work", status=NodeStatus.OPEN, assignee=None, candidates="role:engineer", **extra) -> NodeState:
+    return NodeState(
+        id=node_id, type="task", status=status, assignee=assignee, candidates=candidates, started_at=T0, **extra
+    )
 
 
 def test_status_follows_the_active_task():
@@ -46,9 +48,14 @@ def test_status_follows_the_active_task():
 def test_allowed_actions_by_status_and_node():
     assert allowed_actions(state(task())) == [A.CLAIM, A.ASSIGN, A.CANCEL, A.COMMENT]
     assigned = state(task(status=NodeStatus.ASSIGNED, assignee="eng-li"), status=S.ASSIGNED)
-    assert allowed_actions(assigned) == [A.ASSIGN, A.START, A.CANCEL, A.COMMENT]
+    held = [A.DELEGATE, A.REQUEST_INFO]
+    assert allowed_actions(assigned) == [A.ASSIGN, A.START, A.CANCEL, A.COMMENT, *held]
     working = state(task(status=NodeStatus.IN_PROGRESS, assignee="eng-li"), status=S.IN_PROGRESS)
-    assert allowed_actions(working) == [A.ASSIGN, A.COMPLETE, A.RESOLVE, A.CANCEL, A.COMMENT]
+    assert allowed_actions(working) == [A.ASSIGN, A.COMPLETE, A.RESOLVE, A.CANCEL, A.COMMENT, *held]
+    delegated = task(status=NodeStatus.IN_PROGRESS, assignee="eng-zhao", delegations={"eng-zhao": "eng-li"})
+    assert A.RETURN in allowed_actions(state(delegated, status=S.IN_PROGRESS))
+    asked = task(status=NodeStatus.IN_PROGRESS, assignee="eng-li", awaiting_info="which floor?")
+    assert A.REQUEST_INFO not in allowed_actions(state(asked, status=S.IN_PROGRESS))
     assert allowed_actions(state(status=S.RESOLVED)) == [A.REOPEN, A.CLOSE, A.COMMENT]
     assert allowed_actions(state(status=S.CLOSED)) == []
 
@@ -84,3 +91,37 @@ def test_who_may_act():
         check_actor(state(mine), A.ASSIGN, OTHER_ENG, mine)
     with pytest.raises(Refusal):
         check_actor(state(status=S.RESOLVED), A.CLOSE, CUSTOMER, None)
+
+
+def test_grab_pool_offer_is_claimable_by_the_offerees_only():
+    offered = task(candidates="offer:eng-li,eng-wu")
+    check_actor(state(offered), A.CLAIM, ENG, offered)
+    with pytest.raises(Refusal, match="may not claim"):
+        check_actor(state(offered), A.CLAIM, OTHER_ENG, offered)  # an engineer, but not offered
+
+
+def test_delegate_and_return_a_task():
+    mine = task(status=NodeStatus.IN_PROGRESS, assignee="eng-li")
+    check_actor(state(mine, status=S.IN_PROGRESS), A.DELEGATE, ENG, mine)
+    with pytest.raises(Refusal, match="may not delegate"):
+        check_actor(state(mine, status=S.IN_PROGRESS), A.DELEGATE, OTHER_ENG, mine)
+    lent = task(status=NodeStatus.IN_PROGRESS, assignee="eng-zhao", delegations={"eng-zhao": "eng-li"})
+    check_actor(state(lent, status=S.IN_PROGRESS), A.RETURN, OTHER_ENG, lent)  # the delegate gives it back
+    with pytest.raises(Refusal, match="may not return"):
+        check_actor(state(lent, status=S.IN_PROGRESS), A.RETURN, ENG, lent)  # not holding it now
+    check_actor(state(lent, status=S.IN_PROGRESS), A.RETURN, AGENT, lent)  # a coordinator may
+
+
+def test_only_the_assignee_asks_the_customer():
+    mine = task(status=NodeStatus.IN_PROGRESS, assignee="eng-li")
+    check_actor(state(mine, status=S.IN_PROGRESS), A.REQUEST_INFO, ENG, mine)
+    with pytest.raises(Refusal, match="may not request_info"):
+        check_actor(state(mine, status=S.IN_PROGRESS), A.REQUEST_INFO, AGENT, mine)
+
+
+def test_an_approver_delegates_their_own_vote_only():
+    level = NodeState(id="ok", type="approval", status=NodeStatus.OPEN, approvers=["mgr-sun"], started_at=T0)
+    mgr = ActorRef(id="mgr-sun", roles=["manager"], regions=["east"])
+    check_actor(state(level), A.DELEGATE, mgr, level)
+    with pytest.raises(Refusal, match="may not delegate"):
+        check_actor(state(level), A.DELEGATE, AGENT, level)

@@ -41,6 +41,11 @@ ENG = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
 # afterwards such a change needs workflow.patched() so running tickets keep replaying).
 
 
+@activity.defn(name="notify.send")
+async def send(payload: dict) -> None:
+    pass
+
+
 @activity.defn(name="projection.record_ticket_changes")
 async def record(change: ProjectionInput) -> None:
     pass
@@ -82,7 +87,7 @@ async def main() -> None:
     )
     async with env:
         queue = f"record-{uuid.uuid4().hex[:6]}"
-        async with Worker(env.client, task_queue=queue, workflows=[TicketWorkflow], activities=[record]):
+        async with Worker(env.client, task_queue=queue, workflows=[TicketWorkflow], activities=[record, send]):
             wf_id = await lifecycle(env, queue)
         history = await env.client.get_workflow_handle(wf_id).fetch_history()
         (HERE / "ticket_lifecycle.json").write_text(history.to_json())

@@ -174,6 +174,12 @@ async def signal(h: WorkflowHandle, name: str, **fields: Any) -> None:
     await h.signal(TicketWorkflow.event, TicketSignal(name=name, actor=CUSTOMER, fields=fields))
 
 
+async def dispatched(h: WorkflowHandle, node: str) -> ActorRef:
+    """Who dispatch gave the task to (the demo roster decides; the test acts as them)."""
+    s = await until(h, lambda s: s.nodes[node].assignee is not None, f"{node} dispatched")
+    return PEOPLE[s.nodes[node].assignee]
+
+
 async def finish(env: Env, h: WorkflowHandle, by: ActorRef = AGENT) -> TicketState:
     """The ticket has reached its end (resolved): close it and return the workflow's final state."""
     s = await until(h, lambda s: s.status == S.RESOLVED, "resolved")
@@ -230,7 +236,7 @@ async def test_equipment_repair_without_parts_confirmed_by_customer(env):
     h = await start(env, "equipment_repair", **REPAIR)
     s = await until_active(h, "diagnose")
     assert s.nodes["diagnose"].candidates == "role:engineer"
-    await act(h, "claim", ENGINEER, node="diagnose")
+    ENGINEER = await dispatched(h, "diagnose")  # the nearest qualified available engineer
     await act(h, "start", ENGINEER, node="diagnose")
 
     # A task refuses completion without its required fields, and fields outside its form.
@@ -266,6 +272,7 @@ async def test_equipment_repair_without_parts_confirmed_by_customer(env):
     assert "request_parts" not in final.nodes and "purchase_request_id" not in final.fields
     assert final.fields == {
         **REPAIR,
+        "customer_tier": "standard",  # the field's default
         "diagnosis": "fan bearing worn",
         "parts_needed": False,
         "repair_cost": cny("380.00"),
@@ -279,7 +286,8 @@ async def test_equipment_repair_with_parts_then_confirmation_times_out(env):
     h = await start(env, "equipment_repair", **REPAIR)
     await until_active(h, "diagnose")
     parts = dict(parts_needed=True, part_sku="SNS-TEMP-PT100", part_quantity="500")
-    s = await work(h, ENGINEER, "diagnose", diagnosis="sensor array burnt", **parts)
+    who = await dispatched(h, "diagnose")
+    s = await work(h, who, "diagnose", claim=False, diagnosis="sensor array burnt", **parts)
     # need_parts → reserve (insufficient) → request_parts (purchasing.create_request) → waiting.
     assert s.active == ["wait_parts"]
     assert (s.nodes["need_parts"].outcome, s.nodes["reserve"].outcome) == ("reserve", "insufficient")
@@ -504,20 +512,21 @@ async def test_discount_approval_refuses_out_of_turn_and_repeated_votes(env):
 
 async def test_discount_approval_same_approver_twice_on_one_level_is_already_voted(env):
     """Every preset level is decided by its first vote (quorum any), so a repeated vote on the *same*
-    level needs a level with several votes: the preset with its first level signed off by all
-    engineers of the region (eng-li and eng-zhao)."""
+    level needs a level with several votes: the preset with its first level signed off by any two
+    engineers of the region."""
     base = preset("discount_approval")
     spec = base.spec.model_copy(deep=True)
     spec.node("approve").levels[0] = ApprovalLevel(
-        name="engineering", approvers=ApproverRule(role="engineer"), quorum=Quorum.ALL
+        name="engineering", approvers=ApproverRule(role="engineer"), quorum=Quorum.N_OF_M, n=2
     )
     variant = base.model_copy(update={"spec": spec, "version": base.version + 1})
 
     h = await start(env, "discount_approval", template=variant, amount=cny("50000.00"), **DISCOUNT)
     s = await until_approvers(h, "approve")
     assert s.nodes["approve"].levels == ["engineering", "finance"]
-    assert s.nodes["approve"].approvers == ["eng-li", "eng-zhao"]
-    assert (s.nodes["approve"].quorum, s.nodes["approve"].needed) == ("all", 2)
+    east = sorted(a.id for a in demo.ACTORS if "engineer" in a.roles and "east" in a.regions)
+    assert s.nodes["approve"].approvers == east and {"eng-li", "eng-zhao"} <= set(east)
+    assert (s.nodes["approve"].quorum, s.nodes["approve"].needed) == ("n_of_m", 2)
 
     s = await act(h, "approve", ENGINEER)
     assert s.nodes["approve"].level == 0  # one of two votes: the level stays open
@@ -601,7 +610,9 @@ async def test_installation(env, accepted):
     assert s.nodes["schedule"].candidates == "role:agent"
     s = await work(h, AGENT, "schedule", appointment="2026-11-26T14:00:00+08:00")
     assert s.active == ["install"]
-    s = await work(h, ENGINEER, "install", serial_no="HP9-000731")
+    s = await until(h, lambda s: (s.nodes["install"].candidates or "").startswith("offer:"), "grab pool offer")
+    first = s.nodes["install"].candidates.removeprefix("offer:").split(",")[0]
+    s = await work(h, PEOPLE[first], "install", serial_no="HP9-000731")  # the first offeree grabs it
     assert s.active == ["acceptance"]
 
     if accepted:

@@ -70,7 +70,7 @@ async def test_unanswered_ticket_breaches_in_business_hours_and_tells_the_superv
                 )
             )
         ).all()
-    assert [n.event for n in told] == ["sla_breach", "sla_breach"]  # response (2 h), then resolution (8 h)
+    assert [n.event for n in told] == ["breach", "breach"]  # response (2 h), then resolution (8 h)
     # Escalation goes on to the manager (mgr-sun) after 150 %.
     async with db.session() as session:
         managers = (
@@ -80,7 +80,7 @@ async def test_unanswered_ticket_breaches_in_business_hours_and_tells_the_superv
                 )
             )
         ).all()
-    assert list(managers) == ["sla_escalation", "sla_escalation"]
+    assert list(managers) == ["escalation", "escalation"]
 
 
 async def test_a_timely_response_stops_the_response_clock(start, tsenv):

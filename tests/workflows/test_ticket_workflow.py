@@ -39,12 +39,18 @@ ENGINEER = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
 class Recorder:
     def __init__(self) -> None:
         self.changes: list[ProjectionInput] = []
+        self.told: list[dict] = []
 
         @activity.defn(name="projection.record_ticket_changes")
         async def record(change: ProjectionInput) -> None:
             self.changes += change.events
 
+        @activity.defn(name="notify.send")
+        async def send(payload: dict) -> None:
+            self.told.append(payload)
+
         self.activity = record
+        self.activities = [record, send]
 
     def seqs(self, ticket_id: str) -> list[int]:
         return [e.seq for e in self.changes if e.ticket_id == ticket_id]
@@ -69,7 +75,7 @@ def ticket_input(**overrides) -> TicketInput:
 async def env_worker(tsenv: WorkflowEnvironment):
     recorder = Recorder()
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=[recorder.activity]):
+    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=recorder.activities):
         yield tsenv, queue, recorder
 
 
@@ -132,7 +138,7 @@ async def test_rejected_update_names_status_and_leaves_no_history(env_worker):
     cause = err.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == INVALID_TRANSITION
     assert cause.details[0]["status"] == "assigned"
-    assert cause.details[0]["allowed_actions"] == ["assign", "start", "cancel", "comment"]
+    assert cause.details[0]["allowed_actions"] == ["assign", "start", "cancel", "comment", "delegate", "request_info"]
 
     # No update event is written for a rejected update (the dev-server test in tests/api checks that
     # the history does not grow at all; this server may still record an empty workflow task).

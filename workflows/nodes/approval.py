@@ -1,12 +1,15 @@
 """``approval``: a chain of levels (only those whose ``when`` holds), each decided by quorum.
 
 A level's approvers are resolved when it opens (user / role members / manager of someone)
-by the ``directory.resolve_people`` activity. Any rejection rejects the level and sends the
-ticket to ``on_reject``; the level is approved once ``needed`` approvals are in
-(any: 1, all: every approver, n_of_m: n).
+by the ``directory.resolve_people`` activity, and told. Any rejection rejects the level and
+sends the ticket to ``on_reject``; the level is approved once ``needed`` approvals are in
+(any: 1, all: every approver, n_of_m: n). An approver may delegate their vote (an Update).
+A level with a ``timeout`` (business time of the region) that is still undecided then
+either escalates — the approvers' managers join the level and are told — or decides by
+itself (``on_timeout: approve | reject``), recorded as the system's decision.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -14,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.directory import resolve_people
     from models.directory import PeopleQuery
     from models.template import ApprovalNode, ApproverRule, Quorum
+    from domain.calendar import add_business_time
     from models.ticket import SYSTEM, NodeStatus
 
 
@@ -54,8 +58,12 @@ async def run(wf, node: ApprovalNode, branch: str | None) -> str:
                 wf.close_node(state, "rejected")
                 await wf.record("approval_unstaffed", SYSTEM, data)
                 return node.on_reject
+            state.result.pop("due", None)
+            if level.timeout is not None:
+                state.result["due"] = add_business_time(wf.calendar, workflow.now(), level.timeout).isoformat()
             await wf.record("approval_requested", SYSTEM, data)
-        await wf.wait(lambda: _decided(state) is not None)
+            wf.tell("approval_needed", "normal", state.approvers, f"{node.name or node.id}: level {level.name}")
+        await _await_decision(wf, node, state, levels[state.level])
         if _decided(state) == "rejected":
             wf.close_node(state, "rejected")
             await wf.record("approval_rejected", SYSTEM, {"node": node.id, "level": state.level + 1})
@@ -65,7 +73,46 @@ async def run(wf, node: ApprovalNode, branch: str | None) -> str:
     return node.next
 
 
+async def _await_decision(wf, node: ApprovalNode, state, level) -> None:
+    due = state.result.get("due")
+    if due is not None:
+        left = (datetime.fromisoformat(due) - workflow.now()).total_seconds()
+        try:
+            label = f"{node.id}: level {level.name} deadline ({level.on_timeout})"
+            await wf.wait(lambda: _decided(state) is not None, timeout=timedelta(seconds=max(left, 0.001)), summary=label)
+            return
+        except TimeoutError:
+            pass
+        state.result.pop("due", None)
+        if _decided(state) is None:
+            await _on_timeout(wf, node, state, level)
+    await wf.wait(lambda: _decided(state) is not None)
+
+
+async def _on_timeout(wf, node: ApprovalNode, state, level) -> None:
+    data = {"node": node.id, "level": state.level + 1, "level_name": level.name, "timeout": str(level.timeout)}
+    if level.on_timeout in ("approve", "reject"):
+        state.result[f"auto:{state.level}"] = "approved" if level.on_timeout == "approve" else "rejected"
+        await wf.record("approval_timed_out", SYSTEM, {**data, "decision": state.result[f"auto:{state.level}"]})
+        return
+    managers: list[str] = []
+    for approver in state.approvers:
+        found = await workflow.execute_activity(
+            resolve_people,
+            PeopleQuery(manager_of=approver),
+            start_to_close_timeout=timedelta(seconds=30),
+            summary=f"{node.id}: escalate — manager of {approver}",
+        )
+        managers += [m for m in found.ids if m not in state.approvers and m not in managers]
+    state.approvers = state.approvers + managers
+    await wf.record("approval_escalated", SYSTEM, {**data, "added": managers})
+    wf.tell("approval_needed", "high", managers, f"{node.name or node.id}: level {level.name} is overdue ({level.timeout})")
+
+
 def _decided(state) -> str | None:
+    auto = state.result.get(f"auto:{state.level}")
+    if auto is not None:
+        return auto
     votes = [v for v in state.votes if v.level == state.level]
     if any(v.decision == "reject" for v in votes):
         return "rejected"

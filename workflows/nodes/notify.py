@@ -1,6 +1,7 @@
 """``notify``: tell people something happened (through the notify.send activity and its outbox)."""
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -32,11 +33,12 @@ async def run(wf, node: NotifyNode, branch: str | None) -> str:
     return node.next
 
 
-async def send(wf, node_id: str, event: str, urgency: str, to: list[str], text: str | None = None) -> None:
+def message(wf, key: str, event: str, urgency: str, to: list[str], text: str | None = None) -> dict[str, Any]:
+    """A ``notify.send`` input, as of now (the ticket's status and amount at this moment)."""
     s = wf.state
     amount = s.fields.get("amount")
-    payload = {
-        "dedup_key": f"{s.ticket_id}:{node_id}:{event}:{len(s.path)}",
+    return {
+        "dedup_key": f"{s.ticket_id}:{key}:{event}",
         "event": event,
         "urgency": urgency,
         "ticket": {"id": s.ticket_id, "title": s.title, "region": s.region, "priority": s.priority.value, "status": s.status.value},
@@ -44,6 +46,17 @@ async def send(wf, node_id: str, event: str, urgency: str, to: list[str], text: 
         "text": text,
         **({"amount": str(amount["amount"]), "currency": amount.get("currency")} if isinstance(amount, dict) else {}),
     }
+
+
+async def deliver(payload: dict[str, Any]) -> None:
     await workflow.execute_activity(
-        "notify.send", payload, start_to_close_timeout=timedelta(minutes=2), summary=f"notify {event} → {', '.join(to)}"
+        "notify.send",
+        payload,
+        start_to_close_timeout=timedelta(minutes=2),
+        summary=f"notify {payload['event']} → {', '.join(payload['recipients'])}",
     )
+
+
+async def send(wf, node_id: str, event: str, urgency: str, to: list[str], text: str | None = None) -> None:
+    """Send now and wait for it (the notify node, SLA milestones)."""
+    await deliver(message(wf, f"{node_id}:{len(wf.state.path)}", event, urgency, to, text))

@@ -1,10 +1,16 @@
-"""``task``: human work. Waits until the assignee completes it (claim/assign/start/complete are Updates)."""
+"""``task``: human work. Waits until the assignee completes it (claim/assign/start/complete are Updates).
+
+Who gets it (``workflows/assignment.py``): a named user (or their first available backup),
+a dispatch decision among the rule's role or group (best score, round robin, least loaded,
+or a grab pool offered to the top N), or — without either — whoever of the role claims it.
+"""
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.template import TaskNode
     from models.ticket import SYSTEM, NodeStatus
+    from workflows import assignment
 
 
 async def run(wf, node: TaskNode, branch: str | None) -> str:
@@ -19,5 +25,9 @@ async def run(wf, node: TaskNode, branch: str | None) -> str:
     if new:
         data = {"node": node.id, "candidates": candidates, **({"assignee": assignee} if assignee else {})}
         await wf.record("task_opened", SYSTEM, data, **({"assignee": assignee} if assignee else {}))
+        await assignment.assign_on_open(wf, node, state, user)
+        if user and state.assignee == user:
+            wf.tell("assigned", "normal", [user])
+    await assignment.offer_window(wf, node, state)
     await wf.wait(lambda: state.status in (NodeStatus.DONE, NodeStatus.CANCELLED))
     return node.next

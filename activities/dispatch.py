@@ -1,0 +1,95 @@
+"""``dispatch.decide``: who gets a task, and why — the roster from the database, the scoring
+from ``domain/dispatch.py``.
+
+The roster is every active person who covers the ticket's region; their load is the number
+of open tickets the read model shows them holding. Round robin keeps its position per node
+and region in ``dispatch_cursor``. The decision (ranked candidates, per-criterion
+contributions, rejections, explanation) goes back to the workflow, which records it.
+"""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from temporalio import activity
+
+from activities.resources import database
+from domain.access import can_access_region
+from domain.dispatch import CandidatePool, decide, first_available
+from models.calendar import BusinessCalendar
+from models.common import TicketStatus
+from models.db import upsert_statement
+from models.dispatch import Candidate, DispatchCall, DispatchDecision, GeoPoint, Period, Strategy
+from models.tables import Actor, DispatchCursor, Ticket
+from models.ticket import ActorRef
+
+OPEN = (TicketStatus.NEW.value, TicketStatus.ASSIGNED.value, TicketStatus.IN_PROGRESS.value)
+
+
+def candidate(actor: Actor, region: str, load: int) -> Candidate:
+    """One person as dispatch sees them in ``region`` (their profile, their load now)."""
+    home = None
+    if actor.home_lat is not None and actor.home_lon is not None:
+        home = GeoPoint(lat=actor.home_lat, lon=actor.home_lon)
+    return Candidate(
+        id=actor.id,
+        name=actor.name,
+        region=region,
+        team=actor.team or "",
+        roles=list(actor.roles),
+        skills=dict(actor.skills or {}),
+        home=home,
+        capacity=actor.capacity,
+        load=load,
+        available=actor.active,
+        out_of_office=[Period.model_validate(p) for p in actor.out_of_office or []],
+        calendar=f"person:{actor.id}" if actor.working_hours else None,
+        seniority=min(max(actor.seniority, 1), 5),
+        features=dict(actor.features or {}),
+    )
+
+
+async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalendar]]:
+    """Every active person covering ``region``, and the working-hour calendars they name."""
+    async with database().session() as session:
+        actors = (await session.exec(select(Actor).where(col(Actor.active)).order_by(col(Actor.id)))).all()
+        counts = await session.exec(
+            select(Ticket.assignee, func.count())
+            .where(col(Ticket.assignee).is_not(None), col(Ticket.status).in_(OPEN))
+            .group_by(Ticket.assignee)
+        )
+        loads = {assignee: n for assignee, n in counts}
+    people = [a for a in actors if can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region)]
+    calendars = {
+        f"person:{a.id}": BusinessCalendar.model_validate(a.working_hours) for a in people if a.working_hours
+    }
+    return [candidate(a, region, loads.get(a.id, 0)) for a in people], calendars
+
+
+@activity.defn(name="dispatch.decide")
+async def decide_assignee(call: DispatchCall) -> DispatchDecision:
+    req = call.request
+    if req.at is None:
+        req = req.model_copy(update={"at": datetime.now(UTC)})
+    people, calendars = await roster(req.region)
+    pool = CandidatePool.build(people, calendars)
+    if call.named:
+        return first_available(pool, req, call.named)
+    rotating = req.strategy is Strategy.ROUND_ROBIN and call.cursor_key is not None
+    if rotating:
+        async with database().session() as session:
+            cursor = await session.get(DispatchCursor, call.cursor_key)
+        req = req.model_copy(update={"round_robin_cursor": cursor.last_id if cursor else None})
+    decision = decide(pool, req)
+    if rotating and decision.chosen_id is not None:
+        db = database()
+        stmt = upsert_statement(db.engine.dialect.name, DispatchCursor.__table__).values(
+            key=call.cursor_key, last_id=decision.chosen_id, updated_at=datetime.now(UTC)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"last_id": stmt.excluded.last_id, "updated_at": stmt.excluded.updated_at}
+        )
+        async with db.session() as session:
+            await session.exec(stmt)
+            await session.commit()
+    return decision

@@ -1,0 +1,173 @@
+"""Who works on a task: dispatch when it opens, the grab-pool window, re-dispatch on breach.
+
+The scoring is ``domain/dispatch.py`` (pure), run by the ``dispatch.decide`` activity over
+the roster in the database. Every decision is recorded as a ``dispatched`` / ``offered``
+event whose data holds the explanation and the top candidates with their scores, so the
+ticket's history (and the Temporal UI) says why someone got the work.
+Deterministic workflow code: no I/O, time from ``workflow.now()``.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from models.dispatch import DispatchCall, DispatchDecision, DispatchOutcome, DispatchRequest, GeoPoint, Strategy
+    from models.template import TaskNode
+    from models.ticket import SYSTEM, NodeState, NodeStatus
+
+DISPATCH_TIMEOUT = timedelta(seconds=30)
+DISPATCH_RETRY = RetryPolicy(maximum_attempts=5)
+
+
+def _location(value: Any) -> GeoPoint | None:
+    if isinstance(value, dict) and isinstance(value.get("lat"), int | float) and isinstance(value.get("lon"), int | float):
+        return GeoPoint(lat=value["lat"], lon=value["lon"])
+    return None
+
+
+def request(wf, node: TaskNode, state: NodeState, exclude: list[str]) -> DispatchRequest:
+    """What the node asks of the roster (its rule, skills, the site, the customer's tier)."""
+    d, rule, fields = node.dispatch, node.assignee, wf.state.fields
+    extra: dict[str, Any] = {}
+    if d is not None:
+        extra = {
+            "strategy": Strategy(d.strategy),
+            "required_skills": d.skills,
+            "location": _location(fields.get(d.location_field)) if d.location_field else None,
+            "max_distance_km": d.max_distance_km,
+            "customer_tier": str(fields[d.tier_field]).lower() if d.tier_field and fields.get(d.tier_field) else None,
+            "top_n": d.top_n,
+            **({"weights": d.weights} if d.weights is not None else {}),
+        }
+    return DispatchRequest(
+        ticket_id=wf.state.ticket_id,
+        region=wf.state.region,
+        roles=[rule.role] if rule.role else [],
+        teams=[rule.group] if rule.group else [],
+        excluded=exclude,
+        backups=list(rule.backups),
+        at=workflow.now(),
+        **extra,
+    )
+
+
+def explain(decision: DispatchDecision, node_id: str) -> dict[str, Any]:
+    """The event data of a decision: the why, and the top candidates with their scores."""
+    return {
+        "node": node_id,
+        "strategy": decision.strategy.value,
+        "outcome": decision.outcome.value,
+        "explanation": decision.explanation,
+        "considered": decision.considered,
+        "qualified": decision.qualified,
+        "rejections": decision.rejections,
+        "candidates": [
+            {
+                "id": c.id,
+                "score": round(c.score, 4),
+                "distance_km": c.distance_km,
+                "load": c.load,
+                "capacity": c.capacity,
+                "contributions": {k: round(v, 4) for k, v in c.contributions.items()},
+            }
+            for c in decision.ranked
+        ],
+    }
+
+
+async def decide(wf, call: DispatchCall, node_id: str) -> DispatchDecision | None:
+    """Run the activity; None when it keeps failing (the task stays open for claiming)."""
+    label = "first available" if call.named else call.request.strategy.value
+    try:
+        return await workflow.execute_activity(
+            "dispatch.decide",
+            call,
+            result_type=DispatchDecision,
+            start_to_close_timeout=DISPATCH_TIMEOUT,
+            retry_policy=DISPATCH_RETRY,
+            summary=f"{node_id}: dispatch ({label})",
+        )
+    except ActivityError as exc:
+        await wf.record("dispatch_failed", SYSTEM, {"node": node_id, "reason": str(exc.cause or exc)})
+        return None
+
+
+async def assign_on_open(wf, node: TaskNode, state: NodeState, user: str | None) -> None:
+    """A new task: the named user (or the first available backup), or a dispatch decision."""
+    if user and node.assignee.backups:
+        call = DispatchCall(request=request(wf, node, state, []), named=[user, *node.assignee.backups])
+    elif node.dispatch is not None and not user:
+        key = f"{wf.state.region}:{wf.state.template_key}:{node.id}"
+        call = DispatchCall(request=request(wf, node, state, []), cursor_key=key)
+    else:
+        return
+    decision = await decide(wf, call, node.id)
+    if decision is not None:
+        await apply(wf, node, state, decision)
+
+
+async def apply(wf, node: TaskNode, state: NodeState, decision: DispatchDecision, action: str = "dispatched") -> None:
+    data = explain(decision, node.id)
+    if decision.outcome in (DispatchOutcome.ASSIGNED, DispatchOutcome.BACKUP) and decision.chosen_id:
+        if state.assignee == decision.chosen_id:
+            return  # the named assignee is available: nothing changes
+        previous = state.assignee
+        state.assignee, state.status = decision.chosen_id, NodeStatus.ASSIGNED
+        state.delegations = {}
+        await wf.record(action, SYSTEM, {**data, "assignee": decision.chosen_id, "previous": previous}, assignee=decision.chosen_id)
+        wf.tell("assigned", "normal", [decision.chosen_id], decision.explanation)
+    elif decision.outcome is DispatchOutcome.OFFERED and node.dispatch is not None:
+        state.result["pool_of"] = state.candidates
+        state.result["fallback"] = decision.fallback_id
+        state.candidates = "offer:" + ",".join(decision.offers)
+        state.assignee, state.status = None, NodeStatus.OPEN
+        state.offer_until = workflow.now() + node.dispatch.offer_window
+        await wf.record("offered", SYSTEM, {**data, "offers": decision.offers, "until": state.offer_until.isoformat()})
+        wf.tell("offered", "high", decision.offers, f"first to claim gets it, until {state.offer_until:%H:%M} UTC")
+    else:
+        await wf.record(action, SYSTEM, data)
+        wf.tell("unassigned", "high", ["role:supervisor"], decision.explanation)
+
+
+async def offer_window(wf, node: TaskNode, state: NodeState) -> None:
+    """Grab pool: wait for the first claim; nobody in time → the best score gets it."""
+    if state.offer_until is None or state.status != NodeStatus.OPEN:
+        return
+    left = (state.offer_until - workflow.now()).total_seconds()
+    if left > 0:
+        try:
+            await wf.wait(lambda: state.status != NodeStatus.OPEN, timeout=timedelta(seconds=left), summary=f"{node.id}: grab pool window")
+        except TimeoutError:
+            pass
+    offers = state.candidates
+    state.candidates, state.offer_until = state.result.pop("pool_of", state.candidates), None
+    fallback = state.result.pop("fallback", None)
+    if state.status == NodeStatus.OPEN and fallback:
+        state.assignee, state.status = fallback, NodeStatus.ASSIGNED
+        data = {"node": node.id, "assignee": fallback, "offered": offers, "explanation": "nobody claimed in time: best score"}
+        await wf.record("offer_expired", SYSTEM, data, assignee=fallback)
+        wf.tell("assigned", "normal", [fallback], "nobody claimed the offer in time")
+
+
+async def redispatch(wf, reason: str) -> None:
+    """SLA breach: tasks nobody has started, whose node dispatches, go to someone else."""
+    for node_id in list(wf.state.active):
+        state = wf.state.nodes[node_id]
+        spec = wf.spec.node(node_id)
+        if state.type != "task" or spec.dispatch is None or not spec.dispatch.reassign_on_breach:
+            continue
+        if state.status not in (NodeStatus.OPEN, NodeStatus.ASSIGNED) or state.offer_until is not None:
+            continue
+        exclude = [state.assignee] if state.assignee else []
+        req = request(wf, spec, state, exclude).model_copy(update={"strategy": Strategy.BEST_SCORE})
+        decision = await decide(wf, DispatchCall(request=req), node_id)
+        if decision is None or decision.outcome not in (DispatchOutcome.ASSIGNED, DispatchOutcome.BACKUP):
+            continue
+        if wf.state.nodes.get(node_id) is not state or state.status not in (NodeStatus.OPEN, NodeStatus.ASSIGNED):
+            continue  # somebody acted meanwhile
+        decision = decision.model_copy(update={"explanation": f"{reason}: {decision.explanation}"})
+        await apply(wf, spec, state, decision, action="reassigned")
