@@ -90,7 +90,7 @@ def allowed_actions(state: TicketState) -> list[Action]:
         return [A.REOPEN, A.CLOSE, A.COMMENT]
     nodes = [state.nodes[n] for n in state.active]
     out = [a for a in NODE_ACTIONS if any(_node_ok(a, n) for n in nodes)]
-    return [a for a in Action if a in out or a in (A.CANCEL, A.COMMENT)]
+    return [a for a in Action if a in out or a in (A.CANCEL, A.COMMENT, A.CHANGE_PRIORITY)]
 
 
 def target_node(state: TicketState, action: Action, node_id: str | None, actor: ActorRef | None = None) -> NodeState:
@@ -175,6 +175,8 @@ def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeS
         ok = (holder and actor.id in node.delegations) or coordinator
     elif action == A.REQUEST_INFO and node is not None:
         ok = node.assignee == actor.id or _has(actor, OVERRIDE)
+    elif action == A.CHANGE_PRIORITY:
+        ok = coordinator
     elif action in (A.REOPEN, A.CLOSE, A.CANCEL):
         ok = coordinator or requester
     if not ok:

@@ -76,6 +76,11 @@ class RequestInfoBody(NodeBody):
     )
 
 
+class PriorityBody(_Body):
+    priority: Priority
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
 class CompleteBody(NodeBody):
     fields: dict[str, Any] = Field(default_factory=dict, description="Form values this step edits.")
     resolution: str | None = Field(default=None, max_length=5_000)

@@ -33,6 +33,7 @@ class Action(StrEnum):
     DELEGATE = "delegate"  # hand my task (or my vote) to someone else for now
     RETURN = "return"  # give a delegated task (or vote) back
     REQUEST_INFO = "request_info"  # ask the customer; the SLA pauses until they reply
+    CHANGE_PRIORITY = "change_priority"  # the SLA deadlines are recomputed
 
 
 class NodeStatus(StrEnum):
@@ -149,6 +150,9 @@ class TicketState(TicketFacts):
     cursor: str | None = None  # the top-level node being run (resumed after continue-as-new)
     branches: dict[str, dict[str, str]] = Field(default_factory=dict)  # parallel id → branch → node
     sla: SlaState = Field(default_factory=SlaState)
+    # Wall-clock seconds spent in each status so far (the current one counts from status_since).
+    time_in_status: dict[str, float] = Field(default_factory=dict)
+    status_since: datetime | None = None
     # reserve_parts nodes holding stock: released (in reverse) if the ticket is cancelled.
     reservations: list[str] = Field(default_factory=list)
 
@@ -238,6 +242,11 @@ class ReturnInput(NodeInput):
 
 class RequestInfoInput(NodeInput):
     question: str
+
+
+class ChangePriorityInput(ActorInput):
+    priority: Priority
+    reason: str
 
 
 class ReopenInput(ActorInput):

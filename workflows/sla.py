@@ -51,6 +51,18 @@ def start_clocks(wf) -> None:
         wf.state.sla.clocks[kind] = SlaClock(target=target, running_since=workflow.now())
 
 
+def retarget(wf) -> dict[str, str]:
+    """The priority changed: running clocks take the new priority's targets (time already used
+    stays used; the next milestone is computed afresh). Returns the new targets."""
+    changed = {}
+    for kind, target in targets(wf).items():
+        clock = wf.state.sla.clocks.get(kind)
+        if clock is not None and clock.done_at is None and clock.target != target:
+            clock.target = target
+            changed[kind] = str(target)
+    return changed
+
+
 def on_change(wf, action: str, actor_id: str) -> None:
     """Called for every state change: stop the clocks whose goal was reached."""
     now = workflow.now()
@@ -89,9 +101,12 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
         delay = (clock.due - now).total_seconds()
         if delay > 0:
             label = f"SLA {kind} {int(share * 100)}%" + (f": escalate to {who}" if who else "")
+            target = clock.target
             try:
                 await workflow.wait_condition(
-                    lambda: clock.done_at is not None or paused(wf), timeout=delay, timeout_summary=label
+                    lambda: clock.done_at is not None or paused(wf) or clock.target != target,
+                    timeout=delay,
+                    timeout_summary=label,
                 )
                 continue  # reached, or paused: look again
             except TimeoutError:

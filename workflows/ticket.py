@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         AssignInput,
         CancelInput,
         CUSTOMER_REPLY,
+        ChangePriorityInput,
         ClaimInput,
         CloseInput,
         CommentInput,
@@ -335,6 +336,19 @@ class TicketWorkflow:
         self._precheck(Action.REQUEST_INFO, input.actor, input.node)
 
     @workflow.update
+    async def change_priority(self, input: ChangePriorityInput) -> TicketState:
+        await self._ready(Action.CHANGE_PRIORITY, input.actor, None)
+        previous = self.state.priority
+        self.state.priority = input.priority
+        retargeted = sla.retarget(self)
+        data = {"from": previous.value, "to": input.priority.value, "reason": input.reason, "sla": retargeted}
+        return await self.record("change_priority", input.actor, data)
+
+    @change_priority.validator
+    def _validate_change_priority(self, input: ChangePriorityInput) -> None:
+        self._precheck(Action.CHANGE_PRIORITY, input.actor, None)
+
+    @workflow.update
     async def reopen(self, input: ReopenInput) -> TicketState:
         await self._ready(Action.REOPEN, input.actor, None)
         last_task = next((n for n in reversed(self.state.path) if self.spec.node(n).type == "task"), None)
@@ -514,6 +528,12 @@ class TicketWorkflow:
         for key, value in fields.items():
             setattr(self.state, key, value)
         self.state.status = lifecycle.derive_status(self.state, self._reached_end)
+        if self.state.status != before_status:
+            since = self.state.status_since or now
+            if before_status is not None:
+                spent = self.state.time_in_status.get(before_status.value, 0.0) + (now - since).total_seconds()
+                self.state.time_in_status[before_status.value] = spent
+            self.state.status_since = now
         self.state.seq += 1
         self.state.updated_at = now
         if self.state.status in TERMINAL:

@@ -17,6 +17,7 @@ from models.schemas import (
     EmptyBody,
     EventAccepted,
     EventBody,
+    PriorityBody,
     Problem,
     ReasonBody,
     RejectBody,
@@ -32,6 +33,7 @@ from models.ticket import (
     ApproveInput,
     AssignInput,
     CancelInput,
+    ChangePriorityInput,
     ClaimInput,
     CloseInput,
     CommentInput,
@@ -122,6 +124,12 @@ ACTIONS: dict[Action, tuple[type[BaseModel], type[BaseModel], Any, str]] = {
     Action.COMMENT: (CommentBody, CommentInput, TicketWorkflow.comment, "Add a comment."),
     Action.DELEGATE: (DelegateBody, DelegateInput, TicketWorkflow.delegate, "Hand your task or vote to someone for now."),
     Action.RETURN: (ReturnBody, ReturnInput, TicketWorkflow.return_, "Give a delegated task or vote back."),
+    Action.CHANGE_PRIORITY: (
+        PriorityBody,
+        ChangePriorityInput,
+        TicketWorkflow.change_priority,
+        "Change the priority; the SLA deadlines are recomputed.",
+    ),
     Action.REQUEST_INFO: (
         RequestInfoBody,
         RequestInfoInput,

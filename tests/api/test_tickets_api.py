@@ -27,7 +27,7 @@ async def test_ticket_whole_life_over_http(stack):
     assert response["target"] == "PT2H" and response["due"] is not None and not t["sla"]["breached"]
     due = datetime.fromisoformat(response["due"]).astimezone(ZoneInfo("Asia/Shanghai"))
     assert due.weekday() < 5 and (9 <= due.hour < 12 or 13 <= due.hour <= 18)
-    assert t["allowed_actions"] == ["claim", "assign", "cancel", "comment"]
+    assert t["allowed_actions"] == ["claim", "assign", "cancel", "comment", "change_priority"]
 
     steps = [
         ("claim", "eng-li", {}, "assigned"),
@@ -85,7 +85,7 @@ async def test_illegal_transition_is_409_with_state_and_allowed_actions(stack):
         "detail": "cannot close a ticket that is assigned",
         "code": "invalid_transition",
         "status": "assigned",
-        "allowed_actions": ["assign", "start", "cancel", "comment", "delegate", "request_info"],
+        "allowed_actions": ["assign", "start", "cancel", "comment", "delegate", "request_info", "change_priority"],
     }
     # A rejected update leaves no trace in the workflow history on the real server.
     history = (await handle.fetch_history()).events

@@ -46,9 +46,9 @@ def test_status_follows_the_active_task():
 
 
 def test_allowed_actions_by_status_and_node():
-    assert allowed_actions(state(task())) == [A.CLAIM, A.ASSIGN, A.CANCEL, A.COMMENT]
+    assert allowed_actions(state(task())) == [A.CLAIM, A.ASSIGN, A.CANCEL, A.COMMENT, A.CHANGE_PRIORITY]
     assigned = state(task(status=NodeStatus.ASSIGNED, assignee="eng-li"), status=S.ASSIGNED)
-    held = [A.DELEGATE, A.REQUEST_INFO]
+    held = [A.DELEGATE, A.REQUEST_INFO, A.CHANGE_PRIORITY]
     assert allowed_actions(assigned) == [A.ASSIGN, A.START, A.CANCEL, A.COMMENT, *held]
     working = state(task(status=NodeStatus.IN_PROGRESS, assignee="eng-li"), status=S.IN_PROGRESS)
     assert allowed_actions(working) == [A.ASSIGN, A.COMPLETE, A.RESOLVE, A.CANCEL, A.COMMENT, *held]
@@ -64,7 +64,7 @@ def test_illegal_action_is_an_invalid_transition_naming_what_is_allowed():
     with pytest.raises(Refusal) as err:
         target_node(state(task()), A.RESOLVE, None)
     assert err.value.kind == "invalid_transition"
-    assert err.value.details["allowed_actions"] == ["claim", "assign", "cancel", "comment"]
+    assert err.value.details["allowed_actions"] == ["claim", "assign", "cancel", "comment", "change_priority"]
 
 
 def test_two_open_tasks_need_a_node_name():

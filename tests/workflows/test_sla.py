@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import col, select
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from activities.registry import ACTIVITIES
@@ -15,7 +16,16 @@ from models import search_attributes as attrs
 from models.calendar import BusinessCalendar
 from models.notifications import NotificationInbox
 from models.template import TemplateSpec, TemplateVersion
-from models.ticket import ActorRef, ClaimInput, CompleteInput, Priority, StartInput, TicketInput, TicketSignal
+from models.ticket import (
+    ActorRef,
+    ChangePriorityInput,
+    ClaimInput,
+    CompleteInput,
+    Priority,
+    StartInput,
+    TicketInput,
+    TicketSignal,
+)
 from tests.support import preset
 from workflows.ticket import TicketWorkflow
 
@@ -135,3 +145,67 @@ async def test_time_waiting_on_the_customer_does_not_count(start, tsenv):
     clock = s.sla.clocks["resolution"]
     # The breach comes 4 h minus the time used before the pause after resuming, not 10 h earlier.
     assert timedelta(hours=3, minutes=59) < clock.breached_at - resumed <= timedelta(hours=4)
+
+
+async def test_a_repair_nobody_responds_to_in_two_working_hours_tells_the_supervisor(start, tsenv, db):
+    """equipment_repair: dispatch gives the diagnosis to an engineer (the system, not a
+    response); nobody starts it within 2 working hours → breach → the region's supervisor."""
+    h, s = await start(preset("equipment_repair"), SHANGHAI)
+    response = s.sla.clocks["response"]
+    assert response.target == timedelta(hours=2)
+    due = add_business_time(SHANGHAI, response.running_since, timedelta(hours=2))
+    await until(h, lambda s: s.nodes["diagnose"].assignee is not None or s.seq >= 3)
+    await tsenv.sleep(timedelta(days=4))
+    s = await until(h, lambda s: s.sla.clocks["response"].breached_at is not None)
+    assert abs(s.sla.clocks["response"].breached_at - due) < timedelta(seconds=1)
+    for _ in range(100):
+        async with db.session() as session:
+            told = (
+                await session.exec(
+                    select(NotificationInbox.event).where(
+                        col(NotificationInbox.ticket_id) == s.ticket_id, col(NotificationInbox.actor_id) == "sup-zhou"
+                    )
+                )
+            ).all()
+        if "breach" in told:
+            break
+        await asyncio.sleep(0.05)
+    assert "breach" in told
+
+
+async def test_changing_the_priority_recomputes_the_deadlines(start, tsenv):
+    h, s = await start(preset("complaint"), None)  # 24x7; normal: respond in 4 h, resolve in 24 h
+    assert s.sla.clocks["resolution"].target == timedelta(hours=24)
+    await tsenv.sleep(timedelta(hours=1))
+    boss = ActorRef(id="sup-zhou", roles=["supervisor"], regions=["east"])
+    s = await h.execute_update(
+        TicketWorkflow.change_priority, ChangePriorityInput(actor=boss, priority=Priority.URGENT, reason="press")
+    )
+    assert s.priority == Priority.URGENT
+    assert (s.sla.clocks["response"].target, s.sla.clocks["resolution"].target) == (timedelta(minutes=30), timedelta(hours=4))
+    # The response was due 30 min after creation under the new target: it breaches at once.
+    s = await until(h, lambda s: s.sla.clocks["response"].breached_at is not None)
+    assert not s.sla.clocks["resolution"].breached_at
+    await tsenv.sleep(timedelta(hours=3, minutes=5))
+    s = await until(h, lambda s: s.sla.clocks["resolution"].breached_at is not None)
+    created = s.created_at
+    assert timedelta(hours=3, minutes=59) < s.sla.clocks["resolution"].breached_at - created <= timedelta(hours=4, minutes=1)
+    cause = None
+    try:
+        await h.execute_update(
+            TicketWorkflow.change_priority, ChangePriorityInput(actor=ENG, priority=Priority.LOW, reason="meh")
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+    assert cause is not None and cause.type == "NotAllowed"  # engineers do not re-prioritise
+
+
+async def test_time_in_each_status_is_kept(start, tsenv):
+    h, _ = await start(preset("general"), None)
+    await tsenv.sleep(timedelta(hours=2))
+    await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENG))
+    await tsenv.sleep(timedelta(minutes=30))
+    s = await h.execute_update(TicketWorkflow.start, StartInput(actor=ENG))
+    assert 2 * 3600 - 5 < s.time_in_status["new"] < 2 * 3600 + 60
+    assert 30 * 60 - 5 < s.time_in_status["assigned"] < 30 * 60 + 60
+    assert s.status_since is not None and "in_progress" not in s.time_in_status

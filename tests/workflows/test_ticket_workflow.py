@@ -138,7 +138,7 @@ async def test_rejected_update_names_status_and_leaves_no_history(env_worker):
     cause = err.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == INVALID_TRANSITION
     assert cause.details[0]["status"] == "assigned"
-    assert cause.details[0]["allowed_actions"] == ["assign", "start", "cancel", "comment", "delegate", "request_info"]
+    assert cause.details[0]["allowed_actions"] == ["assign", "start", "cancel", "comment", "delegate", "request_info", "change_priority"]
 
     # No update event is written for a rejected update (the dev-server test in tests/api checks that
     # the history does not grow at all; this server may still record an empty workflow task).
