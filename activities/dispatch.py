@@ -9,7 +9,6 @@ contributions, rejections, explanation) goes back to the workflow, which records
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from temporalio import activity
 
@@ -17,13 +16,11 @@ from activities.resources import database
 from domain.access import can_access_region
 from domain.dispatch import CandidatePool, decide, first_available
 from models.calendar import BusinessCalendar
-from models.common import TicketStatus
 from models.db import upsert_statement
 from models.dispatch import Candidate, DispatchCall, DispatchDecision, GeoPoint, Period, Strategy
-from models.tables import Actor, DispatchCursor, Ticket
+from models.tables import Actor, DispatchCursor, load_query
 from models.ticket import ActorRef
 
-OPEN = (TicketStatus.NEW.value, TicketStatus.ASSIGNED.value, TicketStatus.IN_PROGRESS.value)
 
 
 def candidate(actor: Actor, region: str, load: int) -> Candidate:
@@ -53,12 +50,7 @@ async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalend
     """Every active person covering ``region``, and the working-hour calendars they name."""
     async with database().session() as session:
         actors = (await session.exec(select(Actor).where(col(Actor.active)).order_by(col(Actor.id)))).all()
-        counts = await session.exec(
-            select(Ticket.assignee, func.count())
-            .where(col(Ticket.assignee).is_not(None), col(Ticket.status).in_(OPEN))
-            .group_by(Ticket.assignee)
-        )
-        loads = {assignee: n for assignee, n in counts}
+        loads = {assignee: n for assignee, n in await session.exec(load_query())}
     people = [a for a in actors if can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region)]
     calendars = {
         f"person:{a.id}": BusinessCalendar.model_validate(a.working_hours) for a in people if a.working_hours

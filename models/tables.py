@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, select
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -129,6 +129,20 @@ class Ticket(SQLModel, table=True):
     seq: int = 0
     # Latest full TicketState as JSON (serves reads after the workflow's retention ends).
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+OPEN_STATUSES = ("new", "assigned", "in_progress")  # a ticket in one of these counts towards its assignee's load
+
+
+def load_query(person_ids: list[str] | None = None):
+    """Open tickets per assignee in the read model (everyone's, or only ``person_ids``'):
+    the load dispatch weighs and ``GET /people`` shows. Rows are (assignee, count)."""
+    q = select(Ticket.assignee, sa.func.count()).where(
+        col(Ticket.assignee).is_not(None), col(Ticket.status).in_(OPEN_STATUSES)
+    )
+    if person_ids is not None:
+        q = q.where(col(Ticket.assignee).in_(person_ids))
+    return q.group_by(Ticket.assignee)
 
 
 class TicketEventRow(SQLModel, table=True):

@@ -19,12 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
 from domain.access import ALL_REGIONS, can_access_region
-from models.common import TicketStatus
 from models.people import (
     Absence,
     AbsenceOut,
@@ -36,13 +35,11 @@ from models.people import (
     TeamManager,
     TeamOut,
 )
-from models.tables import Actor, Region, Ticket
+from models.tables import Actor, Region, load_query
 from models.ticket import ActorRef
 
 WRITERS = frozenset({"admin", "hr"})
 ADMIN = "admin"
-# A ticket in one of these counts towards its assignee's load.
-OPEN_STATUSES = (TicketStatus.NEW.value, TicketStatus.ASSIGNED.value, TicketStatus.IN_PROGRESS.value)
 _SCAN_BATCH = 200  # rows read per round while a page fills up
 
 
@@ -116,12 +113,7 @@ async def loads(session: AsyncSession, person_ids: list[str]) -> dict[str, int]:
     """Open tickets (new, assigned, in progress) per assignee, from the read model."""
     if not person_ids:
         return {}
-    q = (
-        select(Ticket.assignee, func.count())
-        .where(col(Ticket.assignee).in_(person_ids), col(Ticket.status).in_(OPEN_STATUSES))
-        .group_by(Ticket.assignee)
-    )
-    return {assignee: n for assignee, n in (await session.exec(q)).all()}
+    return {assignee: n for assignee, n in (await session.exec(load_query(person_ids))).all()}
 
 
 async def _one_out(session: AsyncSession, row: Actor) -> PersonOut:
