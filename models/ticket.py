@@ -153,6 +153,8 @@ class TicketState(TicketFacts):
     # Wall-clock seconds spent in each status so far (the current one counts from status_since).
     time_in_status: dict[str, float] = Field(default_factory=dict)
     status_since: datetime | None = None
+    # Events no wait node was waiting for when they came: the next wait for one takes it.
+    unclaimed_events: list[str] = Field(default_factory=list)
     # reserve_parts nodes holding stock: released (in reverse) if the ticket is cancelled.
     reservations: list[str] = Field(default_factory=list)
 

@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.nodes.stock import release_all
 
 PROJECTION_TIMEOUT = timedelta(seconds=15)
+MAX_UNCLAIMED = 50  # events kept for waits that have not opened yet
 PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 # ApplicationError types a refused update carries (the API maps them to HTTP statuses).
 INVALID_TRANSITION = "InvalidTransition"
@@ -204,6 +205,11 @@ class TicketWorkflow:
                 self.state.nodes[node_id].awaiting_info = None
                 self.tell("info_received", "normal", [self.state.nodes[node_id].assignee or ""], signal.text)
             data["answers"] = answered
+        waiting = any(
+            self.state.nodes[n].type == "wait" and self.spec.node(n).signal == signal.name for n in self.state.active
+        )
+        if not waiting and not data.get("answers"):  # kept for a wait that opens later
+            self.state.unclaimed_events = [*self.state.unclaimed_events, signal.name][-MAX_UNCLAIMED:]
         self._change(f"event:{signal.name}", signal.actor, data)
 
     # --- updates: one per human action ---

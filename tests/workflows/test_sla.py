@@ -209,3 +209,16 @@ async def test_time_in_each_status_is_kept(start, tsenv):
     assert 2 * 3600 - 5 < s.time_in_status["new"] < 2 * 3600 + 60
     assert 30 * 60 - 5 < s.time_in_status["assigned"] < 30 * 60 + 60
     assert s.status_since is not None and "in_progress" not in s.time_in_status
+
+
+async def test_an_event_sent_before_its_wait_opens_is_kept_for_it(start, tsenv):
+    h, _ = await start(PAUSING, None)
+    await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENG))
+    await h.execute_update(TicketWorkflow.start, StartInput(actor=ENG))
+    await h.signal(TicketWorkflow.event, TicketSignal(name="customer_replied", actor=AGENT))  # early
+    await h.signal(TicketWorkflow.event, TicketSignal(name="something_else", actor=AGENT))
+    s = await until(h, lambda s: "customer_replied" in s.unclaimed_events)
+    await h.execute_update(TicketWorkflow.complete, CompleteInput(actor=ENG))
+    s = await until(h, lambda s: s.active == ["fix"])  # the wait took the early event
+    assert s.nodes["customer"].outcome == "customer_replied"
+    assert s.unclaimed_events == ["something_else"]

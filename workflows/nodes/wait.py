@@ -1,4 +1,7 @@
-"""``wait``: a durable timer, or until an event (signal) arrives — at most ``duration``."""
+"""``wait``: a durable timer, or until an event (signal) arrives — at most ``duration``.
+
+An event that came before the wait opened (while no wait was waiting for it) is kept in
+``state.unclaimed_events``; the first wait for it takes it and moves on at once."""
 
 from datetime import timedelta
 
@@ -21,7 +24,10 @@ async def run(wf, node: WaitNode, branch: str | None) -> str:
     if node.duration is not None:
         left = max(timedelta(0), state.started_at + node.duration - workflow.now())
     outcome = "elapsed"
-    if node.signal:
+    if node.signal and node.signal in wf.state.unclaimed_events:
+        wf.state.unclaimed_events.remove(node.signal)
+        outcome = node.signal
+    elif node.signal:
         arrived = lambda: any(s.name == node.signal for s in wf.signals[seen:])  # noqa: E731
         try:
             await wf.wait(arrived, timeout=left, summary=f"{node.id}: wait for {node.signal}")
