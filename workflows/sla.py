@@ -145,6 +145,21 @@ def _holders(wf) -> list[str]:
     return [o for o in out if o] or [wf.state.created_by]
 
 
+def details(wf) -> str:
+    """The SLA line of the workflow's current details in the Temporal UI."""
+    parts = []
+    for kind, clock in wf.state.sla.clocks.items():
+        if clock.done_at is not None:
+            parts.append(f"{kind} met" if clock.breached_at is None else f"{kind} breached")
+        elif clock.running_since is None:
+            parts.append(f"{kind} paused")
+        elif clock.due is not None:
+            parts.append(f"{kind} next milestone {clock.due:%Y-%m-%d %H:%M} UTC")
+    if wf.state.sla.escalation:
+        parts.append(f"escalated to {wf.state.sla.escalation}")
+    return f"\nSLA: {'; '.join(parts)}" if parts else ""
+
+
 def search_attributes(wf) -> list:
     sla = wf.state.sla
     return [

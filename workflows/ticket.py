@@ -614,7 +614,7 @@ class TicketWorkflow:
         s = self.state
         at = ", ".join(f"{n} ({s.nodes[n].assignee or s.nodes[n].candidates or s.nodes[n].status.value})" for n in s.active)
         where = f" at **{at}**" if at else ""
-        return f"Status **{s.status.value}**{where} · priority {s.priority.value} · {s.seq} changes"
+        return f"Status **{s.status.value}**{where} · priority {s.priority.value} · {s.seq} changes{sla.details(self)}"
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
