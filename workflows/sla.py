@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.calendar import add_business_time, business_time_between
     from models import search_attributes as attrs
     from models.calendar import BusinessCalendar
+    from models.directory import PeopleQuery, PeopleResult
     from models.ticket import SYSTEM, SlaClock, TicketStatus
     from workflows import assignment
     from workflows.nodes.notify import send
@@ -100,7 +101,7 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
         clock.due = add_business_time(cal, clock.running_since, left)
         delay = (clock.due - now).total_seconds()
         if delay > 0:
-            label = f"SLA {kind} {int(share * 100)}%" + (f": escalate to {who}" if who else "")
+            label = f"SLA {kind} {int(share * 100)}%" + (f": escalate to {_whom(wf, who)}" if who else "")
             target = clock.target
             try:
                 await workflow.wait_condition(
@@ -121,12 +122,15 @@ async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: st
         clock.breached_at = workflow.now()
         wf.state.sla.breached = True
     if who:
+        if not wf.state.sla.chain:
+            wf.state.sla.chain = await _managers_up(wf)
         wf.state.sla.escalation = who
         data["escalated_to"] = who
+        data["people"] = _level_people(wf, who)
     await wf.record(f"sla_{what}", SYSTEM, data)
     if what == "breach":
         await assignment.redispatch(wf, f"SLA {kind} breached")
-    recipients = [f"role:{who}"] if who else _holders(wf)
+    recipients = [f"role:{who}", *_level_people(wf, who)] if who else _holders(wf)
     urgency = {"reminder": "normal", "breach": "high"}.get(what, "critical")
     try:
         text = f"{kind} target {clock.target} at {int(share * 100)}%" + (f", escalated to {who}" if who else "")
@@ -135,6 +139,40 @@ async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: st
         if wf.state.status in (TicketStatus.CLOSED, TicketStatus.CANCELLED):
             raise  # the ticket ended while we were sending: nothing more to record
         await wf.record("sla_notify_failed", SYSTEM, {"sla": kind, "reason": str(exc.cause)})
+
+
+LEVELS = [who for _, _, who in MILESTONES if who]  # supervisor, manager, director
+
+
+def _level_people(wf, who: str) -> list[str]:
+    """The person of the holder's management chain at this escalation level, if known."""
+    level = LEVELS.index(who)
+    chain = wf.state.sla.chain
+    return [chain[level]] if level < len(chain) else []
+
+
+def _whom(wf, who: str) -> str:
+    people = _level_people(wf, who)
+    return f"{who} {people[0]}" if people else who
+
+
+async def _managers_up(wf) -> list[str]:
+    """The first holder's manager, then theirs, up to one per escalation level."""
+    start = next((h for h in _holders(wf) if ":" not in h), None)
+    chain: list[str] = []
+    person = start
+    while person and len(chain) < len(LEVELS):
+        found = await workflow.execute_activity(
+            "directory.resolve_people",
+            PeopleQuery(manager_of=person),
+            result_type=PeopleResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            summary=f"SLA escalation chain: manager of {person}",
+        )
+        person = found.ids[0] if found.ids and found.ids[0] not in chain and found.ids[0] != start else None
+        if person:
+            chain.append(person)
+    return chain
 
 
 def _holders(wf) -> list[str]:
