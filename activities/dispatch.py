@@ -2,11 +2,14 @@
 from ``domain/dispatch.py``.
 
 The roster is every active person who covers the ticket's region; their load is the number
-of open tickets the read model shows them holding. Round robin keeps its position per node
-and region in ``dispatch_cursor``. The decision (ranked candidates, per-criterion
+of open tickets the read model shows them holding. The scoring pool of a region is kept for
+``ROSTER_TTL_S`` in the worker (a profile change — leave, skills, a new person — reaches
+dispatch within that time); loads are read on every call. Round robin keeps its position per
+node and region in ``dispatch_cursor``. ``bench/dispatch_activity.py`` measures the cost. The decision (ranked candidates, per-criterion
 contributions, rejections, explanation) goes back to the workflow, which records it.
 """
 
+import time
 from datetime import UTC, datetime
 
 from sqlmodel import col, select
@@ -46,16 +49,38 @@ def candidate(actor: Actor, region: str, load: int) -> Candidate:
     )
 
 
+ROSTER_TTL_S = 30.0
+_pools: dict[str, tuple[float, CandidatePool]] = {}  # region → (built at, pool)
+
+
 async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalendar]]:
-    """Every active person covering ``region``, and the working-hour calendars they name."""
+    """Every active person covering ``region`` (loads 0), and the working-hour calendars they name."""
     async with database().session() as session:
         actors = (await session.exec(select(Actor).where(col(Actor.active)).order_by(col(Actor.id)))).all()
-        loads = {assignee: n for assignee, n in await session.exec(load_query())}
     people = [a for a in actors if can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region)]
     calendars = {
         f"person:{a.id}": BusinessCalendar.model_validate(a.working_hours) for a in people if a.working_hours
     }
-    return [candidate(a, region, loads.get(a.id, 0)) for a in people], calendars
+    return [candidate(a, region, 0) for a in people], calendars
+
+
+async def pool_for(region: str) -> CandidatePool:
+    """The region's scoring pool (cached for ``ROSTER_TTL_S``) with everyone's load as of now."""
+    now = time.monotonic()
+    cached = _pools.get(region)
+    if cached is None or now - cached[0] > ROSTER_TTL_S:
+        people, calendars = await roster(region)
+        cached = (now, CandidatePool.build(people, calendars))
+        _pools[region] = cached
+    async with database().session() as session:
+        loads = {assignee: n for assignee, n in await session.exec(load_query())}
+    pool = cached[1]
+    return pool.with_state(loads={cid: loads.get(cid, 0) for cid in pool.index})
+
+
+def forget_rosters() -> None:
+    """Drop the cached pools (tests that change a roster and dispatch at once)."""
+    _pools.clear()
 
 
 @activity.defn(name="dispatch.decide")
@@ -63,8 +88,7 @@ async def decide_assignee(call: DispatchCall) -> DispatchDecision:
     req = call.request
     if req.at is None:
         req = req.model_copy(update={"at": datetime.now(UTC)})
-    people, calendars = await roster(req.region)
-    pool = CandidatePool.build(people, calendars)
+    pool = await pool_for(req.region)
     if call.named:
         return first_available(pool, req, call.named)
     rotating = req.strategy is Strategy.ROUND_ROBIN and call.cursor_key is not None
