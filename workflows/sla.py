@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from models import search_attributes as attrs
     from models.calendar import BusinessCalendar
     from models.directory import PeopleQuery, PeopleResult
-    from models.ticket import SYSTEM, SlaClock, TicketStatus
+    from models.ticket import SYSTEM, NodeStatus, SlaClock, TicketStatus
     from workflows import assignment
     from workflows.nodes.notify import send
 
@@ -64,16 +64,36 @@ def retarget(wf) -> dict[str, str]:
     return changed
 
 
-def on_change(wf, action: str, actor_id: str) -> None:
-    """Called for every state change: stop the clocks whose goal was reached."""
+def start_node_clocks(wf, node) -> list[str]:
+    """A task with its own ``sla`` gets clocks of its own ("<node>.response", "<node>.resolution"),
+    from when it opens — unless it is the first task whose SLA already is the ticket's."""
+    if node.sla is None or (wf.spec.sla.get(wf.state.priority) is None and node.id == wf.spec.start):
+        return []
+    keys = []
+    for kind, target in (("response", node.sla.response), ("resolution", node.sla.resolution)):
+        if target:
+            keys.append(f"{node.id}.{kind}")
+            wf.state.sla.clocks[keys[-1]] = SlaClock(target=target, running_since=workflow.now())
+    return keys
+
+
+def on_change(wf, action: str, actor_id: str, node: str | None = None) -> None:
+    """Called for every state change: stop the clocks whose goal was reached. A ticket clock
+    ("response") is answered by anyone's first action; a node's ("visit.response") by an
+    action on that node; a node's resolution ends when the node does."""
     now = workflow.now()
-    clocks = wf.state.sla.clocks
-    if actor_id != SYSTEM.id and action in RESPONDED and "response" in clocks and clocks["response"].done_at is None:
-        clocks["response"].done_at = now
-    if wf.state.status in RESOLVED:
-        for clock in clocks.values():
-            if clock.done_at is None:
-                clock.done_at = now
+    responded = actor_id != SYSTEM.id and action in RESPONDED
+    for key, clock in wf.state.sla.clocks.items():
+        if clock.done_at is not None:
+            continue
+        owner, _, kind = key.rpartition(".")
+        state = wf.state.nodes.get(owner) if owner else None
+        if (
+            wf.state.status in RESOLVED
+            or (kind == "response" and responded and (not owner or owner == node))
+            or (state is not None and state.status in (NodeStatus.DONE, NodeStatus.CANCELLED))
+        ):
+            clock.done_at = now
 
 
 def paused(wf) -> bool:

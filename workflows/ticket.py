@@ -97,6 +97,7 @@ class TicketWorkflow:
         self._untold: list[dict[str, Any]] = []  # notifications queued for the notifier
         self._telling = False
         self._told = 0
+        self._clocks: list[asyncio.Task] = []
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq
@@ -119,11 +120,11 @@ class TicketWorkflow:
         if self._created is not None:
             sla.start_clocks(self)
             await self._project(self._created)
-        clocks = [asyncio.create_task(sla.run_clock(self, kind, self.calendar)) for kind in self.state.sla.clocks]
+        self._clocks += [asyncio.create_task(sla.run_clock(self, kind, self.calendar)) for kind in self.state.sla.clocks]
         walker = asyncio.create_task(self._drive())
         await workflow.wait_condition(lambda: self.state.status in TERMINAL or self._history_is_long())
         walker.cancel()
-        for clock in clocks:
+        for clock in self._clocks:
             clock.cancel()
         if self.state.status == TicketStatus.CANCELLED and self.state.reservations:
             released = await asyncio.shield(release_all(self))
@@ -406,6 +407,10 @@ class TicketWorkflow:
 
     # --- helpers the node interpreters use ---
 
+    def start_clocks(self, keys: list[str]) -> None:
+        """Run SLA clocks added while the ticket runs (a task's own SLA)."""
+        self._clocks += [asyncio.create_task(sla.run_clock(self, key, self.calendar)) for key in keys]
+
     @property
     def calendar(self) -> BusinessCalendar:
         """The region's business calendar (24x7 UTC when the ticket has none)."""
@@ -554,7 +559,7 @@ class TicketWorkflow:
             at=now,
             data=data,
         )
-        sla.on_change(self, action, actor.id)
+        sla.on_change(self, action, actor.id, data.get("node") if isinstance(data.get("node"), str) else None)
         if upsert:
             self._upsert_search_attributes()
         workflow.set_current_details(self._details())

@@ -228,3 +228,47 @@ async def test_an_event_sent_before_its_wait_opens_is_kept_for_it(start, tsenv):
     s = await until(h, lambda s: s.active == ["fix"])  # the wait took the early event
     assert s.nodes["customer"].outcome == "customer_replied"
     assert s.unclaimed_events == ["something_else"]
+
+
+TWO_STEPS = TemplateVersion(
+    key="two_steps",
+    version=1,
+    spec=TemplateSpec.model_validate(
+        {
+            "key": "two_steps",
+            "name": "Triage, then a visit with its own SLA",
+            "start": "triage",
+            "sla": {"normal": {"resolution": "PT24H"}},
+            "nodes": [
+                {"id": "triage", "type": "task", "assignee": {"role": "engineer"}, "next": "visit"},
+                {
+                    "id": "visit", "type": "task", "assignee": {"role": "engineer"}, "next": "done",
+                    "sla": {"response": "PT1H", "resolution": "PT3H"},
+                },  # fmt: skip
+                {"id": "done", "type": "end"},
+            ],
+        }
+    ),
+)
+
+
+async def test_a_task_with_its_own_sla_runs_its_own_clocks(start, tsenv):
+    h, s = await start(TWO_STEPS, None)  # 24x7
+    assert set(s.sla.clocks) == {"resolution"}  # the ticket's
+    for update, inp in [
+        (TicketWorkflow.claim, ClaimInput(actor=ENG, node="triage")),
+        (TicketWorkflow.start, StartInput(actor=ENG, node="triage")),
+        (TicketWorkflow.complete, CompleteInput(actor=ENG, node="triage")),
+    ]:
+        await h.execute_update(update, inp)
+    s = await until(h, lambda s: "visit.response" in s.sla.clocks)
+    assert s.sla.clocks["visit.resolution"].target == timedelta(hours=3)
+    await tsenv.sleep(timedelta(hours=1, minutes=5))  # nobody takes the visit within its hour
+    s = await until(h, lambda s: s.sla.clocks["visit.response"].breached_at is not None)
+    assert s.sla.breached and s.sla.clocks["resolution"].breached_at is None
+    s = await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENG, node="visit"))
+    assert s.sla.clocks["visit.response"].done_at is not None and s.sla.clocks["visit.resolution"].done_at is None
+    await h.execute_update(TicketWorkflow.start, StartInput(actor=ENG, node="visit"))
+    s = await h.execute_update(TicketWorkflow.complete, CompleteInput(actor=ENG, node="visit"))
+    assert s.sla.clocks["visit.resolution"].done_at is not None
+    assert s.sla.clocks["visit.resolution"].breached_at is None and s.status.value == "resolved"

@@ -10,7 +10,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from models.template import TaskNode
     from models.ticket import SYSTEM, NodeStatus
-    from workflows import assignment
+    from workflows import assignment, sla
 
 
 async def run(wf, node: TaskNode, branch: str | None) -> str:
@@ -23,6 +23,7 @@ async def run(wf, node: TaskNode, branch: str | None) -> str:
         assignee, status = None, NodeStatus.OPEN
     state, new = wf.open_node(node, branch, status, assignee=assignee, candidates=candidates, backups=rule.backups)
     if new:
+        wf.start_clocks(sla.start_node_clocks(wf, node))
         data = {"node": node.id, "candidates": candidates, **({"assignee": assignee} if assignee else {})}
         await wf.record("task_opened", SYSTEM, data, **({"assignee": assignee} if assignee else {}))
         await assignment.assign_on_open(wf, node, state, user)
