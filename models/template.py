@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.common import Priority
 
@@ -99,6 +99,22 @@ class SLA(_Spec):
 
     response: timedelta | None = None
     resolution: timedelta | None = None
+
+
+class SlaPolicy(_Spec):
+    """When the SLA clocks remind and escalate, as shares of the target (the breach is 1.0 and
+    goes to the supervisors; the escalations go on to the manager, then the director)."""
+
+    reminders: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=lambda: [0.5, 0.8])
+    escalations: list[Annotated[float, Field(gt=1)]] = Field(default_factory=lambda: [1.5, 2.0], max_length=2)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> "SlaPolicy":
+        for name in ("reminders", "escalations"):
+            values = getattr(self, name)
+            if any(b <= a for a, b in zip(values, values[1:])):
+                raise ValueError(f"{name} must be increasing")
+        return self
 
 
 # --- nodes ---
@@ -275,6 +291,7 @@ class TemplateSpec(_Spec):
     start: str
     nodes: list[Node] = Field(min_length=1)
     sla: dict[Priority, SLA] = Field(default_factory=dict)
+    sla_policy: SlaPolicy = Field(default_factory=SlaPolicy)
     classification: list[ClassificationRule] = Field(default_factory=list)
 
     def node(self, node_id: str) -> Any:

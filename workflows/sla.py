@@ -1,9 +1,9 @@
 """SLA clocks inside TicketWorkflow: first response and resolution, in business time.
 
 Deadlines come from the region's business calendar (``domain/calendar.py``, pure) and are
-awaited as durable timers. Milestones, as shares of the target: reminders at 50 % and 80 %,
-the breach at 100 % (escalated to a supervisor), then a manager at 150 % and a director at
-200 %. Each notifies through ``notify.send``; at the breach, tasks nobody has started are
+awaited as durable timers. Milestones, as shares of the target (the template's
+``sla_policy``; by default): reminders at 50 % and 80 %, the breach at 100 % (escalated to a
+supervisor), then a manager at 150 % and a director at 200 %. Each notifies through ``notify.send``; at the breach, tasks nobody has started are
 dispatched again to someone else (``workflows/assignment.py``). The clock pauses while the
 ticket waits on the customer (an active ``wait`` node for an event, or a task's
 ``request_info`` until the ``customer_reply`` signal) and resumes with the time left.
@@ -24,13 +24,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows import assignment
     from workflows.nodes.notify import send
 
-MILESTONES: list[tuple[float, str, str | None]] = [  # share, what, who is told
-    (0.5, "reminder", None),
-    (0.8, "reminder", None),
-    (1.0, "breach", "supervisor"),
-    (1.5, "escalation", "manager"),
-    (2.0, "escalation", "director"),
-]
+LEVELS = ["supervisor", "manager", "director"]  # who the breach and the escalations reach
+
+
+def milestones(wf) -> list[tuple[float, str, str | None]]:
+    """(share of the target, what, who is told), from the template's ``sla_policy``."""
+    policy = wf.spec.sla_policy
+    out: list[tuple[float, str, str | None]] = [(r, "reminder", None) for r in policy.reminders]
+    out.append((1.0, "breach", LEVELS[0]))
+    out += [(share, "escalation", who) for share, who in zip(policy.escalations, LEVELS[1:])]
+    return out
 RESPONDED = frozenset({"claim", "assign", "start", "complete", "resolve", "approve", "reject"})
 RESOLVED = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.CANCELLED})
 
@@ -106,7 +109,8 @@ def paused(wf) -> bool:
 
 async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
     clock = wf.state.sla.clocks[kind]
-    while clock.milestone < len(MILESTONES) and clock.done_at is None:
+    steps = milestones(wf)
+    while clock.milestone < len(steps) and clock.done_at is None:
         now = workflow.now()
         if paused(wf):
             if clock.running_since is not None:
@@ -116,7 +120,7 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
             continue
         if clock.running_since is None:
             clock.running_since = now
-        share, what, who = MILESTONES[clock.milestone]
+        share, what, who = steps[clock.milestone]
         left = max(timedelta(0), clock.target * share - clock.used)
         clock.due = add_business_time(cal, clock.running_since, left)
         delay = (clock.due - now).total_seconds()
@@ -161,7 +165,6 @@ async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: st
         await wf.record("sla_notify_failed", SYSTEM, {"sla": kind, "reason": str(exc.cause)})
 
 
-LEVELS = [who for _, _, who in MILESTONES if who]  # supervisor, manager, director
 
 
 def _level_people(wf, who: str) -> list[str]:

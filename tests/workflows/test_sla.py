@@ -16,6 +16,7 @@ from models import search_attributes as attrs
 from models import demo
 from models.calendar import BusinessCalendar
 from models.notifications import NotificationInbox
+from models.tables import TicketEventRow
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import (
     ActorRef,
@@ -272,3 +273,26 @@ async def test_a_task_with_its_own_sla_runs_its_own_clocks(start, tsenv):
     s = await h.execute_update(TicketWorkflow.complete, CompleteInput(actor=ENG, node="visit"))
     assert s.sla.clocks["visit.resolution"].done_at is not None
     assert s.sla.clocks["visit.resolution"].breached_at is None and s.status.value == "resolved"
+
+
+async def test_reminder_and_escalation_shares_come_from_the_template(start, tsenv, db):
+    body = TWO_STEPS.spec.model_dump(mode="json") | {
+        "sla": {"normal": {"response": "PT4H"}},
+        "sla_policy": {"reminders": [0.25], "escalations": [1.25]},
+    }
+    spec = TemplateSpec.model_validate(body)
+    tmpl = TemplateVersion(key="policy", version=1, spec=spec)
+    h, _ = await start(tmpl, None)  # 24x7: remind at 1 h, breach at 4 h, manager at 5 h, no director
+    await tsenv.sleep(timedelta(hours=6))
+    s = await until(h, lambda s: s.sla.clocks["response"].milestone == 3)
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(TicketEventRow).where(col(TicketEventRow.ticket_id) == s.ticket_id).order_by(col(TicketEventRow.seq))
+            )
+        ).all()
+    fired = [(r.action, r.data["share"]) for r in rows if r.action.startswith("sla_")]
+    assert fired == [("sla_reminder", 0.25), ("sla_breach", 1.0), ("sla_escalation", 1.25)]
+    assert s.sla.escalation == "manager"
+    with pytest.raises(ValueError, match="increasing"):
+        TemplateSpec.model_validate({**body, "sla_policy": {"reminders": [0.8, 0.5]}})
