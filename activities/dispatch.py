@@ -9,6 +9,7 @@ node and region in ``dispatch_cursor``. ``bench/dispatch_activity.py`` measures 
 contributions, rejections, explanation) goes back to the workflow, which records it.
 """
 
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -20,7 +21,15 @@ from domain.access import can_access_region
 from domain.dispatch import CandidatePool, decide, first_available
 from models.calendar import BusinessCalendar
 from models.db import upsert_statement
-from models.dispatch import Candidate, DispatchCall, DispatchDecision, GeoPoint, Period, Strategy
+from models.dispatch import (
+    Candidate,
+    DispatchCall,
+    DispatchDecision,
+    DispatchRequest,
+    GeoPoint,
+    Period,
+    Strategy,
+)
 from models.tables import Actor, DispatchCursor, load_query
 from models.ticket import ActorRef
 
@@ -49,19 +58,30 @@ def candidate(actor: Actor, region: str, load: int) -> Candidate:
     )
 
 
+log = logging.getLogger(__name__)
 ROSTER_TTL_S = 30.0
 _pools: dict[str, tuple[float, CandidatePool]] = {}  # region → (built at, pool)
 
 
 async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalendar]]:
-    """Every active person covering ``region`` (loads 0), and the working-hour calendars they name."""
+    """Every active person covering ``region`` (loads 0), and the working-hour calendars they
+    name. A profile that does not validate is left out (and logged), never the whole region."""
     async with database().session() as session:
         actors = (await session.exec(select(Actor).where(col(Actor.active)).order_by(col(Actor.id)))).all()
-    people = [a for a in actors if can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region)]
-    calendars = {
-        f"person:{a.id}": BusinessCalendar.model_validate(a.working_hours) for a in people if a.working_hours
-    }
-    return [candidate(a, region, 0) for a in people], calendars
+    people: list[Candidate] = []
+    calendars: dict[str, BusinessCalendar] = {}
+    for a in actors:
+        if not can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region):
+            continue
+        try:
+            person = candidate(a, region, 0)
+            if a.working_hours:
+                calendars[f"person:{a.id}"] = BusinessCalendar.model_validate(a.working_hours)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            log.warning("dispatch: profile of %s left out: %s", a.id, exc)
+            continue
+        people.append(person)
+    return people, calendars
 
 
 async def pool_for(region: str) -> CandidatePool:
@@ -91,21 +111,27 @@ async def decide_assignee(call: DispatchCall) -> DispatchDecision:
     pool = await pool_for(req.region)
     if call.named:
         return first_available(pool, req, call.named)
-    rotating = req.strategy is Strategy.ROUND_ROBIN and call.cursor_key is not None
-    if rotating:
-        async with database().session() as session:
-            cursor = await session.get(DispatchCursor, call.cursor_key)
-        req = req.model_copy(update={"round_robin_cursor": cursor.last_id if cursor else None})
-    decision = decide(pool, req)
-    if rotating and decision.chosen_id is not None:
-        db = database()
-        stmt = upsert_statement(db.engine.dialect.name, DispatchCursor.__table__).values(
-            key=call.cursor_key, last_id=decision.chosen_id, updated_at=datetime.now(UTC)
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key"], set_={"last_id": stmt.excluded.last_id, "updated_at": stmt.excluded.updated_at}
-        )
-        async with db.session() as session:
-            await session.exec(stmt)
-            await session.commit()
+    if req.strategy is Strategy.ROUND_ROBIN and call.cursor_key is not None:
+        return await _rotate(pool, req, call.cursor_key)
+    return decide(pool, req)
+
+
+async def _rotate(pool: CandidatePool, req: DispatchRequest, key: str) -> DispatchDecision:
+    """Round robin in one transaction with the cursor row locked, so two tickets dispatched at
+    once get different people; a retry for the same ticket gets the same person again."""
+    db = database()
+    ensure = upsert_statement(db.engine.dialect.name, DispatchCursor.__table__).values(
+        key=key, last_id="", updated_at=datetime.now(UTC)
+    )
+    async with db.session() as session:
+        await session.exec(ensure.on_conflict_do_nothing(index_elements=["key"]))  # takes the write lock on SQLite
+        cursor = (await session.exec(select(DispatchCursor).where(DispatchCursor.key == key).with_for_update())).one()
+        repeat = cursor.last_ticket is not None and cursor.last_ticket == req.ticket_id
+        start = cursor.prev_id if repeat else cursor.last_id
+        decision = decide(pool, req.model_copy(update={"round_robin_cursor": start or None}))
+        if decision.chosen_id is not None and not repeat:
+            cursor.prev_id, cursor.last_id = cursor.last_id, decision.chosen_id
+            cursor.last_ticket, cursor.updated_at = req.ticket_id or None, datetime.now(UTC)
+            session.add(cursor)
+        await session.commit()
     return decision

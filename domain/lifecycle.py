@@ -148,6 +148,23 @@ def _may(state: TicketState, action: Action, actor: ActorRef, node: NodeState) -
     return True
 
 
+def check_handover(state: TicketState, node: NodeState, action: Action, actor: ActorRef, to: str | None = None) -> None:
+    """A vote handed on (``delegate``) or back (``return``) stays one vote: never to someone who
+    already decides on this level, never to the requester, never back once the delegate voted."""
+    if node.type != "approval":
+        return
+    voted = {v.actor_id for v in node.votes if v.level == node.level}
+    if action == A.DELEGATE and to is not None:
+        if to in node.approvers or to in voted:
+            raise Refusal("already_voted", f"{to} already decides on level {node.level + 1}")
+        if to == state.created_by:
+            raise Refusal("not_allowed", f"{to} made this request and may not approve it")
+    elif action == A.RETURN:
+        handed = [actor.id] if actor.id in node.delegations else list(node.delegations)
+        if any(d in voted for d in handed):
+            raise Refusal("already_voted", "the delegate has voted on this level: the vote cannot be returned")
+
+
 def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeState | None) -> None:
     """Raise Refusal('not_allowed') when ``actor`` may not take ``action`` (the API answers 403)."""
     requester = actor.id == state.created_by

@@ -70,6 +70,10 @@ class DispatchCursor(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=200)  # "<region>:<template>:<node>"
     last_id: str = Field(max_length=64)
+    # The ticket that moved the rotation last, and where it stood before: a retried activity
+    # for the same ticket gets the same person instead of moving the rotation twice.
+    last_ticket: str | None = Field(default=None, max_length=32)
+    prev_id: str | None = Field(default=None, max_length=64)
     updated_at: datetime = Field(sa_type=UTC_DATETIME)
 
 

@@ -120,15 +120,15 @@ class SlaClock(BaseModel):
     milestone: int = 0  # index into the milestones (reminder, breach, escalations…)
     done_at: datetime | None = None
     breached_at: datetime | None = None
+    # Who this clock's escalation levels reach beyond the region's role holders: the holder's
+    # manager, their manager, and theirs (found at the breach from the people's manager links).
+    chain: list[str] = Field(default_factory=list)
 
 
 class SlaState(BaseModel):
     clocks: dict[str, SlaClock] = Field(default_factory=dict)  # "response" | "resolution"
     breached: bool = False
     escalation: str | None = None
-    # Who the escalation levels reach beyond the region's role holders: the holder's manager,
-    # their manager, and theirs (found at the first breach from the people's manager links).
-    chain: list[str] = Field(default_factory=list)
 
 
 class TicketState(TicketFacts):

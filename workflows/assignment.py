@@ -12,7 +12,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from models.dispatch import DispatchCall, DispatchDecision, DispatchOutcome, DispatchRequest, GeoPoint, Strategy
@@ -92,6 +92,8 @@ async def decide(wf, call: DispatchCall, node_id: str) -> DispatchDecision | Non
             summary=f"{node_id}: dispatch ({label})",
         )
     except ActivityError as exc:
+        if isinstance(exc.cause, CancelledError):
+            raise  # the ticket ended meanwhile: nothing to record
         await wf.record("dispatch_failed", SYSTEM, {"node": node_id, "reason": str(exc.cause or exc)})
         return None
 
@@ -153,9 +155,13 @@ async def offer_window(wf, node: TaskNode, state: NodeState) -> None:
         wf.tell("assigned", "normal", [fallback], "nobody claimed the offer in time")
 
 
-async def redispatch(wf, reason: str) -> None:
-    """SLA breach: tasks nobody has started, whose node dispatches, go to someone else."""
-    for node_id in list(wf.state.active):
+async def redispatch(wf, reason: str, only: str | None = None) -> None:
+    """SLA breach: tasks nobody has started, whose node dispatches, go to someone else (only
+    the clock's own node when it has one). Runs beside the walk, so people may act while the
+    decision is made: anything that changed the task meanwhile wins over the decision."""
+    for node_id in [only] if only is not None else list(wf.state.active):
+        if node_id not in wf.state.active:
+            continue
         state = wf.state.nodes[node_id]
         spec = wf.spec.node(node_id)
         if state.type != "task" or spec.dispatch is None or not spec.dispatch.reassign_on_breach:
@@ -164,10 +170,11 @@ async def redispatch(wf, reason: str) -> None:
             continue
         exclude = [state.assignee] if state.assignee else []
         req = request(wf, spec, state, exclude).model_copy(update={"strategy": Strategy.BEST_SCORE})
+        before = (state.status, state.assignee, state.candidates)
         decision = await decide(wf, DispatchCall(request=req), node_id)
         if decision is None or decision.outcome not in (DispatchOutcome.ASSIGNED, DispatchOutcome.BACKUP):
             continue
-        if wf.state.nodes.get(node_id) is not state or state.status not in (NodeStatus.OPEN, NodeStatus.ASSIGNED):
-            continue  # somebody acted meanwhile
+        if wf.state.nodes.get(node_id) is not state or (state.status, state.assignee, state.candidates) != before:
+            continue  # somebody claimed, assigned or started it meanwhile
         decision = decision.model_copy(update={"explanation": f"{reason}: {decision.explanation}"})
         await apply(wf, spec, state, decision, action="reassigned")

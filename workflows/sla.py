@@ -13,6 +13,7 @@ Deterministic workflow code: no I/O, time from ``workflow.now()``.
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,7 +35,7 @@ def milestones(wf) -> list[tuple[float, str, str | None]]:
     out.append((1.0, "breach", LEVELS[0]))
     out += [(share, "escalation", who) for share, who in zip(policy.escalations, LEVELS[1:])]
     return out
-RESPONDED = frozenset({"claim", "assign", "start", "complete", "resolve", "approve", "reject"})
+RESPONDED = frozenset({"claim", "assign", "start", "complete", "resolve", "approve", "reject", "request_info"})
 RESOLVED = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.CANCELLED})
 
 
@@ -99,8 +100,13 @@ def on_change(wf, action: str, actor_id: str, node: str | None = None) -> None:
             clock.done_at = now
 
 
-def paused(wf) -> bool:
-    """Waiting on the customer: a wait node for an event, or a task that asked for information."""
+def paused(wf, key: str) -> bool:
+    """Waiting on the customer: for the ticket's clocks, a wait node for an event or a task that
+    asked for information; for a node's own clocks, that node asking."""
+    owner = _owner(key)
+    if owner is not None:
+        node = wf.state.nodes.get(owner)
+        return node is not None and node.awaiting_info is not None
     return any(
         (wf.state.nodes[n].type == "wait" and wf.spec.node(n).signal) or wf.state.nodes[n].awaiting_info is not None
         for n in wf.state.active
@@ -112,11 +118,11 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
     steps = milestones(wf)
     while clock.milestone < len(steps) and clock.done_at is None:
         now = workflow.now()
-        if paused(wf):
+        if paused(wf, kind):
             if clock.running_since is not None:
                 clock.used += business_time_between(cal, clock.running_since, now)
                 clock.running_since, clock.due = None, None
-            await workflow.wait_condition(lambda: not paused(wf) or clock.done_at is not None)
+            await workflow.wait_condition(lambda: not paused(wf, kind) or clock.done_at is not None)
             continue
         if clock.running_since is None:
             clock.running_since = now
@@ -125,11 +131,11 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
         clock.due = add_business_time(cal, clock.running_since, left)
         delay = (clock.due - now).total_seconds()
         if delay > 0:
-            label = f"SLA {kind} {int(share * 100)}%" + (f": escalate to {_whom(wf, who)}" if who else "")
+            label = f"SLA {kind} {int(share * 100)}%" + (f": escalate to {_whom(clock, who)}" if who else "")
             target = clock.target
             try:
                 await workflow.wait_condition(
-                    lambda: clock.done_at is not None or paused(wf) or clock.target != target,
+                    lambda: clock.done_at is not None or paused(wf, kind) or clock.target != target,
                     timeout=delay,
                     timeout_summary=label,
                 )
@@ -141,20 +147,31 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
 
 
 async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: str | None) -> None:
+    """One milestone: recorded first (nothing below may hold it up), then the breach's
+    re-dispatch and the management chain, then the notification. The workflow does not
+    continue as new while a milestone fires (``wf.firing``)."""
+    wf.firing += 1
+    try:
+        await _fire_milestone(wf, kind, clock, share, what, who)
+    finally:
+        wf.firing -= 1
+
+
+async def _fire_milestone(wf, kind: str, clock: SlaClock, share: float, what: str, who: str | None) -> None:
     data = {"sla": kind, "share": share, "target": str(clock.target), "due": clock.due.isoformat() if clock.due else None}
+    owner = _owner(kind)
     if what == "breach":
         clock.breached_at = workflow.now()
         wf.state.sla.breached = True
     if who:
-        if not wf.state.sla.chain:
-            wf.state.sla.chain = await _managers_up(wf)
         wf.state.sla.escalation = who
         data["escalated_to"] = who
-        data["people"] = _level_people(wf, who)
     await wf.record(f"sla_{what}", SYSTEM, data)
     if what == "breach":
-        await assignment.redispatch(wf, f"SLA {kind} breached")
-    recipients = [f"role:{who}", *_level_people(wf, who)] if who else _holders(wf)
+        holders = _holders(wf, owner)
+        await assignment.redispatch(wf, f"SLA {kind} breached", only=owner)
+        clock.chain = await _managers_up(wf, holders)
+    recipients = [f"role:{who}", *_level_people(clock, who)] if who else _holders(wf, owner)
     urgency = {"reminder": "normal", "breach": "high"}.get(what, "critical")
     try:
         text = f"{kind} target {clock.target} at {int(share * 100)}%" + (f", escalated to {who}" if who else "")
@@ -167,42 +184,57 @@ async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: st
 
 
 
-def _level_people(wf, who: str) -> list[str]:
+def _owner(key: str) -> str | None:
+    """The node a clock belongs to ("visit.response" → "visit"); None for the ticket's clocks."""
+    owner, _, _ = key.rpartition(".")
+    return owner or None
+
+
+def _level_people(clock: SlaClock, who: str) -> list[str]:
     """The person of the holder's management chain at this escalation level, if known."""
     level = LEVELS.index(who)
-    chain = wf.state.sla.chain
-    return [chain[level]] if level < len(chain) else []
+    return [clock.chain[level]] if level < len(clock.chain) else []
 
 
-def _whom(wf, who: str) -> str:
-    people = _level_people(wf, who)
+def _whom(clock: SlaClock, who: str) -> str:
+    people = _level_people(clock, who)
     return f"{who} {people[0]}" if people else who
 
 
-async def _managers_up(wf) -> list[str]:
-    """The first holder's manager, then theirs, up to one per escalation level."""
-    start = next((h for h in _holders(wf) if ":" not in h), None)
+CHAIN_RETRY = RetryPolicy(maximum_attempts=3)
+
+
+async def _managers_up(wf, holders: list[str]) -> list[str]:
+    """The first holder's manager, then theirs, up to one per escalation level. A directory
+    that does not answer leaves the chain short: the region's role holders are told anyway."""
+    start = next((h for h in holders if ":" not in h), None)
     chain: list[str] = []
     person = start
     while person and len(chain) < len(LEVELS):
-        found = await workflow.execute_activity(
-            "directory.resolve_people",
-            PeopleQuery(manager_of=person),
-            result_type=PeopleResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            summary=f"SLA escalation chain: manager of {person}",
-        )
+        try:
+            found = await workflow.execute_activity(
+                "directory.resolve_people",
+                PeopleQuery(manager_of=person),
+                result_type=PeopleResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=CHAIN_RETRY,
+                summary=f"SLA escalation chain: manager of {person}",
+            )
+        except ActivityError:
+            break
         person = found.ids[0] if found.ids and found.ids[0] not in chain and found.ids[0] != start else None
         if person:
             chain.append(person)
     return chain
 
 
-def _holders(wf) -> list[str]:
+def _holders(wf, owner: str | None = None) -> list[str]:
+    """Who holds the work: of the clock's own node, or of every active node."""
     out = []
-    for n in wf.state.active:
-        node = wf.state.nodes[n]
-        out.append(node.assignee or node.candidates or "")
+    for n in wf.state.active if owner is None else [owner]:
+        node = wf.state.nodes.get(n)
+        if node is not None:
+            out.append(node.assignee or node.candidates or "")
     return [o for o in out if o] or [wf.state.created_by]
 
 

@@ -98,6 +98,7 @@ class TicketWorkflow:
         self._telling = False
         self._told = 0
         self._clocks: list[asyncio.Task] = []
+        self.firing = 0  # SLA milestones being fired (recorded, re-dispatched, told)
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq
@@ -122,7 +123,11 @@ class TicketWorkflow:
             await self._project(self._created)
         self._clocks += [asyncio.create_task(sla.run_clock(self, kind, self.calendar)) for kind in self.state.sla.clocks]
         walker = asyncio.create_task(self._drive())
-        await workflow.wait_condition(lambda: self.state.status in TERMINAL or self._history_is_long())
+        # Continue as new only between steps: every strand waiting (none inside an activity) and
+        # no SLA milestone half-fired, so the next run resumes each step from a consistent state.
+        await workflow.wait_condition(
+            lambda: self.state.status in TERMINAL or (self._history_is_long() and self._settled() and self.firing == 0)
+        )
         walker.cancel()
         for clock in self._clocks:
             clock.cancel()
@@ -289,7 +294,8 @@ class TicketWorkflow:
 
     @workflow.update
     async def delegate(self, input: DelegateInput) -> TicketState:
-        node = await self._ready(Action.DELEGATE, input.actor, input.node)
+        await self._ready(Action.DELEGATE, input.actor, input.node)
+        node = self._check_handover(Action.DELEGATE, input, input.to)
         if node.type == "approval":
             node.approvers = [input.to if a == input.actor.id else a for a in node.approvers]
             node.delegations[input.to] = node.delegations.pop(input.actor.id, input.actor.id)
@@ -307,13 +313,15 @@ class TicketWorkflow:
 
     @delegate.validator
     def _validate_delegate(self, input: DelegateInput) -> None:
-        self._precheck(Action.DELEGATE, input.actor, input.node)
         if input.to == input.actor.id:
             raise ApplicationError("cannot delegate to yourself", {"kind": "invalid"}, type="NotAllowed", non_retryable=True)
+        if self.state.status in TERMINAL or self._settled():
+            self._check_handover(Action.DELEGATE, input, input.to)
 
     @workflow.update(name="return")
     async def return_(self, input: ReturnInput) -> TicketState:
-        node = await self._ready(Action.RETURN, input.actor, input.node)
+        await self._ready(Action.RETURN, input.actor, input.node)
+        node = self._check_handover(Action.RETURN, input)
         mine = [input.actor.id] if input.actor.id in node.delegations else list(node.delegations)
         back = {d: node.delegations.pop(d) for d in mine}
         if node.type == "approval":
@@ -328,7 +336,8 @@ class TicketWorkflow:
 
     @return_.validator
     def _validate_return(self, input: ReturnInput) -> None:
-        self._precheck(Action.RETURN, input.actor, input.node)
+        if self.state.status in TERMINAL or self._settled():
+            self._check_handover(Action.RETURN, input)
 
     @workflow.update
     async def request_info(self, input: RequestInfoInput) -> TicketState:
@@ -483,13 +492,24 @@ class TicketWorkflow:
                 lifecycle.target_node(self.state, action, None)  # raises the invalid-transition refusal
             lifecycle.check_actor(self.state, action, actor, node)
         except Refusal as refusal:
-            raise ApplicationError(
-                refusal.message,
-                {"kind": refusal.kind, "status": self.state.status.value, **refusal.details},
-                type=REFUSAL_TYPES[refusal.kind],
-                non_retryable=True,
-            ) from None
+            raise self._refused(refusal) from None
         return node  # type: ignore[return-value]
+
+    def _check_handover(self, action: Action, input: DelegateInput | ReturnInput, to: str | None = None) -> NodeState:
+        node = self._check(action, input.actor, input.node)
+        try:
+            lifecycle.check_handover(self.state, node, action, input.actor, to)
+        except Refusal as refusal:
+            raise self._refused(refusal) from None
+        return node
+
+    def _refused(self, refusal: Refusal) -> ApplicationError:
+        return ApplicationError(
+            refusal.message,
+            {"kind": refusal.kind, "status": self.state.status.value, **refusal.details},
+            type=REFUSAL_TYPES[refusal.kind],
+            non_retryable=True,
+        )
 
     def _check_complete(self, action: Action, input: CompleteInput) -> NodeState:
         node = self._check(action, input.actor, input.node)

@@ -39,6 +39,8 @@ def upgrade() -> None:
         "dispatch_cursor",
         sa.Column("key", sa.String(length=200), primary_key=True),
         sa.Column("last_id", sa.String(length=64), nullable=False),
+        sa.Column("last_ticket", sa.String(length=32), nullable=True),
+        sa.Column("prev_id", sa.String(length=64), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
 

@@ -397,3 +397,28 @@ async def test_an_approver_delegates_the_vote(run, db):
     assert cause.type == "NotAllowed"  # handed on: no longer lead's vote
     s = await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=r.ref(deputy, ("supervisor",))))
     assert s.nodes["ok"].outcome == "approved"
+
+
+async def test_a_vote_handed_on_stays_one_vote(run, db):
+    r = Region(db)
+    lead, deputy, third = r.uid("lead"), r.uid("deputy"), r.uid("third")
+    await r.staff(*({"id": p, "roles": ["supervisor"]} for p in (lead, deputy, third)))
+    node = {
+        "id": "ok", "type": "approval", "on_reject": "done", "next": "done",
+        "levels": [{"name": "leads", "approvers": {"role": "supervisor"}, "quorum": "all"}],
+    }  # fmt: skip
+    h = await run(r, template(node))
+    s = await until(h, lambda s: s.nodes.get("ok") and lead in s.nodes["ok"].approvers, "approval open")
+    sup = lambda who: r.ref(who, ("supervisor",))  # noqa: E731
+    assert {lead, deputy, third} <= set(s.nodes["ok"].approvers)
+    cause = await refused(h.execute_update(TicketWorkflow.delegate, DelegateInput(actor=sup(lead), to=deputy)))
+    assert cause.type == "AlreadyVoted"  # deputy already decides on this level: two seats, one person
+    cause = await refused(h.execute_update(TicketWorkflow.delegate, DelegateInput(actor=sup(lead), to="agent-wang")))
+    assert cause.type == "NotAllowed"  # the requester may not approve their own request
+    outsider = r.uid("outsider")
+    await r.staff({"id": outsider, "roles": ["manager"]})
+    s = await h.execute_update(TicketWorkflow.delegate, DelegateInput(actor=sup(lead), to=outsider))
+    assert outsider in s.nodes["ok"].approvers and lead not in s.nodes["ok"].approvers
+    await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=r.ref(outsider, ("manager",))))
+    cause = await refused(h.execute_update(TicketWorkflow.return_, ReturnInput(actor=r.ref(outsider, ("manager",)))))
+    assert cause.type == "AlreadyVoted"  # voted: the seat cannot go back for a second vote

@@ -49,6 +49,7 @@ async def run(wf, node: ApprovalNode, branch: str | None) -> str:
                 break
             level = levels[state.level]
             state.approvers = await _approvers(wf, level.approvers, node.id)
+            state.delegations = {}  # a vote handed on at one level is not carried to the next
             state.quorum = level.quorum.value
             needed = {Quorum.ANY: 1, Quorum.ALL: len(state.approvers)}.get(level.quorum, level.n or 1)
             state.needed = max(1, min(needed, len(state.approvers)))  # n_of_m never above who exists

@@ -1,0 +1,44 @@
+"""The dispatch.decide activity against the database: round robin under retries, bad profiles."""
+
+import uuid
+from datetime import UTC, datetime
+
+from activities.dispatch import decide_assignee, forget_rosters
+from models.db import Database
+from models.dispatch import DispatchCall, DispatchRequest, Strategy
+from models.tables import Actor
+
+
+async def _region(db: Database, *people: dict) -> str:
+    region = f"r{uuid.uuid4().hex[:8]}"
+    async with db.session() as session:
+        for p in people:
+            session.add(Actor(name=p["id"], roles=["engineer"], regions=[region], **p))
+        await session.commit()
+    forget_rosters()
+    return region
+
+
+def _call(region: str, ticket: str) -> DispatchCall:
+    req = DispatchRequest(ticket_id=ticket, region=region, roles=["engineer"], strategy=Strategy.ROUND_ROBIN,
+                          at=datetime.now(UTC))  # fmt: skip
+    return DispatchCall(request=req, cursor_key=f"{region}:t:visit")
+
+
+async def test_round_robin_moves_once_per_ticket_even_when_the_activity_is_retried(db: Database):
+    region = await _region(db, {"id": "rr-a"}, {"id": "rr-b"}, {"id": "rr-c"})
+    first = await decide_assignee(_call(region, "T1"))
+    again = await decide_assignee(_call(region, "T1"))  # a retry of the same activity
+    second = await decide_assignee(_call(region, "T2"))
+    third = await decide_assignee(_call(region, "T3"))
+    fourth = await decide_assignee(_call(region, "T4"))
+    assert [first.chosen_id, again.chosen_id, second.chosen_id, third.chosen_id, fourth.chosen_id] == [
+        "rr-a", "rr-a", "rr-b", "rr-c", "rr-a"
+    ]  # fmt: skip
+
+
+async def test_a_broken_profile_is_left_out_not_the_whole_region(db: Database):
+    bad, ok = f"bad-{uuid.uuid4().hex[:6]}", f"ok-{uuid.uuid4().hex[:6]}"
+    region = await _region(db, {"id": bad, "working_hours": {"timezone": "Mars/Olympus"}}, {"id": ok})
+    decision = await decide_assignee(DispatchCall(request=DispatchRequest(region=region, roles=["engineer"])))
+    assert decision.chosen_id == ok and decision.qualified == 1  # the broken profile is not in the pool
