@@ -130,6 +130,11 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
         left = max(timedelta(0), clock.target * share - clock.used)
         clock.due = add_business_time(cal, clock.running_since, left)
         delay = (clock.due - now).total_seconds()
+        if delay <= 0 and what == "reminder" and clock.milestone + 1 < len(steps):
+            following = max(timedelta(0), clock.target * steps[clock.milestone + 1][0] - clock.used)
+            if add_business_time(cal, clock.running_since, following) <= now:
+                clock.milestone += 1  # a shorter target overtook this reminder: only the latest milestone fires
+                continue
         if delay > 0:
             label = f"SLA {kind} {int(share * 100)}%" + (f": escalate to {_whom(clock, who)}" if who else "")
             target = clock.target

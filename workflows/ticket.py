@@ -363,6 +363,8 @@ class TicketWorkflow:
     @change_priority.validator
     def _validate_change_priority(self, input: ChangePriorityInput) -> None:
         self._precheck(Action.CHANGE_PRIORITY, input.actor, None)
+        if input.priority == self.state.priority:
+            raise self._refused(Refusal("invalid_transition", f"the priority is {input.priority.value} already"))
 
     @workflow.update
     async def reopen(self, input: ReopenInput) -> TicketState:

@@ -181,7 +181,7 @@ async def test_a_repair_nobody_responds_to_in_two_working_hours_tells_the_superv
     assert "breach" in told
 
 
-async def test_changing_the_priority_recomputes_the_deadlines(start, tsenv):
+async def test_changing_the_priority_recomputes_the_deadlines(start, tsenv, db):
     h, s = await start(preset("complaint"), None)  # 24x7; normal: respond in 4 h, resolve in 24 h
     assert s.sla.clocks["resolution"].target == timedelta(hours=24)
     await tsenv.sleep(timedelta(hours=1))
@@ -206,6 +206,15 @@ async def test_changing_the_priority_recomputes_the_deadlines(start, tsenv):
     except WorkflowUpdateFailedError as err:
         cause = err.cause
     assert cause is not None and cause.type == "NotAllowed"  # engineers do not re-prioritise
+    with pytest.raises(WorkflowUpdateFailedError) as same:
+        await h.execute_update(
+            TicketWorkflow.change_priority, ChangePriorityInput(actor=boss, priority=Priority.URGENT, reason="again")
+        )
+    assert same.value.cause.type == "InvalidTransition"  # nothing to change
+    async with db.session() as session:
+        rows = (await session.exec(select(TicketEventRow).where(col(TicketEventRow.ticket_id) == s.ticket_id))).all()
+    response = [r.action for r in rows if r.action.startswith("sla_") and r.data.get("sla") == "response"]
+    assert response[:1] == ["sla_breach"]  # its reminders were overtaken by the shorter target: not sent late
 
 
 async def test_time_in_each_status_is_kept(start, tsenv):

@@ -107,7 +107,8 @@ async def _on_timeout(wf, node: ApprovalNode, state, level) -> None:
         managers += [m for m in found.ids if m not in state.approvers and m not in managers]
     state.approvers = state.approvers + managers
     await wf.record("approval_escalated", SYSTEM, {**data, "added": managers})
-    wf.tell("approval_needed", "high", managers, f"{node.name or node.id}: level {level.name} is overdue ({level.timeout})")
+    # Nobody above the approvers: the region's supervisors hear of it (they can chase it up).
+    wf.tell("approval_needed", "high", managers or ["role:supervisor"], f"{node.name or node.id}: level {level.name} is overdue ({level.timeout})")
 
 
 def _decided(state) -> str | None:
