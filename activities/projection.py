@@ -34,6 +34,8 @@ def ticket_row(state: TicketState) -> dict[str, Any]:
         "created_at": state.created_at,
         "updated_at": state.updated_at,
         "closed_at": state.closed_at,
+        "sla_breached": state.sla.breached,
+        "escalation": state.sla.escalation,
         "seq": state.seq,
         "snapshot": state.model_dump(mode="json"),
     }

@@ -144,6 +144,8 @@ class TicketSummary(BaseModel):
     title: str
     channel: str
     external_ref: str | None
+    sla_breached: bool = False
+    escalation: str | None = None
     created_at: datetime
     updated_at: datetime
 

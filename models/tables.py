@@ -129,6 +129,9 @@ class Ticket(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTC_DATETIME, index=True)
     updated_at: datetime = Field(sa_type=UTC_DATETIME)
     closed_at: datetime | None = Field(default=None, sa_type=UTC_DATETIME)
+    # SLA: any target missed, and the escalation level reached (managers list and filter on them).
+    sla_breached: bool = Field(default=False, index=True)
+    escalation: str | None = Field(default=None, max_length=16)
     # Highest event sequence number applied; the projection never moves it backwards.
     seq: int = 0
     # Latest full TicketState as JSON (serves reads after the workflow's retention ends).

@@ -97,10 +97,13 @@ async def list_tickets(
     ticket_type: str | None = None,
     created_from: Annotated[datetime | None, Query(description="Inclusive, ISO 8601")] = None,
     created_to: Annotated[datetime | None, Query(description="Exclusive, ISO 8601")] = None,
+    sla_breached: Annotated[bool | None, Query(description="Only tickets that did (or did not) miss an SLA target")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> TicketPage:
-    filters = service.TicketFilter(status_, region, priority, assignee, ticket_type, created_from, created_to)
+    filters = service.TicketFilter(
+        status_, region, priority, assignee, ticket_type, created_from, created_to, sla_breached
+    )
     return await service.list_tickets(session, actor, filters, limit, cursor)
 
 

@@ -307,6 +307,7 @@ class TicketFilter:
     ticket_type: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    sla_breached: bool | None = None
 
 
 def _encode_cursor(row: Ticket) -> str:
@@ -337,6 +338,7 @@ async def list_tickets(
         (Ticket.priority, f.priority),
         (Ticket.assignee, f.assignee),
         (Ticket.ticket_type, f.ticket_type),
+        (Ticket.sla_breached, f.sla_breached),
     ):
         if value is not None:
             conditions.append(col(column) == (value.value if hasattr(value, "value") else value))

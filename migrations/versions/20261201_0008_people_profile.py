@@ -1,4 +1,5 @@
-"""dispatch profile of people (skills, home, capacity, hours, absences) and round-robin cursors
+"""dispatch profile of people (skills, home, capacity, hours, absences), round-robin cursors,
+SLA breach and escalation columns of the ticket read model
 
 Revision ID: 0008_people_profile
 Revises: 0007_region_calendar
@@ -35,6 +36,10 @@ def upgrade() -> None:
     with op.batch_alter_table("actor") as batch:
         for column in columns():
             batch.add_column(column)
+    with op.batch_alter_table("ticket") as batch:
+        batch.add_column(sa.Column("sla_breached", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("escalation", sa.String(length=16), nullable=True))
+        batch.create_index("ix_ticket_sla_breached", ["sla_breached"])
     op.create_table(
         "dispatch_cursor",
         sa.Column("key", sa.String(length=200), primary_key=True),
@@ -47,6 +52,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("dispatch_cursor")
+    with op.batch_alter_table("ticket") as batch:
+        batch.drop_index("ix_ticket_sla_breached")
+        batch.drop_column("escalation")
+        batch.drop_column("sla_breached")
     with op.batch_alter_table("actor") as batch:
         for column in reversed(columns()):
             batch.drop_column(column.name)

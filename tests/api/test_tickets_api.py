@@ -246,3 +246,29 @@ async def test_health_and_openapi(stack):
     spec = (await stack.http.get("/openapi.json")).json()
     assert "/tickets/{ticket_id}/actions/resolve" in spec["paths"]
     assert (await stack.http.get("/docs")).status_code == 200
+
+
+async def test_managers_list_breached_tickets_from_the_read_model(stack, db):
+    import uuid
+
+    from models.tables import Ticket
+
+    now = datetime.now(UTC)
+    ids = {True: f"B{uuid.uuid4().hex[:10]}", False: f"K{uuid.uuid4().hex[:10]}"}
+    async with db.session() as session:
+        for breached, tid in ids.items():
+            session.add(
+                Ticket(
+                    id=tid, ticket_type="general", region="east", priority="high", status="in_progress",
+                    title="breach list", channel="agent", created_by="agent-wang", created_at=now, updated_at=now,
+                    sla_breached=breached, escalation="manager" if breached else None,
+                )  # fmt: skip
+            )
+        await session.commit()
+    r = await stack.http.get("/tickets?sla_breached=true&limit=200", headers=stack.as_actor("mgr-sun"))
+    assert r.status_code == 200, r.text
+    listed = {t["id"]: t for t in r.json()["items"]}
+    assert ids[True] in listed and ids[False] not in listed and all(t["sla_breached"] for t in listed.values())
+    assert listed[ids[True]]["escalation"] == "manager"
+    r = await stack.http.get("/tickets?sla_breached=false&limit=200", headers=stack.as_actor("mgr-sun"))
+    assert ids[False] in {t["id"] for t in r.json()["items"]}

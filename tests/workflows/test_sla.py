@@ -16,7 +16,7 @@ from models import search_attributes as attrs
 from models import demo
 from models.calendar import BusinessCalendar
 from models.notifications import NotificationInbox
-from models.tables import TicketEventRow
+from models.tables import Ticket, TicketEventRow
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import (
     ActorRef,
@@ -73,6 +73,9 @@ async def test_unanswered_ticket_breaches_in_business_hours_and_tells_the_superv
     assert abs(response.breached_at - expected) < timedelta(seconds=1)  # on the business-hours deadline
     desc = await h.describe()
     assert desc.typed_search_attributes.get(attrs.TICKET_SLA_BREACHED) == "true"
+    async with db.session() as session:  # the read model lists it for managers too
+        row = await session.get(Ticket, s.ticket_id)
+        assert row.sla_breached and row.escalation in ("supervisor", "manager", "director")
     assert desc.typed_search_attributes.get(attrs.TICKET_ESCALATION) == "director"
     async with db.session() as session:
         told = (
