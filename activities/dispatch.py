@@ -35,8 +35,8 @@ from models.ticket import ActorRef
 
 
 
-def candidate(actor: Actor, region: str, load: int) -> Candidate:
-    """One person as dispatch sees them in ``region`` (their profile, their load now)."""
+def candidate(actor: Actor, region: str) -> Candidate:
+    """One person as dispatch sees them in ``region`` (their profile; loads are set per call)."""
     home = None
     if actor.home_lat is not None and actor.home_lon is not None:
         home = GeoPoint(lat=actor.home_lat, lon=actor.home_lon)
@@ -49,7 +49,6 @@ def candidate(actor: Actor, region: str, load: int) -> Candidate:
         skills=dict(actor.skills or {}),
         home=home,
         capacity=actor.capacity,
-        load=load,
         available=actor.active,
         out_of_office=[Period.model_validate(p) for p in actor.out_of_office or []],
         calendar=f"person:{actor.id}" if actor.working_hours else None,
@@ -74,7 +73,7 @@ async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalend
         if not can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region):
             continue
         try:
-            person = candidate(a, region, 0)
+            person = candidate(a, region)
             if a.working_hours:
                 calendars[f"person:{a.id}"] = BusinessCalendar.model_validate(a.working_hours)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError

@@ -49,7 +49,6 @@ class Recorder:
         async def send(payload: dict) -> None:
             self.told.append(payload)
 
-        self.activity = record
         self.activities = [record, send]
 
     def seqs(self, ticket_id: str) -> list[int]:
