@@ -215,7 +215,13 @@ async def test_changing_the_priority_recomputes_the_deadlines(start, tsenv, db):
         )
     assert same.value.cause.type == "InvalidTransition"  # nothing to change
     async with db.session() as session:
-        rows = (await session.exec(select(TicketEventRow).where(col(TicketEventRow.ticket_id) == s.ticket_id))).all()
+        rows = (
+            await session.exec(
+                select(TicketEventRow)
+                .where(col(TicketEventRow.ticket_id) == s.ticket_id)
+                .order_by(col(TicketEventRow.seq))
+            )
+        ).all()
     response = [r.action for r in rows if r.action.startswith("sla_") and r.data.get("sla") == "response"]
     assert response[:1] == ["sla_breach"]  # its reminders were overtaken by the shorter target: not sent late
 
