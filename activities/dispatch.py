@@ -2,9 +2,11 @@
 from ``domain/dispatch.py``.
 
 The roster is every active person who covers the ticket's region; their load is the number
-of open tickets the read model shows them holding. The scoring pool of a region is kept for
-``ROSTER_TTL_S`` in the worker (a profile change — leave, skills, a new person — reaches
-dispatch within that time); loads are read on every call. Round robin keeps its position per
+of open tickets the read model shows them holding. The scoring pool of a region is kept in
+the worker until the roster revision moves (every write to people bumps it in the same
+transaction, so the next decision sees a new person, leave or skill at once) or, as a
+backstop for edits made straight in the database, for ``ROSTER_TTL_S``; the revision and the
+loads are read on every call. Round robin keeps its position per
 node and region in ``dispatch_cursor``. ``bench/dispatch_activity.py`` measures the cost. The decision (ranked candidates, per-criterion
 contributions, rejections, explanation) goes back to the workflow, which records it.
 """
@@ -30,7 +32,7 @@ from models.dispatch import (
     Period,
     Strategy,
 )
-from models.tables import Actor, DispatchCursor, load_query
+from models.tables import Actor, DispatchCursor, load_query, roster_revision_query
 from models.ticket import ActorRef
 
 
@@ -58,8 +60,8 @@ def candidate(actor: Actor, region: str) -> Candidate:
 
 
 log = logging.getLogger(__name__)
-ROSTER_TTL_S = 30.0
-_pools: dict[str, tuple[float, CandidatePool]] = {}  # region → (built at, pool)
+ROSTER_TTL_S = 300.0
+_pools: dict[str, tuple[float, int, CandidatePool]] = {}  # region → (built at, roster revision, pool)
 
 
 async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalendar]]:
@@ -84,16 +86,18 @@ async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalend
 
 
 async def pool_for(region: str) -> CandidatePool:
-    """The region's scoring pool (cached for ``ROSTER_TTL_S``) with everyone's load as of now."""
+    """The region's scoring pool (rebuilt when the roster revision moved, or after
+    ``ROSTER_TTL_S``) with everyone's load as of now."""
+    async with database().session() as session:
+        revision = (await session.exec(roster_revision_query())).first() or 0
+        loads = {assignee: n for assignee, n in await session.exec(load_query())}
     now = time.monotonic()
     cached = _pools.get(region)
-    if cached is None or now - cached[0] > ROSTER_TTL_S:
+    if cached is None or cached[1] != revision or now - cached[0] > ROSTER_TTL_S:
         people, calendars = await roster(region)
-        cached = (now, CandidatePool.build(people, calendars))
+        cached = (now, revision, CandidatePool.build(people, calendars))
         _pools[region] = cached
-    async with database().session() as session:
-        loads = {assignee: n for assignee, n in await session.exec(load_query())}
-    pool = cached[1]
+    pool = cached[2]
     return pool.with_state(loads={cid: loads.get(cid, 0) for cid in pool.index})
 
 

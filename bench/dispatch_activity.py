@@ -3,7 +3,8 @@
     .venv/bin/python bench/dispatch_activity.py [--sizes 100,1000,5000] [--decisions 50]
 
 The activity reads the open-ticket loads on every call and the region's roster (people,
-profiles, calendars → the scoring pool) when its cached pool is older than ``ROSTER_TTL_S``.
+profiles, calendars → the scoring pool) when the roster revision moved or its cached pool is
+older than ``ROSTER_TTL_S``.
 For each roster size this times, on a fresh SQLite database migrated with Alembic and in
 the same run: the activity with the roster cache cold (read + build every call, as before
 the cache), the activity warm (the usual case), and ``decide`` alone on a prebuilt pool.

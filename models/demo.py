@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from models.calendar import BusinessCalendar
 from models.db import Database
 from models.people import SKILLS, TEAMS, PersonFields
-from models.tables import Actor, Region
+from models.tables import Actor, Region, bump_roster_revision
 
 _CN_WEEK = BusinessCalendar.weekly("Asia/Shanghai", ["09:00-12:00", "13:00-18:00"], "mon-fri", holiday_country="CN")
 _SOUTH_WEEK = BusinessCalendar.weekly("Asia/Shanghai", "08:30-20:30", "mon-sat", holiday_country="CN")
@@ -172,4 +172,5 @@ async def load(db: Database) -> None:
     async with db.session() as session:
         for row in [*REGIONS, *ACTORS]:
             await session.merge(row.model_copy())
+        await session.exec(bump_roster_revision())
         await session.commit()

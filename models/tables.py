@@ -63,6 +63,30 @@ class Actor(SQLModel, table=True):
     features: dict[str, float] = Field(default_factory=dict, sa_type=sa.JSON)  # rating, first-time-fix…
 
 
+class RosterRevision(SQLModel, table=True):
+    """One row whose ``revision`` goes up in the same transaction as every write to people
+    (``bump_roster_revision``): dispatch workers compare it with the revision their cached
+    rosters were built at and rebuild when it moved, whichever process made the change."""
+
+    __tablename__ = "roster_revision"
+
+    id: int = Field(default=1, primary_key=True)
+    revision: int = 0
+
+
+def bump_roster_revision() -> Any:
+    """The statement to run inside a transaction that changes people (profiles, absences)."""
+    return (
+        sa.update(RosterRevision)
+        .where(col(RosterRevision.id) == 1)
+        .values(revision=col(RosterRevision.revision) + 1)
+    )
+
+
+def roster_revision_query() -> Any:
+    return select(RosterRevision.revision).where(col(RosterRevision.id) == 1)
+
+
 class DispatchCursor(SQLModel, table=True):
     """Round-robin position of one dispatching node in one region: who was assigned last."""
 

@@ -35,7 +35,7 @@ from models.people import (
     TeamManager,
     TeamOut,
 )
-from models.tables import Actor, Region, load_query
+from models.tables import Actor, Region, bump_roster_revision, load_query
 from models.ticket import ActorRef
 
 WRITERS = frozenset({"admin", "hr"})
@@ -271,7 +271,9 @@ def _check_not_self_deactivation(actor: ActorRef, person_id: str, active: bool) 
 
 
 async def _commit(session: AsyncSession, conflict: str) -> None:
+    """Commit a change to people, with the roster revision that tells dispatch workers."""
     try:
+        await session.exec(bump_roster_revision())
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
@@ -328,7 +330,7 @@ async def deactivate_person(session: AsyncSession, actor: ActorRef, person_id: s
     if row.active:
         row.active = False
         session.add(row)
-        await session.commit()
+        await _commit(session, f"person {person_id!r} changed at the same moment; retry")
 
 
 # --- absences ---
@@ -362,7 +364,7 @@ async def add_absence(
     ordered = sorted([*current, absence], key=lambda a: (a.start, a.end))
     row.out_of_office = [a.model_dump(mode="json") for a in ordered]
     session.add(row)
-    await session.commit()
+    await _commit(session, f"absences of {person_id!r} changed at the same moment; retry")
     return await _one_out(session, row), True
 
 
@@ -374,4 +376,4 @@ async def remove_absence(session: AsyncSession, actor: ActorRef, person_id: str,
         raise NotFound(f"{person_id} has no absence starting at {start.isoformat()}")
     row.out_of_office = [a.model_dump(mode="json") for a in kept]
     session.add(row)
-    await session.commit()
+    await _commit(session, f"absences of {person_id!r} changed at the same moment; retry")

@@ -1,12 +1,15 @@
 """The dispatch.decide activity against the database: round robin under retries, bad profiles."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from activities.dispatch import decide_assignee, forget_rosters
+from api.services.people import add_absence
 from models.db import Database
 from models.dispatch import DispatchCall, DispatchRequest, Strategy
+from models.people import Absence
 from models.tables import Actor
+from models.ticket import ActorRef
 
 
 async def _region(db: Database, *people: dict) -> str:
@@ -42,3 +45,29 @@ async def test_a_broken_profile_is_left_out_not_the_whole_region(db: Database):
     region = await _region(db, {"id": bad, "working_hours": {"timezone": "Mars/Olympus"}}, {"id": ok})
     decision = await decide_assignee(DispatchCall(request=DispatchRequest(region=region, roles=["engineer"])))
     assert decision.chosen_id == ok and decision.qualified == 1  # the broken profile is not in the pool
+
+
+async def test_a_change_through_people_reaches_the_next_decision_at_once(db: Database):
+    """The roster is cached per worker, but a write through the people service bumps the
+    roster revision in its transaction: the next decision rebuilds it, with no TTL to wait."""
+    a, b = f"rv-a-{uuid.uuid4().hex[:6]}", f"rv-b-{uuid.uuid4().hex[:6]}"
+    region = await _region(db, {"id": a, "skills": {"hvac": 5}}, {"id": b, "skills": {"hvac": 1}})
+    call = DispatchCall(request=DispatchRequest(region=region, roles=["engineer"], required_skills={"hvac": 1}))
+    assert (await decide_assignee(call)).chosen_id == a  # the better skill level wins
+    async with db.session() as session:  # edited behind the service's back: the cache stands
+        row = await session.get(Actor, a)
+        row.active = False
+        session.add(row)
+        await session.commit()
+    assert (await decide_assignee(call)).chosen_id == a
+    async with db.session() as session:
+        row = await session.get(Actor, a)
+        row.active = True
+        session.add(row)
+        await session.commit()
+    now = datetime.now(UTC)
+    async with db.session() as session:  # a goes on leave through the service
+        me = ActorRef(id=a, roles=["engineer"], regions=[region])
+        await add_absence(session, me, a, Absence(start=now - timedelta(hours=1), end=now + timedelta(days=2)))
+    decision = await decide_assignee(call)
+    assert decision.chosen_id == b and a not in [c.id for c in decision.ranked], decision
