@@ -165,6 +165,16 @@ def check_handover(state: TicketState, node: NodeState, action: Action, actor: A
             raise Refusal("already_voted", "the delegate has voted on this level: the vote cannot be returned")
 
 
+def check_info_request(node: NodeState, limit: int | None) -> None:
+    """A task may ask the customer at most ``limit`` times (the template's ``max_info_requests``)."""
+    if limit is not None and node.info_requests >= limit:
+        raise Refusal(
+            "invalid_transition",
+            f"{node.id} has asked the customer {node.info_requests} times, the template's limit",
+            limit=limit,
+        )
+
+
 def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeState | None) -> None:
     """Raise Refusal('not_allowed') when ``actor`` may not take ``action`` (the API answers 403)."""
     requester = actor.id == state.created_by

@@ -107,6 +107,11 @@ class SlaPolicy(_Spec):
 
     reminders: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=lambda: [0.5, 0.8])
     escalations: list[Annotated[float, Field(gt=1)]] = Field(default_factory=lambda: [1.5, 2.0], max_length=2)
+    # Waiting on the customer pauses a clock for at most this much business time in all (None:
+    # no limit); past it the clock runs again though the question is still open.
+    max_pause: timedelta | None = Field(default=None, gt=timedelta(0))
+    # How often one task may ask the customer for information (None: no limit).
+    max_info_requests: int | None = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _increasing(self) -> "SlaPolicy":
@@ -189,6 +194,8 @@ class WaitNode(_Node):
     type: Literal["wait"] = "wait"
     duration: timedelta | None = None
     signal: str | None = None  # wait until this event arrives (and at most `duration`)
+    # The event may also have come before the wait opened, at most this long before.
+    early_window: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
     next: str
 
 

@@ -82,6 +82,7 @@ class NodeState(BaseModel):
     offer_until: datetime | None = None  # grab pool: the offerees may claim until then
     delegations: dict[str, str] = Field(default_factory=dict)  # delegate → who delegated to them
     awaiting_info: str | None = None  # the question put to the customer (SLA paused meanwhile)
+    info_requests: int = 0  # questions asked on this task so far (the template may cap them)
     started_at: datetime
     completed_at: datetime | None = None
     outcome: str | None = None  # approved / rejected / the next node / a reservation status …
@@ -116,6 +117,9 @@ class SlaClock(BaseModel):
     target: timedelta
     used: timedelta = timedelta(0)  # business time already spent before the running segment
     running_since: datetime | None = None  # None while paused (waiting on the customer)
+    paused_since: datetime | None = None  # the running pause started then
+    paused_for: timedelta = timedelta(0)  # business time spent paused in earlier pauses
+    pause_spent: bool = False  # the template's max_pause is used up: waiting no longer pauses it
     due: datetime | None = None  # when the next milestone fires, if nothing changes
     milestone: int = 0  # index into the milestones (reminder, breach, escalations…)
     done_at: datetime | None = None
@@ -123,6 +127,13 @@ class SlaClock(BaseModel):
     # Who this clock's escalation levels reach beyond the region's role holders: the holder's
     # manager, their manager, and theirs (found at the breach from the people's manager links).
     chain: list[str] = Field(default_factory=list)
+
+
+class EarlyEvent(BaseModel):
+    """An event that came while no wait was waiting for it."""
+
+    name: str
+    at: datetime
 
 
 class SlaState(BaseModel):
@@ -156,8 +167,9 @@ class TicketState(TicketFacts):
     # Wall-clock seconds spent in each status so far (the current one counts from status_since).
     time_in_status: dict[str, float] = Field(default_factory=dict)
     status_since: datetime | None = None
-    # Events no wait node was waiting for when they came: the next wait for one takes it.
-    unclaimed_events: list[str] = Field(default_factory=list)
+    # Events no wait node was waiting for when they came: the next wait for one takes it, if
+    # the event is no older than that wait's ``early_window``.
+    unclaimed_events: list[EarlyEvent] = Field(default_factory=list)
     # reserve_parts nodes holding stock: released (in reverse) if the ticket is cancelled.
     reservations: list[str] = Field(default_factory=list)
 

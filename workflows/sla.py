@@ -113,19 +113,53 @@ def paused(wf, key: str) -> bool:
     )
 
 
+def holding(wf, key: str, clock: SlaClock) -> bool:
+    """Paused now: waiting on the customer, and the template's ``max_pause`` not used up."""
+    return not clock.pause_spent and paused(wf, key)
+
+
+async def _hold(wf, kind: str, clock: SlaClock, cal: BusinessCalendar) -> None:
+    """Stay paused until the customer answers (or the clock is done) — at most what is left of
+    the template's ``max_pause``; then the clock runs again and the holders are told."""
+    released = lambda: not paused(wf, kind) or clock.done_at is not None  # noqa: E731
+    limit = wf.spec.sla_policy.max_pause
+    if limit is None:
+        await workflow.wait_condition(released)
+        return
+    assert clock.paused_since is not None
+    ends = add_business_time(cal, clock.paused_since, max(timedelta(0), limit - clock.paused_for))
+    delay = (ends - workflow.now()).total_seconds()
+    if delay > 0:
+        try:
+            await workflow.wait_condition(released, timeout=delay, timeout_summary=f"SLA {kind}: pause limit {limit}")
+            return
+        except TimeoutError:
+            pass
+    wf.firing += 1  # recorded as one step: no continue-as-new in between
+    try:
+        clock.pause_spent = True
+        await wf.record("sla_pause_limit", SYSTEM, {"sla": kind, "max_pause": str(limit)})
+        wf.tell("pause_limit", "normal", _holders(wf, _owner(kind)), f"{kind} clock runs again: paused for {limit}")
+    finally:
+        wf.firing -= 1
+
+
 async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
     clock = wf.state.sla.clocks[kind]
     steps = milestones(wf)
     while clock.milestone < len(steps) and clock.done_at is None:
         now = workflow.now()
-        if paused(wf, kind):
+        if holding(wf, kind, clock):
             if clock.running_since is not None:
                 clock.used += business_time_between(cal, clock.running_since, now)
-                clock.running_since, clock.due = None, None
-            await workflow.wait_condition(lambda: not paused(wf, kind) or clock.done_at is not None)
+                clock.running_since, clock.due, clock.paused_since = None, None, now
+            await _hold(wf, kind, clock, cal)
             continue
         if clock.running_since is None:
             clock.running_since = now
+            if clock.paused_since is not None:
+                clock.paused_for += business_time_between(cal, clock.paused_since, now)
+                clock.paused_since = None
         share, what, who = steps[clock.milestone]
         left = max(timedelta(0), clock.target * share - clock.used)
         clock.due = add_business_time(cal, clock.running_since, left)
@@ -140,7 +174,7 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
             target = clock.target
             try:
                 await workflow.wait_condition(
-                    lambda: clock.done_at is not None or paused(wf, kind) or clock.target != target,
+                    lambda: clock.done_at is not None or holding(wf, kind, clock) or clock.target != target,
                     timeout=delay,
                     timeout_summary=label,
                 )

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         CommentInput,
         CompleteInput,
         DelegateInput,
+        EarlyEvent,
         NodeState,
         NodeStatus,
         ProjectionInput,
@@ -215,7 +216,8 @@ class TicketWorkflow:
             self.state.nodes[n].type == "wait" and self.spec.node(n).signal == signal.name for n in self.state.active
         )
         if not waiting and not data.get("answers"):  # kept for a wait that opens later
-            self.state.unclaimed_events = [*self.state.unclaimed_events, signal.name][-MAX_UNCLAIMED:]
+            early = EarlyEvent(name=signal.name, at=workflow.now())
+            self.state.unclaimed_events = [*self.state.unclaimed_events, early][-MAX_UNCLAIMED:]
         self._change(f"event:{signal.name}", signal.actor, data)
 
     # --- updates: one per human action ---
@@ -341,15 +343,17 @@ class TicketWorkflow:
 
     @workflow.update
     async def request_info(self, input: RequestInfoInput) -> TicketState:
-        node = await self._ready(Action.REQUEST_INFO, input.actor, input.node)
+        node = self._check_info_request(await self._ready(Action.REQUEST_INFO, input.actor, input.node))
         node.awaiting_info = input.question
+        node.info_requests += 1
         contacts = [self.state.fields.get(f.name) for f in self.spec.fields if f.type in (FieldType.PHONE, FieldType.EMAIL)]
         self.tell("info_requested", "high", [self.state.created_by, *(c for c in contacts if isinstance(c, str))], input.question)
         return await self.record("request_info", input.actor, {"node": node.id, "question": input.question})
 
     @request_info.validator
     def _validate_request_info(self, input: RequestInfoInput) -> None:
-        self._precheck(Action.REQUEST_INFO, input.actor, input.node)
+        if self.state.status in TERMINAL or self._settled():
+            self._check_info_request(self._check(Action.REQUEST_INFO, input.actor, input.node))
 
     @workflow.update
     async def change_priority(self, input: ChangePriorityInput) -> TicketState:
@@ -501,6 +505,13 @@ class TicketWorkflow:
         node = self._check(action, input.actor, input.node)
         try:
             lifecycle.check_handover(self.state, node, action, input.actor, to)
+        except Refusal as refusal:
+            raise self._refused(refusal) from None
+        return node
+
+    def _check_info_request(self, node: NodeState) -> NodeState:
+        try:
+            lifecycle.check_info_request(node, self.spec.sla_policy.max_info_requests)
         except Refusal as refusal:
             raise self._refused(refusal) from None
         return node

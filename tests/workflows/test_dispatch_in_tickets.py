@@ -345,6 +345,41 @@ async def test_request_info_pauses_the_sla_until_the_customer_replies(run, db, t
     assert reply.data["answers"] == ["visit"]
 
 
+async def test_the_sla_pauses_at_most_max_pause_and_a_task_asks_at_most_max_info_requests(run, db, tsenv):
+    r = Region(db)
+    a = r.uid("a")
+    await r.staff({"id": a, "at": LUJIAZUI})
+    policy = {"max_pause": "PT2H", "max_info_requests": 2}
+    tmpl = template(VISIT, sla={"normal": {"resolution": "PT8H"}}, sla_policy=policy)
+    h = await run(r, tmpl, site=SITE)
+    await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].assignee == a, "dispatch")
+    me = r.ref(a)
+    await h.execute_update(TicketWorkflow.start, StartInput(actor=me))
+    await h.execute_update(TicketWorkflow.request_info, RequestInfoInput(actor=me, question="Which floor?"))
+    s = await until(h, lambda s: s.sla.clocks["resolution"].running_since is None, "paused")
+    used = s.sla.clocks["resolution"].used
+    await tsenv.sleep(timedelta(hours=5))  # the customer is silent: 2 h paused, then the clock runs
+    s = await until(h, lambda s: s.sla.clocks["resolution"].running_since is not None, "limit")
+    clock = s.sla.clocks["resolution"]
+    assert clock.pause_spent and abs(clock.paused_for - timedelta(hours=2)) < timedelta(seconds=5)
+    assert s.nodes["visit"].awaiting_info == "Which floor?"  # still asked; the clock no longer waits
+    [limit] = await events(db, s.ticket_id, "sla_pause_limit")
+    assert limit.data == {"sla": "resolution", "max_pause": "2:00:00"}
+    customer = ActorRef(id="gateway-qr", roles=["channel"], regions=["*"])
+    await h.signal(TicketWorkflow.event, TicketSignal(name=CUSTOMER_REPLY, actor=customer, text="3rd floor"))
+    await until(h, lambda s: s.nodes["visit"].awaiting_info is None, "answered")
+    s = await h.execute_update(TicketWorkflow.request_info, RequestInfoInput(actor=me, question="Which door?"))
+    assert s.nodes["visit"].info_requests == 2
+    await tsenv.sleep(timedelta(hours=1))
+    s = await h.query(TicketWorkflow.get_state)
+    assert s.sla.clocks["resolution"].running_since is not None  # the pause is used up: it runs
+    assert s.sla.clocks["resolution"].used == used  # nothing was added while paused
+    await h.signal(TicketWorkflow.event, TicketSignal(name=CUSTOMER_REPLY, actor=customer, text="north"))
+    await until(h, lambda s: s.nodes["visit"].awaiting_info is None, "answered again")
+    cause = await refused(h.execute_update(TicketWorkflow.request_info, RequestInfoInput(actor=me, question="?")))
+    assert cause.type == INVALID_TRANSITION and "limit" in cause.message
+
+
 # --- approval deadlines and delegation ---
 
 

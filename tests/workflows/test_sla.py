@@ -107,24 +107,28 @@ async def test_a_timely_response_stops_the_response_clock(start, tsenv):
     assert response.done_at is not None and response.breached_at is None
 
 
-PAUSING = TemplateVersion(
-    key="pausing",
-    version=1,
-    spec=TemplateSpec.model_validate(
-        {
-            "key": "pausing",
-            "name": "Needs the customer",
-            "start": "ask",
-            "sla": {"normal": {"resolution": "PT4H"}},
-            "nodes": [
-                {"id": "ask", "type": "task", "assignee": {"role": "engineer"}, "next": "customer"},
-                {"id": "customer", "type": "wait", "signal": "customer_replied", "next": "fix"},
-                {"id": "fix", "type": "task", "assignee": {"role": "engineer"}, "next": "done"},
-                {"id": "done", "type": "end"},
-            ],
-        }
-    ),
-)
+def pausing(**wait: str) -> TemplateVersion:
+    return TemplateVersion(
+        key="pausing",
+        version=1,
+        spec=TemplateSpec.model_validate(
+            {
+                "key": "pausing",
+                "name": "Needs the customer",
+                "start": "ask",
+                "sla": {"normal": {"resolution": "PT4H"}},
+                "nodes": [
+                    {"id": "ask", "type": "task", "assignee": {"role": "engineer"}, "next": "customer"},
+                    {"id": "customer", "type": "wait", "signal": "customer_replied", "next": "fix", **wait},
+                    {"id": "fix", "type": "task", "assignee": {"role": "engineer"}, "next": "done"},
+                    {"id": "done", "type": "end"},
+                ],
+            }
+        ),
+    )
+
+
+PAUSING = pausing()
 
 
 async def test_time_waiting_on_the_customer_does_not_count(start, tsenv):
@@ -243,11 +247,26 @@ async def test_an_event_sent_before_its_wait_opens_is_kept_for_it(start, tsenv):
     await h.execute_update(TicketWorkflow.start, StartInput(actor=ENG))
     await h.signal(TicketWorkflow.event, TicketSignal(name="customer_replied", actor=AGENT))  # early
     await h.signal(TicketWorkflow.event, TicketSignal(name="something_else", actor=AGENT))
-    s = await until(h, lambda s: "customer_replied" in s.unclaimed_events)
+    s = await until(h, lambda s: "customer_replied" in [e.name for e in s.unclaimed_events])
     await h.execute_update(TicketWorkflow.complete, CompleteInput(actor=ENG))
     s = await until(h, lambda s: s.active == ["fix"])  # the wait took the early event
     assert s.nodes["customer"].outcome == "customer_replied"
-    assert s.unclaimed_events == ["something_else"]
+    assert [e.name for e in s.unclaimed_events] == ["something_else"]
+
+
+async def test_an_early_event_older_than_the_waits_window_is_dropped(start, tsenv):
+    h, _ = await start(pausing(early_window="PT1H"), None)
+    await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENG))
+    await h.execute_update(TicketWorkflow.start, StartInput(actor=ENG))
+    await h.signal(TicketWorkflow.event, TicketSignal(name="customer_replied", actor=AGENT))  # early
+    await until(h, lambda s: "customer_replied" in [e.name for e in s.unclaimed_events])
+    await tsenv.sleep(timedelta(hours=2))  # longer than the wait accepts
+    await h.execute_update(TicketWorkflow.complete, CompleteInput(actor=ENG))
+    s = await until(h, lambda s: s.active == ["customer"] and s.nodes["customer"].status == "waiting")
+    assert s.unclaimed_events == []  # dropped, not taken: the wait waits for a new reply
+    await h.signal(TicketWorkflow.event, TicketSignal(name="customer_replied", actor=AGENT))
+    s = await until(h, lambda s: s.active == ["fix"])
+    assert s.nodes["customer"].outcome == "customer_replied"
 
 
 TWO_STEPS = TemplateVersion(

@@ -1,7 +1,8 @@
 """``wait``: a durable timer, or until an event (signal) arrives — at most ``duration``.
 
 An event that came before the wait opened (while no wait was waiting for it) is kept in
-``state.unclaimed_events``; the first wait for it takes it and moves on at once."""
+``state.unclaimed_events``; the first wait for it takes it and moves on at once, if it came
+within the wait's ``early_window`` (older ones of that name are dropped)."""
 
 from datetime import timedelta
 
@@ -24,8 +25,7 @@ async def run(wf, node: WaitNode, branch: str | None) -> str:
     if node.duration is not None:
         left = max(timedelta(0), state.started_at + node.duration - workflow.now())
     outcome = "elapsed"
-    if node.signal and node.signal in wf.state.unclaimed_events:
-        wf.state.unclaimed_events.remove(node.signal)
+    if node.signal and _take_early(wf, node):
         outcome = node.signal
     elif node.signal:
         arrived = lambda: any(s.name == node.signal for s in wf.signals[seen:])  # noqa: E731
@@ -39,3 +39,12 @@ async def run(wf, node: WaitNode, branch: str | None) -> str:
     wf.close_node(state, outcome)
     await wf.record("wait_over", SYSTEM, {"node": node.id, "outcome": outcome})
     return node.next
+
+
+def _take_early(wf, node: WaitNode) -> bool:
+    """Take the oldest kept event for this wait that came within its window; drop older ones."""
+    oldest = workflow.now() - node.early_window
+    fresh = [e for e in wf.state.unclaimed_events if e.name != node.signal or e.at >= oldest]
+    mine = next((e for e in fresh if e.name == node.signal), None)
+    wf.state.unclaimed_events = [e for e in fresh if e is not mine]
+    return mine is not None
