@@ -167,6 +167,15 @@ class AbsenceOut(BaseModel):
     end: datetime
 
 
+class ApiKeyOut(BaseModel):
+    """A new API key: shown this once, stored only as its SHA-256 hash."""
+
+    person_id: str
+    api_key: str = Field(description="send as X-API-Key; it cannot be shown again")
+    issued_at: datetime
+    replaced_previous: bool = Field(description="an earlier key of this person stopped working")
+
+
 class PersonOut(BaseModel):
     id: str
     name: str
@@ -184,6 +193,7 @@ class PersonOut(BaseModel):
     working_hours: dict[str, Any] | None = Field(description="A BusinessCalendar; null: available at any time")
     out_of_office: list[AbsenceOut]
     features: dict[str, float]
+    has_api_key: bool = Field(default=False, description="an API key is issued (POST /people/{id}/api-key)")
     load: int = Field(description="Open tickets (new, assigned, in progress) assigned to this person now")
 
 

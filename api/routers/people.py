@@ -9,7 +9,7 @@ from pydantic import AwareDatetime
 
 from api.deps import CurrentActor, DbSession
 from api.services import people as service
-from models.people import Absence, PersonCreate, PersonFields, PersonOut, PersonPage, PersonPatch, TeamOut
+from models.people import Absence, ApiKeyOut, PersonCreate, PersonFields, PersonOut, PersonPage, PersonPatch, TeamOut
 from models.schemas import Problem
 
 router = APIRouter(tags=["people"])
@@ -108,6 +108,32 @@ async def remove_absence(
     actor: CurrentActor,
 ) -> Response:
     await service.remove_absence(session, actor, person_id, start)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/people/{person_id}/api-key",
+    response_model=ApiKeyOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Issue (or rotate) the person's API key; shown once",
+    responses={
+        403: {"model": Problem, "description": "Neither the person nor admin/hr of their regions"},
+        409: {"model": Problem, "description": "The person is deactivated"},
+        **ERRORS,
+    },
+)
+async def issue_api_key(person_id: PersonId, session: DbSession, actor: CurrentActor) -> ApiKeyOut:
+    return await service.issue_api_key(session, actor, person_id)
+
+
+@router.delete(
+    "/people/{person_id}/api-key",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke the person's API key",
+    responses={403: {"model": Problem, "description": "Neither the person nor admin/hr of their regions"}, **ERRORS},
+)
+async def revoke_api_key(person_id: PersonId, session: DbSession, actor: CurrentActor) -> Response:
+    await service.revoke_api_key(session, actor, person_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

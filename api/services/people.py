@@ -12,8 +12,10 @@ never deleted, only deactivated; API keys are never read or written here.
 import base64
 import binascii
 import json
+import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,11 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.deps import hash_api_key
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
 from domain.access import ALL_REGIONS, can_access_region
 from models.people import (
     Absence,
     AbsenceOut,
+    ApiKeyOut,
     PersonCreate,
     PersonFields,
     PersonOut,
@@ -105,6 +109,7 @@ def _out(row: Actor, load: int) -> PersonOut:
         working_hours=row.working_hours,
         out_of_office=[AbsenceOut.model_validate(p) for p in row.out_of_office],
         features=dict(row.features),
+        has_api_key=row.api_key_hash is not None,
         load=load,
     )
 
@@ -336,7 +341,7 @@ async def deactivate_person(session: AsyncSession, actor: ActorRef, person_id: s
 # --- absences ---
 
 
-async def _absences_row(session: AsyncSession, actor: ActorRef, person_id: str) -> Actor:
+async def _self_or_writer_row(session: AsyncSession, actor: ActorRef, person_id: str) -> Actor:
     """Self, or a writer whose scope covers the person."""
     if actor.id == person_id:
         row = await session.get(Actor, person_id)
@@ -350,7 +355,7 @@ async def add_absence(
     session: AsyncSession, actor: ActorRef, person_id: str, absence: Absence
 ) -> tuple[PersonOut, bool]:
     """Add an out-of-office period; the same period again changes nothing (``False``)."""
-    row = await _absences_row(session, actor, person_id)
+    row = await _self_or_writer_row(session, actor, person_id)
     current = [Absence.model_validate(p) for p in row.out_of_office]
     if absence in current:
         return await _one_out(session, row), False
@@ -369,7 +374,7 @@ async def add_absence(
 
 
 async def remove_absence(session: AsyncSession, actor: ActorRef, person_id: str, start: Any) -> None:
-    row = await _absences_row(session, actor, person_id)
+    row = await _self_or_writer_row(session, actor, person_id)
     current = [Absence.model_validate(p) for p in row.out_of_office]
     kept = [a for a in current if a.start != start]
     if len(kept) == len(current):
@@ -377,3 +382,29 @@ async def remove_absence(session: AsyncSession, actor: ActorRef, person_id: str,
     row.out_of_office = [a.model_dump(mode="json") for a in kept]
     session.add(row)
     await _commit(session, f"absences of {person_id!r} changed at the same moment; retry")
+
+
+# --- API keys ---
+
+
+async def issue_api_key(session: AsyncSession, actor: ActorRef, person_id: str) -> ApiKeyOut:
+    """A new key for the person (themselves, or admin/hr of their regions); any earlier key
+    stops working at once. Only the hash is stored."""
+    row = await _self_or_writer_row(session, actor, person_id)
+    if not row.active:
+        raise Conflict(f"{person_id} is deactivated")
+    key = f"tf_{secrets.token_urlsafe(32)}"
+    replaced = row.api_key_hash is not None
+    row.api_key_hash = hash_api_key(key)
+    session.add(row)
+    await session.commit()
+    return ApiKeyOut(person_id=person_id, api_key=key, issued_at=datetime.now(UTC), replaced_previous=replaced)
+
+
+async def revoke_api_key(session: AsyncSession, actor: ActorRef, person_id: str) -> None:
+    row = await _self_or_writer_row(session, actor, person_id)
+    if row.api_key_hash is None:
+        raise NotFound(f"{person_id} has no API key")
+    row.api_key_hash = None
+    session.add(row)
+    await session.commit()

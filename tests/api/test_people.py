@@ -449,3 +449,36 @@ async def test_demo_roster_is_the_same_on_every_build():
     """Seeded: building the roster again gives the same people, homes, skills and absences."""
     rebuilt = {a.id: a.model_dump() for a in (demo._actor(*row) for row in demo._roster())}
     assert {a.id: a.model_dump() for a in demo.ACTORS if a.id in rebuilt} == rebuilt
+
+
+async def test_api_keys_are_shown_once_stored_hashed_rotated_and_revoked(people: People):
+    r = await people.create("kay")
+    pid = r.json()["id"]
+    assert r.json()["has_api_key"] is False
+    url = f"/people/{pid}/api-key"
+    r = await people.http.post(url, headers=people.who("agent-east"))
+    assert r.status_code == 403, r.text  # neither the person nor admin/hr
+    r = await people.http.post(url, headers=people.who("hr-east"))
+    assert r.status_code == 201 and r.json()["replaced_previous"] is False, r.text
+    key = r.json()["api_key"]
+    me = {"X-API-Key": key}
+    r = await people.http.get(f"/people/{pid}", headers=me)  # the new person acts with their key
+    assert r.status_code == 200 and r.json()["has_api_key"] is True, r.text
+    async with people.db.session() as s:
+        stored = (await s.get(Actor, pid)).api_key_hash
+    assert stored == hash_api_key(key) and key not in stored
+
+    r = await people.http.post(url, headers=me)  # they rotate it themselves
+    assert r.status_code == 201 and r.json()["replaced_previous"] is True, r.text
+    rotated = {"X-API-Key": r.json()["api_key"]}
+    assert rotated != me
+    assert (await people.http.get(f"/people/{pid}", headers=me)).status_code == 401  # the old key is dead
+    assert (await people.http.get(f"/people/{pid}", headers=rotated)).status_code == 200
+
+    assert (await people.http.delete(url, headers=people.who("admin"))).status_code == 204
+    assert (await people.http.get(f"/people/{pid}", headers=rotated)).status_code == 401
+    r = await people.http.delete(url, headers=people.who("admin"))
+    assert r.status_code == 404, r.text
+    assert (await people.http.delete(f"/people/{pid}", headers=people.who("admin"))).status_code == 204
+    r = await people.http.post(url, headers=people.who("admin"))
+    assert r.status_code == 409, r.text  # no key for a deactivated person
