@@ -126,7 +126,8 @@ async def _hold(wf, kind: str, clock: SlaClock, cal: BusinessCalendar) -> None:
     if limit is None:
         await workflow.wait_condition(released)
         return
-    assert clock.paused_since is not None
+    if clock.paused_since is None:  # paused before pauses were measured
+        clock.paused_since = workflow.now()
     ends = add_business_time(cal, clock.paused_since, max(timedelta(0), limit - clock.paused_for))
     delay = (ends - workflow.now()).total_seconds()
     if delay > 0:
