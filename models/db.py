@@ -7,7 +7,9 @@ Alembic uses the synchronous form of the same URL.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -38,6 +40,12 @@ def is_sqlite(url: str) -> bool:
 def upsert_statement(dialect: str, table: Table):
     """``INSERT … ON CONFLICT`` for the two supported backends."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def json_text_contains(column: Any, needle: str) -> Any:
+    """A coarse SQL pre-filter on a JSON column's text (both backends): callers re-check the
+    rows it lets through in Python."""
+    return sa.cast(column, sa.Text).contains(needle, autoescape=True)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial

@@ -180,7 +180,10 @@ class TicketEventRow(SQLModel, table=True):
     """Append-only history of a ticket. (ticket_id, seq) is unique: retries never duplicate."""
 
     __tablename__ = "ticket_event"
-    __table_args__ = (sa.UniqueConstraint("ticket_id", "seq", name="uq_ticket_event_ticket_seq"),)
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id", "seq", name="uq_ticket_event_ticket_seq"),
+        sa.Index("ix_ticket_event_to_status_at", "to_status", "at"),  # reports: resolutions in a period
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: str = Field(max_length=32, foreign_key="ticket.id", index=True)

@@ -39,6 +39,7 @@ from models.people import (
     TeamManager,
     TeamOut,
 )
+from models.db import json_text_contains
 from models.tables import Actor, Region, bump_roster_revision, load_query
 from models.ticket import ActorRef
 
@@ -151,11 +152,6 @@ def _decode_cursor(cursor: str) -> str:
     return value
 
 
-def _json_text_contains(column: Any, needle: str) -> Any:
-    """A coarse SQL pre-filter on a JSON column's text (both backends); rows are re-checked in Python."""
-    return sa.cast(column, sa.Text).contains(needle, autoescape=True)
-
-
 def _matches(row: Actor, actor: ActorRef, f: PeopleFilter) -> bool:
     if not _visible(actor, list(row.regions)):
         return False
@@ -179,11 +175,11 @@ async def list_people(
         q = q.where(col(Actor.active).is_(f.active))
     regions = [f.region] if f.region is not None else (None if ALL_REGIONS in actor.regions else actor.regions)
     if regions is not None:
-        q = q.where(sa.or_(*(_json_text_contains(Actor.regions, json.dumps(r)) for r in [*regions, ALL_REGIONS])))
+        q = q.where(sa.or_(*(json_text_contains(Actor.regions, json.dumps(r)) for r in [*regions, ALL_REGIONS])))
     if f.role is not None:
-        q = q.where(_json_text_contains(Actor.roles, json.dumps(f.role)))
+        q = q.where(json_text_contains(Actor.roles, json.dumps(f.role)))
     if f.skill is not None:
-        q = q.where(_json_text_contains(Actor.skills, json.dumps(f.skill) + ":"))
+        q = q.where(json_text_contains(Actor.skills, json.dumps(f.skill) + ":"))
     after = _decode_cursor(cursor) if cursor else None
     rows: list[Actor] = []
     while len(rows) <= limit:

@@ -1,0 +1,48 @@
+"""/reports: manager dashboards over the read model (never Temporal), scoped by the caller's
+regions. Readers: supervisor, manager, director, general manager, admin. ``docs/reports.md``
+describes every figure."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from api.deps import CurrentActor, DbSession
+from api.services import reports as service
+from models.reports import Overview, Workload
+from models.schemas import Problem
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No or unknown credentials"},
+    403: {"model": Problem, "description": "Not a report reader, or the region is outside the caller's scope"},
+}
+RegionQuery = Annotated[
+    str | None,
+    Query(max_length=32, description="One region (422 if unknown). Omitted: every region the caller covers"),
+]
+
+
+@router.get("/overview", response_model=Overview, responses=ERRORS,
+            summary="Open tickets, throughput, SLA and resolution times per region and in total")
+async def overview(
+    session: DbSession,
+    actor: CurrentActor,
+    region: RegionQuery = None,
+    since: Annotated[AwareDatetime | None, Query(description="Start, inclusive. Default: until - 30 days")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="End, exclusive. Default: now")] = None,
+) -> Overview:
+    return await service.overview(session, actor, region, since, until)
+
+
+@router.get("/workload", response_model=Workload, responses=ERRORS,
+            summary="Open tickets, capacity and utilisation per person and per team, busiest first")
+async def workload(
+    session: DbSession,
+    actor: CurrentActor,
+    region: RegionQuery = None,
+    role: Annotated[str | None, Query(max_length=64, description="Only people with this role, e.g. engineer")] = None,
+    team: Annotated[str | None, Query(max_length=64, description="Only people of this primary team")] = None,
+) -> Workload:
+    return await service.workload(session, actor, region, role, team)
