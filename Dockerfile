@@ -23,8 +23,13 @@ RUN mkdir api && touch api/__init__.py \
  && rm -rf api build *.egg-info
 
 # The application: packages, alembic.ini, migrations/, templates/ (see .dockerignore).
+# Bytecode is compiled here because PYTHONDONTWRITEBYTECODE stops Python writing it later:
+# the workflow sandbox re-imports workflows/ for every ticket run a worker starts, and
+# without .pyc files it compiles them from source each time (about 10 % of the ticket
+# lifecycle benchmark's throughput).
 COPY . .
 RUN pip install --no-deps . \
+ && python -m compileall -q /app \
  && rm -rf build *.egg-info \
  && mkdir -p templates .data \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin ticketflow \

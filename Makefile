@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 export TICKETFLOW_DATABASE_URL ?= sqlite:///.data/ticketflow.db
 
-.PHONY: run test install migrate demo bench lint clean
+.PHONY: run test install migrate demo bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
