@@ -1,4 +1,5 @@
-"""Directory look-ups for the workflow: role or group members of a region, an actor's manager."""
+"""Directory look-ups for the workflows: role or group members of a region, an actor's manager,
+the open tickets a person holds."""
 
 from sqlmodel import col, select
 from temporalio import activity
@@ -6,7 +7,7 @@ from temporalio import activity
 from activities.resources import database
 from domain.access import can_access_region
 from models.directory import PeopleQuery, PeopleResult
-from models.tables import Actor
+from models.tables import Actor, held_query, holds
 from models.ticket import ActorRef
 
 
@@ -28,3 +29,11 @@ async def resolve_people(query: PeopleQuery) -> PeopleResult:
             continue
         people.append(a.id)
     return PeopleResult(ids=people)
+
+
+@activity.defn(name="directory.held_tickets")
+async def held_tickets(person_id: str) -> list[str]:
+    """Open tickets where ``person_id`` holds a task or sits on an approval (read model)."""
+    async with database().session() as session:
+        rows = (await session.exec(held_query(person_id))).all()
+    return sorted(tid for tid, snapshot in rows if holds(snapshot or {}, person_id))

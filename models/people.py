@@ -167,6 +167,14 @@ class AbsenceOut(BaseModel):
     end: datetime
 
 
+class Released(BaseModel):
+    """A deactivated person's open work being taken back (``DELETE /people/{id}``, 202)."""
+
+    person_id: str
+    tickets: list[str] = Field(description="open tickets where they held a task or sat on an approval")
+    workflow_id: str = Field(description="the PersonLeft workflow signalling them (Temporal UI)")
+
+
 class ApiKeyOut(BaseModel):
     """A new API key: shown this once, stored only as its SHA-256 hash."""
 

@@ -1,10 +1,13 @@
 """SQLModel tables of the read model and reference data. Never sent in a Temporal payload."""
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel, col, select
+
+from models.db import json_text_contains
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -174,6 +177,24 @@ def load_query(person_ids: list[str] | None = None):
     if person_ids is not None:
         q = q.where(col(Ticket.assignee).in_(person_ids))
     return q.group_by(Ticket.assignee)
+
+
+def held_query(person_id: str):
+    """Tickets not closed or cancelled whose snapshot mentions ``person_id`` (a coarse text
+    filter: check each row with ``holds``). Rows are (ticket id, snapshot)."""
+    return select(Ticket.id, Ticket.snapshot).where(
+        col(Ticket.status).not_in(("closed", "cancelled")), json_text_contains(Ticket.snapshot, json.dumps(person_id))
+    )
+
+
+def holds(snapshot: dict[str, Any], person_id: str) -> bool:
+    """An active node of the ticket is a task ``person_id`` holds or an approval they sit on."""
+    nodes = snapshot.get("nodes") or {}
+    for node_id in snapshot.get("active") or []:
+        node = nodes.get(node_id) or {}
+        if node.get("assignee") == person_id or person_id in (node.get("approvers") or []):
+            return True
+    return False
 
 
 class TicketEventRow(SQLModel, table=True):

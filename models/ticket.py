@@ -294,6 +294,20 @@ class TicketSignal(BaseModel):
     text: str | None = None
 
 
+class PersonLeft(BaseModel):
+    """Signal: a person was deactivated; the ticket takes back the work they hold."""
+
+    person_id: str
+    reason: str = "deactivated"
+
+
+class PersonLeftInput(BaseModel):
+    """Input of ``PersonLeftWorkflow``: tell every open ticket that holds the person."""
+
+    person_id: str
+    reason: str = "deactivated"
+
+
 # --- projection ---
 
 

@@ -1,4 +1,5 @@
-"""Who works on a task: dispatch when it opens, the grab-pool window, re-dispatch on breach.
+"""Who works on a task: dispatch when it opens, the grab-pool window, re-dispatch on breach,
+and taking work back from someone who left.
 
 The scoring is ``domain/dispatch.py`` (pure), run by the ``dispatch.decide`` activity over
 the roster in the database. Every decision is recorded as a ``dispatched`` / ``offered``
@@ -178,3 +179,31 @@ async def redispatch(wf, reason: str, only: str | None = None) -> None:
             continue  # somebody claimed, assigned or started it meanwhile
         decision = decision.model_copy(update={"explanation": f"{reason}: {decision.explanation}"})
         await apply(wf, spec, state, decision, action="reassigned")
+
+
+async def release(wf, node: TaskNode, state: NodeState, person: str, reason: str) -> None:
+    """``person`` left while holding this task: it goes back to its rule and is given again
+    without them — the named user's first available backup, or a best-score dispatch — or
+    stays open for the role, with the supervisors told. Whatever people did meanwhile wins."""
+    rule = node.assignee
+    user = wf.state.created_by if rule.user == "requester" else rule.user
+    state.assignee, state.status, state.delegations, state.offer_until = None, NodeStatus.OPEN, {}, None
+    state.candidates = f"user:{user}" if user else (f"role:{rule.role}" if rule.role else f"group:{rule.group}")
+    holders = [wf.state.nodes[n].assignee for n in wf.state.active if wf.state.nodes[n].assignee]
+    data = {"node": node.id, "person": person, "reason": reason}
+    await wf.record("released", SYSTEM, data, assignee=holders[0] if holders else None)
+    named = [u for u in (user, *rule.backups) if u and u != person] if user else []
+    if named:
+        call = DispatchCall(request=request(wf, node, state, [person]), named=named)
+    elif node.dispatch is not None and not user:
+        req = request(wf, node, state, [person]).model_copy(update={"strategy": Strategy.BEST_SCORE})
+        call = DispatchCall(request=req)
+    else:
+        wf.tell("unassigned", "high", ["role:supervisor"], f"{node.id}: {person} left ({reason}); nobody took it over")
+        return
+    before = (state.status, state.assignee, state.candidates)
+    decision = await decide(wf, call, node.id)
+    if decision is None or wf.state.nodes.get(node.id) is not state or (state.status, state.assignee, state.candidates) != before:
+        return  # the task stays open for claiming, or somebody took it meanwhile
+    decision = decision.model_copy(update={"explanation": f"{person} left: {decision.explanation}"})
+    await apply(wf, node, state, decision, action="reassigned")

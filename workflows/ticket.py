@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         EarlyEvent,
         NodeState,
         NodeStatus,
+        PersonLeft,
         ProjectionInput,
         RejectInput,
         ReopenInput,
@@ -58,7 +59,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.nodes import END, HANDLERS
     from models.calendar import BusinessCalendar
-    from workflows import sla
+    from workflows import assignment, sla
+    from workflows.nodes.approval import replace_approver
     from workflows.nodes.notify import deliver, message
     from workflows.nodes.stock import release_all
 
@@ -219,6 +221,27 @@ class TicketWorkflow:
             early = EarlyEvent(name=signal.name, at=workflow.now())
             self.state.unclaimed_events = [*self.state.unclaimed_events, early][-MAX_UNCLAIMED:]
         self._change(f"event:{signal.name}", signal.actor, data)
+
+    @workflow.signal
+    async def person_left(self, input: PersonLeft) -> None:
+        """A person was deactivated: the tasks they hold are given again without them, and the
+        approval votes they still owe pass on (``assignment.release``, ``replace_approver``)."""
+        await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL)
+        if self.state.status in TERMINAL:
+            return
+        self.firing += 1  # one step: no continue-as-new half-way
+        try:
+            for node_id in list(self.state.active):
+                node = self.state.nodes.get(node_id)
+                if node is None or node_id not in self.state.active:
+                    continue
+                spec = self.spec.node(node_id)
+                if node.type == "task" and node.assignee == input.person_id:
+                    await assignment.release(self, spec, node, input.person_id, input.reason)
+                elif node.type == "approval" and input.person_id in node.approvers:
+                    await replace_approver(self, spec, node, input.person_id, input.reason)
+        finally:
+            self.firing -= 1
 
     # --- updates: one per human action ---
 

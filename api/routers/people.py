@@ -5,11 +5,22 @@ people are deactivated, never deleted. ``docs/people.md`` describes the fields."
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from api.deps import CurrentActor, DbSession
+from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
 from api.services import people as service
-from models.people import Absence, ApiKeyOut, PersonCreate, PersonFields, PersonOut, PersonPage, PersonPatch, TeamOut
+from models.people import (
+    Absence,
+    ApiKeyOut,
+    PersonCreate,
+    PersonFields,
+    PersonOut,
+    PersonPage,
+    PersonPatch,
+    Released,
+    TeamOut,
+)
 from models.schemas import Problem
 
 router = APIRouter(tags=["people"])
@@ -67,11 +78,23 @@ async def patch_person(person_id: PersonId, body: PersonPatch, session: DbSessio
     return await service.patch_person(session, actor, person_id, body)
 
 
-@router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE_ERRORS,
-               summary="Deactivate a person (never a hard delete)")
-async def deactivate_person(person_id: PersonId, session: DbSession, actor: CurrentActor) -> Response:
-    await service.deactivate_person(session, actor, person_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/people/{person_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Deactivate a person (never a hard delete); their open work is given again",
+    responses={
+        202: {"model": Released, "description": "Deactivated; the open tickets they held are taking the work back"},
+        503: {"model": Problem, "description": "Deactivated, but releasing their work did not start: repeat"},
+        **WRITE_ERRORS,
+    },
+)
+async def deactivate_person(
+    person_id: PersonId, session: DbSession, actor: CurrentActor, client: TemporalClient, settings: AppSettings
+) -> Response:
+    released = await service.deactivate_person(session, actor, person_id, client, settings.task_queue)
+    if released is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return JSONResponse(released.model_dump(), status_code=status.HTTP_202_ACCEPTED)
 
 
 @router.post(

@@ -23,9 +23,12 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from api.deps import hash_api_key
-from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
+from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList, ServiceUnavailable
 from domain.access import ALL_REGIONS, can_access_region
 from models.people import (
     Absence,
@@ -36,12 +39,15 @@ from models.people import (
     PersonOut,
     PersonPage,
     PersonPatch,
+    Released,
     TeamManager,
     TeamOut,
 )
 from models.db import json_text_contains
-from models.tables import Actor, Region, bump_roster_revision, load_query
-from models.ticket import ActorRef
+from models.tables import Actor, Region, bump_roster_revision, held_query, holds, load_query
+from models.ticket import ActorRef, PersonLeftInput
+from workflows import person_left
+from workflows.person_left import PersonLeftWorkflow
 
 WRITERS = frozenset({"admin", "hr"})
 ADMIN = "admin"
@@ -325,13 +331,36 @@ async def patch_person(session: AsyncSession, actor: ActorRef, person_id: str, p
     return await _store(session, actor, row, body)
 
 
-async def deactivate_person(session: AsyncSession, actor: ActorRef, person_id: str) -> None:
+async def deactivate_person(
+    session: AsyncSession, actor: ActorRef, person_id: str, client: Client, task_queue: str
+) -> Released | None:
+    """Deactivate (again, if need be) and have every open ticket they hold take the work back:
+    the ``PersonLeftWorkflow`` (one per person: a repeat joins it) signals each ticket."""
     row = await _writable_row(session, actor, person_id)
     _check_not_self_deactivation(actor, person_id, False)
     if row.active:
         row.active = False
         session.add(row)
         await _commit(session, f"person {person_id!r} changed at the same moment; retry")
+    rows = (await session.exec(held_query(person_id))).all()
+    held = sorted(tid for tid, snapshot in rows if holds(snapshot or {}, person_id))
+    if not held:
+        return None
+    wid = person_left.workflow_id(person_id)
+    try:
+        await client.start_workflow(
+            PersonLeftWorkflow.run,
+            PersonLeftInput(person_id=person_id, reason=f"deactivated by {actor.id}"),
+            id=wid,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+    except RPCError as exc:
+        raise ServiceUnavailable(
+            f"{person_id} is deactivated, but releasing their {len(held)} tickets did not start "
+            f"({exc.message}): repeat the DELETE"
+        ) from exc
+    return Released(person_id=person_id, tickets=held, workflow_id=wid)
 
 
 # --- absences ---

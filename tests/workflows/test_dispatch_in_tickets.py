@@ -29,6 +29,7 @@ from models.ticket import (
     CompleteInput,
     DelegateInput,
     NodeStatus,
+    PersonLeft,
     Priority,
     RequestInfoInput,
     ReturnInput,
@@ -301,13 +302,20 @@ async def test_breach_while_nobody_started_reassigns_to_someone_else(run, db, ts
 # --- delegate and return; request info pauses the SLA ---
 
 
-async def test_delegate_then_return_a_task(run, db):
+async def visit_started_by_the_nearer(run, db) -> tuple[Region, WorkflowHandle, str, str]:
+    """Two engineers; the visit goes to the nearer one, who starts it. Returns (region, ticket,
+    nearer, farther)."""
     r = Region(db)
     a, b = r.uid("a"), r.uid("b")
     await r.staff({"id": a, "at": LUJIAZUI}, {"id": b, "at": HONGQIAO})
     h = await run(r, template(VISIT), site=SITE)
     await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].assignee == a, "dispatch")
     await h.execute_update(TicketWorkflow.start, StartInput(actor=r.ref(a)))
+    return r, h, a, b
+
+
+async def test_delegate_then_return_a_task(run, db):
+    r, h, a, b = await visit_started_by_the_nearer(run, db)
     cause = await refused(h.execute_update(TicketWorkflow.delegate, DelegateInput(actor=r.ref(b), to=b)))
     assert cause.type == "NotAllowed"  # not b's task to hand on
     s = await h.execute_update(TicketWorkflow.delegate, DelegateInput(actor=r.ref(a), to=b, reason="on another site"))
@@ -457,3 +465,44 @@ async def test_a_vote_handed_on_stays_one_vote(run, db):
     await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=r.ref(outsider, ("manager",))))
     cause = await refused(h.execute_update(TicketWorkflow.return_, ReturnInput(actor=r.ref(outsider, ("manager",)))))
     assert cause.type == "AlreadyVoted"  # voted: the seat cannot go back for a second vote
+
+
+# --- someone leaves ---
+
+
+async def deactivate(db: Database, actor_id: str) -> None:
+    async with db.session() as session:
+        row = await session.get(Actor, actor_id)
+        row.active = False
+        session.add(row)
+        await session.commit()
+
+
+async def test_a_task_held_by_someone_who_left_is_dispatched_again_without_them(run, db):
+    r, h, near, far = await visit_started_by_the_nearer(run, db)
+    await deactivate(db, near)
+    await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=near, reason="left the company"))
+    s = await until(h, lambda s: s.nodes["visit"].assignee == far, "given again")
+    assert (s.nodes["visit"].status, s.assignee) == (NodeStatus.ASSIGNED, far)  # to start afresh
+    [released] = await events(db, s.ticket_id, "released")
+    assert released.data == {"node": "visit", "person": near, "reason": "left the company"}
+    [again] = await events(db, s.ticket_id, "reassigned")
+    assert again.data["assignee"] == far and again.data["explanation"].startswith(f"{near} left: ")
+    await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=near))  # again: nothing to take back
+    await h.execute_update(TicketWorkflow.start, StartInput(actor=r.ref(far)))
+    assert len(await events(db, s.ticket_id, "released")) == 1
+
+
+async def test_a_vote_owed_by_someone_who_left_passes_to_their_manager(run, db):
+    r = Region(db)
+    boss, lead = r.uid("boss"), r.uid("lead")
+    await r.staff({"id": boss, "roles": ["director"]}, {"id": lead, "roles": ["supervisor"], "manager_id": boss})
+    h = await run(r, template(approval(user=lead)))
+    await until(h, lambda s: s.nodes.get("ok") and s.nodes["ok"].approvers == [lead], "approval open")
+    await deactivate(db, lead)
+    await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=lead))
+    s = await until(h, lambda s: s.nodes["ok"].approvers == [boss], "seat passed on")
+    [replaced] = await events(db, s.ticket_id, "approver_replaced")
+    assert (replaced.data["person"], replaced.data["added"]) == (lead, [boss])
+    s = await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=r.ref(boss, ("director",))))
+    assert s.nodes["ok"].outcome == "approved"

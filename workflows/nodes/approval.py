@@ -6,7 +6,9 @@ sends the ticket to ``on_reject``; the level is approved once ``needed`` approva
 (any: 1, all: every approver, n_of_m: n). An approver may delegate their vote (an Update).
 A level with a ``timeout`` (business time of the region) that is still undecided then
 either escalates — the approvers' managers join the level and are told — or decides by
-itself (``on_timeout: approve | reject``), recorded as the system's decision.
+itself (``on_timeout: approve | reject``), recorded as the system's decision. An approver
+who leaves before voting hands their seat back to whoever delegated it to them, else to their
+manager (``replace_approver``).
 """
 
 from datetime import datetime, timedelta
@@ -121,3 +123,31 @@ def _decided(state) -> str | None:
     if sum(v.decision == "approve" for v in votes) >= state.needed:
         return "approved"
     return None
+
+
+async def replace_approver(wf, node: ApprovalNode, state, person: str, reason: str) -> None:
+    """``person`` left before voting on the current level: their seat goes back to whoever
+    delegated it to them, else to their manager; with nobody to take it, the supervisors hear."""
+    if any(v.actor_id == person and v.level == state.level for v in state.votes) or person not in state.approvers:
+        return
+    if person in state.delegations:
+        heirs = [state.delegations.pop(person)]
+    else:
+        found = await workflow.execute_activity(
+            resolve_people,
+            PeopleQuery(manager_of=person),
+            start_to_close_timeout=timedelta(seconds=30),
+            summary=f"{node.id}: {person} left — find their manager",
+        )
+        heirs = found.ids
+    if person not in state.approvers:  # changed while we looked
+        return
+    heirs = [h for h in heirs if h not in state.approvers and h != wf.state.created_by]
+    state.approvers = [a for seat in state.approvers for a in (heirs if seat == person else [seat])]
+    state.needed = max(1, min(state.needed, len(state.approvers)))
+    data = {"node": node.id, "level": state.level + 1, "person": person, "reason": reason, "added": heirs}
+    await wf.record("approver_replaced", SYSTEM, data)
+    if heirs:
+        wf.tell("approval_needed", "normal", heirs, f"{node.name or node.id}: {person} left ({reason})")
+    else:
+        wf.tell("approval_needed", "high", ["role:supervisor"], f"{node.name or node.id}: {person} left and nobody took their vote")
