@@ -86,7 +86,7 @@ async def create_ticket(
     return created.ticket
 
 
-@router.get("", response_model=TicketPage, responses=ERRORS)
+@router.get("", response_model=TicketPage, responses={**ERRORS, 403: {"model": Problem, "description": "?region= outside the caller's regions"}})
 async def list_tickets(
     session: DbSession,
     actor: CurrentActor,

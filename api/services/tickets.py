@@ -326,7 +326,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 async def list_tickets(
     session: AsyncSession, actor: ActorRef, f: TicketFilter, limit: int, cursor: str | None
 ) -> TicketPage:
-    """Newest first; keyset pagination on (created_at, id), stable under concurrent inserts."""
+    """Newest first; keyset pagination on (created_at, id), stable under concurrent inserts.
+    A ``region`` outside the caller's scope is refused (403), as the people and reports lists do."""
+    if f.region is not None and not can_access_region(actor, f.region):
+        raise Forbidden(f"actor {actor.id!r} may not list tickets of region {f.region!r}")
     q = select(Ticket)
     regions = visible_regions(actor)
     if regions is not None:

@@ -235,6 +235,8 @@ async def test_list_filters_and_stable_pagination(stack):
     bad = await stack.http.get("/tickets", params={"cursor": "%%%"}, headers=h)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
     assert (await stack.http.get("/tickets", params={"status": "sleeping"}, headers=h)).status_code == 422
+    r = await stack.http.get("/tickets", params={"region": "east"}, headers=h)  # agent-chen works in south
+    assert r.status_code == 403 and "east" in r.json()["detail"], r.text
 
 
 async def test_health_and_openapi(stack):
