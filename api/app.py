@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import errors
-from api.routers import health, inventory, me, people, reports, settlement, templates, tickets
+from api.routers import dashboard, health, inventory, me, people, reports, settlement, templates, tickets
 from models.db import Database
 from models.settings import Settings, get_settings
 from workflows.client import connect
@@ -44,5 +44,6 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     app.include_router(settlement.router)
     app.include_router(people.router)
     app.include_router(reports.router)
+    app.include_router(dashboard.router)
     app.include_router(health.router)
     return app
