@@ -14,10 +14,14 @@ from models.ticket import ActorRef
 @activity.defn(name="directory.resolve_people")
 async def resolve_people(query: PeopleQuery) -> PeopleResult:
     async with database().session() as session:
-        if query.manager_of:
-            actor = await session.get(Actor, query.manager_of)
-            ids = [actor.manager_id] if actor is not None and actor.manager_id else []
-            return PeopleResult(ids=ids)
+        if query.manager_of:  # the first active manager up the chain
+            actor, seen = await session.get(Actor, query.manager_of), {query.manager_of}
+            while actor is not None and actor.manager_id and actor.manager_id not in seen:
+                seen.add(actor.manager_id)
+                actor = await session.get(Actor, actor.manager_id)
+                if actor is not None and actor.active:
+                    return PeopleResult(ids=[actor.id])
+            return PeopleResult(ids=[])
         rows = (await session.exec(select(Actor).where(col(Actor.active)).order_by(col(Actor.id)))).all()
     people = []
     for a in rows:

@@ -188,11 +188,18 @@ def held_query(person_id: str):
 
 
 def holds(snapshot: dict[str, Any], person_id: str) -> bool:
-    """An active node of the ticket is a task ``person_id`` holds or an approval they sit on."""
+    """An active node of the ticket is a task ``person_id`` holds, is offered or delegated, or
+    an approval they sit on or delegated their vote in."""
     nodes = snapshot.get("nodes") or {}
     for node_id in snapshot.get("active") or []:
         node = nodes.get(node_id) or {}
-        if node.get("assignee") == person_id or person_id in (node.get("approvers") or []):
+        offers = str(node.get("candidates") or "").removeprefix("offer:").split(",")
+        if (
+            node.get("assignee") == person_id
+            or person_id in (node.get("approvers") or [])
+            or person_id in (node.get("delegations") or {}).values()
+            or (str(node.get("candidates") or "").startswith("offer:") and person_id in offers)
+        ):
             return True
     return False
 

@@ -129,6 +129,13 @@ class SlaClock(BaseModel):
     chain: list[str] = Field(default_factory=list)
 
 
+class PersonLeft(BaseModel):
+    """Signal: a person was deactivated; the ticket takes back the work they hold."""
+
+    person_id: str
+    reason: str = "deactivated"
+
+
 class EarlyEvent(BaseModel):
     """An event that came while no wait was waiting for it."""
 
@@ -172,6 +179,9 @@ class TicketState(TicketFacts):
     unclaimed_events: list[EarlyEvent] = Field(default_factory=list)
     # reserve_parts nodes holding stock: released (in reverse) if the ticket is cancelled.
     reservations: list[str] = Field(default_factory=list)
+    # People who left (deactivated) whose work here is still to be taken back: kept in the
+    # state so a departure signalled while the run hands over to the next is not lost.
+    pending_departures: list[PersonLeft] = Field(default_factory=list)
 
 
 class TicketInput(TicketFacts):
@@ -292,13 +302,6 @@ class TicketSignal(BaseModel):
     actor: ActorRef
     fields: dict[str, Any] = Field(default_factory=dict)
     text: str | None = None
-
-
-class PersonLeft(BaseModel):
-    """Signal: a person was deactivated; the ticket takes back the work they hold."""
-
-    person_id: str
-    reason: str = "deactivated"
 
 
 class PersonLeftInput(BaseModel):

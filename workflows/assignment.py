@@ -182,15 +182,38 @@ async def redispatch(wf, reason: str, only: str | None = None) -> None:
 
 
 async def release(wf, node: TaskNode, state: NodeState, person: str, reason: str) -> None:
-    """``person`` left while holding this task: it goes back to its rule and is given again
-    without them — the named user's first available backup, or a best-score dispatch — or
-    stays open for the role, with the supervisors told. Whatever people did meanwhile wins."""
+    """``person`` left. An offer to them is withdrawn and a delegation they made is dropped (so
+    nothing is handed back to them). A task they hold goes back to whoever delegated it to
+    them, else to its rule and is given again without them — the named user's first available
+    backup, or a best-score dispatch — or stays open for the role, with the supervisors told.
+    Whatever people did meanwhile wins over the new decision."""
+    data: dict[str, Any] = {"node": node.id, "person": person, "reason": reason}
+    kept = {d: by for d, by in state.delegations.items() if by != person}
+    if kept != state.delegations:
+        state.delegations = kept
+        await wf.record("delegation_dropped", SYSTEM, data)
+    if state.offer_until is not None and state.candidates.startswith("offer:"):
+        offers = [o for o in state.candidates.removeprefix("offer:").split(",") if o]
+        if person in offers:
+            offers.remove(person)
+            state.candidates = "offer:" + ",".join(offers)
+            if state.result.get("fallback") == person:
+                state.result["fallback"] = offers[0] if offers else None
+            await wf.record("offer_withdrawn", SYSTEM, {**data, "offers": offers})
+    if state.assignee != person:
+        return
+    back = state.delegations.pop(person, None)
+    if back is not None:
+        state.assignee, state.status, state.delegations = back, NodeStatus.ASSIGNED, {}
+        await wf.record("released", SYSTEM, {**data, "to": back}, assignee=back)
+        wf.tell("assigned", "normal", [back], f"{node.id}: {person} left ({reason}); back to you")
+        return
     rule = node.assignee
     user = wf.state.created_by if rule.user == "requester" else rule.user
     state.assignee, state.status, state.delegations, state.offer_until = None, NodeStatus.OPEN, {}, None
     state.candidates = f"user:{user}" if user else (f"role:{rule.role}" if rule.role else f"group:{rule.group}")
+    before = (state.status, state.assignee, state.candidates)
     holders = [wf.state.nodes[n].assignee for n in wf.state.active if wf.state.nodes[n].assignee]
-    data = {"node": node.id, "person": person, "reason": reason}
     await wf.record("released", SYSTEM, data, assignee=holders[0] if holders else None)
     named = [u for u in (user, *rule.backups) if u and u != person] if user else []
     if named:
@@ -201,9 +224,11 @@ async def release(wf, node: TaskNode, state: NodeState, person: str, reason: str
     else:
         wf.tell("unassigned", "high", ["role:supervisor"], f"{node.id}: {person} left ({reason}); nobody took it over")
         return
-    before = (state.status, state.assignee, state.candidates)
+    changed = lambda: wf.state.nodes.get(node.id) is not state or (state.status, state.assignee, state.candidates) != before  # noqa: E731
+    if changed():
+        return  # somebody claimed it while the release was being recorded
     decision = await decide(wf, call, node.id)
-    if decision is None or wf.state.nodes.get(node.id) is not state or (state.status, state.assignee, state.candidates) != before:
+    if decision is None or changed():
         return  # the task stays open for claiming, or somebody took it meanwhile
     decision = decision.model_copy(update={"explanation": f"{person} left: {decision.explanation}"})
     await apply(wf, node, state, decision, action="reassigned")

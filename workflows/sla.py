@@ -140,7 +140,8 @@ async def _hold(wf, kind: str, clock: SlaClock, cal: BusinessCalendar) -> None:
     try:
         clock.pause_spent = True
         await wf.record("sla_pause_limit", SYSTEM, {"sla": kind, "max_pause": str(limit)})
-        wf.tell("pause_limit", "normal", _holders(wf, _owner(kind)), f"{kind} clock runs again: paused for {limit}")
+        holders = [h for h in _holders(wf, _owner(kind)) if h != wf.state.created_by] or ["role:supervisor"]
+        wf.tell("pause_limit", "normal", holders, f"{kind} clock runs again: paused for {limit}")
     finally:
         wf.firing -= 1
 

@@ -69,6 +69,7 @@ MAX_UNCLAIMED = 50  # events kept for waits that have not opened yet
 PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 # ApplicationError types a refused update carries (the API maps them to HTTP statuses).
 INVALID_TRANSITION = "InvalidTransition"
+MOVING = "TicketMoving"  # an action arrived while the run continues as new: retry it
 REFUSAL_TYPES = {
     "invalid_transition": INVALID_TRANSITION,
     "not_allowed": "NotAllowed",
@@ -102,6 +103,7 @@ class TicketWorkflow:
         self._told = 0
         self._clocks: list[asyncio.Task] = []
         self.firing = 0  # SLA milestones being fired (recorded, re-dispatched, told)
+        self._draining = False  # handing over to the next run (continue-as-new): no new steps
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq
@@ -126,12 +128,18 @@ class TicketWorkflow:
             await self._project(self._created)
         self._clocks += [asyncio.create_task(sla.run_clock(self, kind, self.calendar)) for kind in self.state.sla.clocks]
         walker = asyncio.create_task(self._drive())
-        # Continue as new only between steps: every strand waiting (none inside an activity) and
-        # no SLA milestone half-fired, so the next run resumes each step from a consistent state.
+        departures = asyncio.create_task(self._departures())
+        # Continue as new only between steps: every strand waiting (none inside an activity), no
+        # SLA milestone half-fired and no departure half-handled, so the next run resumes each
+        # step from a consistent state. From then on actions are refused as "moving" (the API
+        # retries them on the next run) and departures wait in the state for the next run.
         await workflow.wait_condition(
-            lambda: self.state.status in TERMINAL or (self._history_is_long() and self._settled() and self.firing == 0)
+            lambda: self.state.status in TERMINAL
+            or (self._history_is_long() and self._settled() and self.firing == 0 and not self.state.pending_departures)
         )
+        self._draining = self.state.status not in TERMINAL
         walker.cancel()
+        departures.cancel()
         for clock in self._clocks:
             clock.cancel()
         if self.state.status == TicketStatus.CANCELLED and self.state.reservations:
@@ -223,25 +231,32 @@ class TicketWorkflow:
         self._change(f"event:{signal.name}", signal.actor, data)
 
     @workflow.signal
-    async def person_left(self, input: PersonLeft) -> None:
-        """A person was deactivated: the tasks they hold are given again without them, and the
-        approval votes they still owe pass on (``assignment.release``, ``replace_approver``)."""
-        await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL)
-        if self.state.status in TERMINAL:
-            return
-        self.firing += 1  # one step: no continue-as-new half-way
-        try:
-            for node_id in list(self.state.active):
-                node = self.state.nodes.get(node_id)
-                if node is None or node_id not in self.state.active:
-                    continue
-                spec = self.spec.node(node_id)
-                if node.type == "task" and node.assignee == input.person_id:
-                    await assignment.release(self, spec, node, input.person_id, input.reason)
-                elif node.type == "approval" and input.person_id in node.approvers:
-                    await replace_approver(self, spec, node, input.person_id, input.reason)
-        finally:
-            self.firing -= 1
+    def person_left(self, input: PersonLeft) -> None:
+        """A person was deactivated: queued in the state; ``_departures`` takes their work back."""
+        if self.state.status not in TERMINAL and input.person_id not in {p.person_id for p in self.state.pending_departures}:
+            self.state.pending_departures = [*self.state.pending_departures, input]
+
+    async def _departures(self) -> None:
+        """One departure at a time, between steps: the tasks the person holds are given again
+        without them and the votes they owe pass on (``assignment.release``, ``replace_approver``);
+        delegations they made are dropped, so nothing is ever handed back to them."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.state.pending_departures) and self._settled())
+            left = self.state.pending_departures[0]
+            self.firing += 1  # one step: no continue-as-new half-way
+            try:
+                for node_id in list(self.state.active):
+                    node = self.state.nodes.get(node_id)
+                    if node is None or node_id not in self.state.active:
+                        continue
+                    spec = self.spec.node(node_id)
+                    if node.type == "task":
+                        await assignment.release(self, spec, node, left.person_id, left.reason)
+                    elif node.type == "approval":
+                        await replace_approver(self, spec, node, left.person_id, left.reason)
+            finally:
+                self.firing -= 1
+            self.state.pending_departures = self.state.pending_departures[1:]
 
     # --- updates: one per human action ---
 
@@ -510,8 +525,14 @@ class TicketWorkflow:
             self._check(action, actor, node_id)
 
     async def _ready(self, action: Action, actor: ActorRef, node_id: str | None) -> NodeState:
-        """Handler: wait until the walk settles, then check again (another action may have won)."""
-        await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL)
+        """Handler: wait until the walk settles, then check again (another action may have won).
+        While the run hands over to the next one, refuse with ``TicketMoving``: the caller
+        retries and reaches the next run."""
+        await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL or self._draining)
+        if self._draining and not self._settled() and self.state.status not in TERMINAL:
+            raise ApplicationError(
+                "the ticket is moving to a new run; retry", {"kind": "moving"}, type=MOVING, non_retryable=True
+            )
         return self._check(action, actor, node_id)
 
     def _check(self, action: Action, actor: ActorRef, node_id: str | None) -> NodeState:
@@ -584,7 +605,7 @@ class TicketWorkflow:
 
     async def _after_move(self) -> TicketState:
         """The state once the walk has moved on (next task opened, end reached…), for the reply."""
-        await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL)
+        await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL or self._draining)
         await workflow.wait_condition(lambda: self._projected_seq == self.state.seq)
         return self.state.model_copy(deep=True)
 

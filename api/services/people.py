@@ -303,6 +303,10 @@ async def _store(session: AsyncSession, actor: ActorRef, row: Actor, body: Perso
     await _check_references(session, actor, row.id, body)
     _check_role_grants(actor, list(row.roles), body.roles)
     _check_not_self_deactivation(actor, row.id, body.active)
+    if row.active and not body.active:
+        raise FieldInvalid(
+            "active", "deactivate with DELETE /people/{id}: it also gives their open work to others", "use_delete"
+        )
     for name, value in body.columns().items():
         setattr(row, name, value)
     session.add(row)
@@ -338,8 +342,8 @@ async def deactivate_person(
     the ``PersonLeftWorkflow`` (one per person: a repeat joins it) signals each ticket."""
     row = await _writable_row(session, actor, person_id)
     _check_not_self_deactivation(actor, person_id, False)
-    if row.active:
-        row.active = False
+    if row.active or row.api_key_hash is not None:
+        row.active, row.api_key_hash = False, None  # a reactivated person needs a new key
         session.add(row)
         await _commit(session, f"person {person_id!r} changed at the same moment; retry")
     rows = (await session.exec(held_query(person_id))).all()
@@ -413,8 +417,11 @@ async def remove_absence(session: AsyncSession, actor: ActorRef, person_id: str,
 
 
 async def issue_api_key(session: AsyncSession, actor: ActorRef, person_id: str) -> ApiKeyOut:
-    """A new key for the person (themselves, or admin/hr of their regions); any earlier key
-    stops working at once. Only the hash is stored."""
+    """A new key for the person (themselves, or an admin of their regions: a key is someone's
+    credential, so hr may revoke one but not mint it); any earlier key stops working at once.
+    Only the hash is stored."""
+    if actor.id != person_id and "admin" not in actor.roles:
+        raise Forbidden(f"actor {actor.id!r} may not issue API keys for others (admin only)")
     row = await _self_or_writer_row(session, actor, person_id)
     if not row.active:
         raise Conflict(f"{person_id} is deactivated")

@@ -370,9 +370,9 @@ async def workload(
         held = held.group_by(col(Ticket.region))
         for assignee, n, ticket_region, n_breached in (await session.exec(held)).all():
             load[assignee] += n
-            breached[assignee] += int(n_breached or 0)
-            if ticket_region in codes:
+            if ticket_region in codes:  # breaches of other regions are not the caller's to see
                 load_here[assignee] += n
+                breached[assignee] += int(n_breached or 0)
     out = [
         PersonWorkload(
             id=p.id,

@@ -1,6 +1,7 @@
 """Tickets: intake, reads and actions. Every function is scoped by the caller's regions:
 a ticket outside them is ``NotFound`` and Temporal is never asked about it."""
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -58,9 +59,10 @@ from models.ticket import (
     TicketStatus,
     initial_state,
 )
-from workflows.ticket import INVALID_TRANSITION, TicketWorkflow, workflow_id
+from workflows.ticket import INVALID_TRANSITION, MOVING, TicketWorkflow, workflow_id
 
 QUERY_TIMEOUT = timedelta(seconds=5)
+MOVING_RETRIES = 5  # an action that met the run handing over to the next is sent again
 
 
 @dataclass
@@ -393,9 +395,7 @@ async def act(
         update_input = update_input.model_copy(update={"fields": _checked_fields(version, submitted, actor)})
     handle = client.get_workflow_handle(workflow_id(ticket_id))
     try:
-        state: TicketState = await handle.execute_update(
-            update, update_input, rpc_timeout=timedelta(seconds=settings.action_timeout_s)
-        )
+        state: TicketState = await _execute(handle, update, update_input, settings)
     except WorkflowUpdateFailedError as exc:
         _refusal(exc)
         raise
@@ -411,6 +411,20 @@ async def act(
             raise ActionTimedOut(f"{action.value} did not complete within {settings.action_timeout_s}s") from exc
         raise ServiceUnavailable(f"Temporal did not accept the action: {exc.message}") from exc
     return _out(state, "workflow", actor=actor, spec=version.spec)
+
+
+async def _execute(handle: Any, update: Any, update_input: ActorInput, settings: Settings) -> TicketState:
+    """The Update; one that reached the run while it continued as new is sent again, and so
+    reaches the next run (a few times, briefly apart)."""
+    for attempt in range(MOVING_RETRIES + 1):
+        try:
+            return await handle.execute_update(update, update_input, rpc_timeout=timedelta(seconds=settings.action_timeout_s))
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if not (isinstance(cause, ApplicationError) and cause.type == MOVING) or attempt == MOVING_RETRIES:
+                raise
+            await asyncio.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _refusal(exc: WorkflowUpdateFailedError) -> None:

@@ -456,9 +456,10 @@ async def test_api_keys_are_shown_once_stored_hashed_rotated_and_revoked(people:
     pid = r.json()["id"]
     assert r.json()["has_api_key"] is False
     url = f"/people/{pid}/api-key"
-    r = await people.http.post(url, headers=people.who("agent-east"))
-    assert r.status_code == 403, r.text  # neither the person nor admin/hr
-    r = await people.http.post(url, headers=people.who("hr-east"))
+    for who in ("agent-east", "hr-east"):  # only the person or an admin mints a credential
+        r = await people.http.post(url, headers=people.who(who))
+        assert r.status_code == 403, r.text
+    r = await people.http.post(url, headers=people.who("admin"))
     assert r.status_code == 201 and r.json()["replaced_previous"] is False, r.text
     key = r.json()["api_key"]
     me = {"X-API-Key": key}
@@ -475,10 +476,15 @@ async def test_api_keys_are_shown_once_stored_hashed_rotated_and_revoked(people:
     assert (await people.http.get(f"/people/{pid}", headers=me)).status_code == 401  # the old key is dead
     assert (await people.http.get(f"/people/{pid}", headers=rotated)).status_code == 200
 
-    assert (await people.http.delete(url, headers=people.who("admin"))).status_code == 204
+    assert (await people.http.delete(url, headers=people.who("hr-east"))).status_code == 204  # hr may revoke
     assert (await people.http.get(f"/people/{pid}", headers=rotated)).status_code == 401
     r = await people.http.delete(url, headers=people.who("admin"))
     assert r.status_code == 404, r.text
+    again = (await people.http.post(url, headers=people.who("admin"))).json()["api_key"]
+    r = await people.patch(pid, active=False)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "active"], r.text  # use DELETE
     assert (await people.http.delete(f"/people/{pid}", headers=people.who("admin"))).status_code == 204
     r = await people.http.post(url, headers=people.who("admin"))
     assert r.status_code == 409, r.text  # no key for a deactivated person
+    assert (await people.patch(pid, active=True)).json()["has_api_key"] is False  # reactivated: no old key
+    assert (await people.http.get(f"/people/{pid}", headers={"X-API-Key": again})).status_code == 401

@@ -506,3 +506,58 @@ async def test_a_vote_owed_by_someone_who_left_passes_to_their_manager(run, db):
     assert (replaced.data["person"], replaced.data["added"]) == (lead, [boss])
     s = await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=r.ref(boss, ("director",))))
     assert s.nodes["ok"].outcome == "approved"
+
+
+async def test_an_offer_to_someone_who_left_is_withdrawn_and_never_falls_back_to_them(run, db, tsenv):
+    r = Region(db)
+    a, b = r.uid("a"), r.uid("b")
+    await r.staff({"id": a, "at": LUJIAZUI}, {"id": b, "at": HONGQIAO})
+    h = await run(r, template(POOL), site=SITE)
+    await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].candidates == f"offer:{a},{b}", "offer")
+    await deactivate(db, a)  # a was the best score: the fallback
+    await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=a))
+    s = await until(h, lambda s: s.nodes["visit"].candidates == f"offer:{b}", "offer withdrawn")
+    [withdrawn] = await events(db, s.ticket_id, "offer_withdrawn")
+    assert (withdrawn.data["person"], withdrawn.data["offers"]) == (a, [b])
+    await tsenv.sleep(timedelta(minutes=31))
+    s = await until(h, lambda s: s.nodes["visit"].assignee is not None, "fallback")
+    assert s.nodes["visit"].assignee == b
+
+
+async def test_a_delegate_who_left_hands_the_task_back_and_a_delegator_who_left_gets_nothing_back(run, db):
+    r, h, a, b = await visit_started_by_the_nearer(run, db)
+    await h.execute_update(TicketWorkflow.delegate, DelegateInput(actor=r.ref(a), to=b))
+    await deactivate(db, b)
+    await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=b))
+    s = await until(h, lambda s: s.nodes["visit"].assignee == a, "back to the delegator")
+    assert s.nodes["visit"].delegations == {}
+    [released] = await events(db, s.ticket_id, "released")
+    assert (released.data["person"], released.data["to"]) == (b, a)
+
+    c = r.uid("c")
+    await r.staff({"id": c, "at": YU_GARDEN})
+    await h.execute_update(TicketWorkflow.delegate, DelegateInput(actor=r.ref(a), to=c))
+    await deactivate(db, a)
+    await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=a))
+    s = await until(h, lambda s: s.nodes["visit"].delegations == {}, "delegation dropped")
+    assert s.nodes["visit"].assignee == c  # c keeps the work: there is nobody to return it to
+    cause = await refused(h.execute_update(TicketWorkflow.return_, ReturnInput(actor=r.ref(c))))
+    assert cause.type == INVALID_TRANSITION  # nothing was delegated to c any more
+    assert [e.data["person"] for e in await events(db, s.ticket_id, "delegation_dropped")] == [a]
+
+
+async def test_a_sole_approver_who_left_is_replaced_by_the_supervisors_and_with_nobody_the_level_rejects(run, db):
+    r = Region(db)
+    lead, sup = r.uid("lead"), r.uid("sup")
+    await r.staff({"id": lead, "roles": ["supervisor"]}, {"id": sup, "roles": ["supervisor"]})
+    h = await run(r, template(approval(user=lead)))
+    await until(h, lambda s: s.nodes.get("ok") and s.nodes["ok"].approvers == [lead], "approval open")
+    await deactivate(db, lead)  # no manager: the region's (active) supervisors take the seat
+    await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=lead))
+    await until(h, lambda s: s.nodes["ok"].approvers == [sup], "seat to the supervisors")
+    await deactivate(db, sup)  # nobody left who could decide: the level is rejected
+    await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=sup))
+    s = await until(h, lambda s: s.nodes["ok"].outcome is not None, "decided")
+    assert s.nodes["ok"].outcome == "rejected"
+    [unstaffed] = await events(db, s.ticket_id, "approval_unstaffed")
+    assert (unstaffed.data["person"], unstaffed.data["added"]) == (sup, [])

@@ -20,6 +20,7 @@ from models.ticket import (
     ClaimInput,
     CloseInput,
     CommentInput,
+    PersonLeft,
     Priority,
     ProjectionInput,
     ReopenInput,
@@ -30,7 +31,7 @@ from models.ticket import (
     TicketStatus,
 )
 from tests.support import preset
-from workflows.ticket import INVALID_TRANSITION, TicketWorkflow
+from workflows.ticket import INVALID_TRANSITION, MOVING, TicketWorkflow
 
 AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
 ENGINEER = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
@@ -197,3 +198,45 @@ async def test_continue_as_new_carries_state(env_worker):
     await latest.execute_update(TicketWorkflow.close, CloseInput(actor=AGENT))
     assert (await latest.result()).state.seq == 19
     assert recorder.seqs(inp.ticket_id) == list(range(1, 20))  # no gap, no repeat across runs
+
+
+async def test_actions_and_departures_during_the_hand_over_to_the_next_run(tsenv: WorkflowEnvironment):
+    """While a run drains before continuing as new (here: a notification still being sent), an
+    action is refused as "moving" (the API sends it again) and a departure waits in the state:
+    the next run takes the work back. Neither hangs the ticket nor is lost."""
+    recorder, gate = Recorder(), asyncio.Event()
+
+    @activity.defn(name="notify.send")
+    async def slow_send(payload: dict) -> None:
+        await gate.wait()
+        recorder.told.append(payload)
+
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=[recorder.activities[0], slow_send]):
+        inp = ticket_input(history_limit=30)
+        h = await start(tsenv, queue, inp)
+        await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENGINEER))
+        await h.execute_update(TicketWorkflow.assign, AssignInput(actor=AGENT, assignee="eng-zhao"))  # tells eng-zhao
+        moving = None
+        for i in range(40):  # comments until the history is long: the run starts handing over
+            try:
+                comment = CommentInput(actor=ENGINEER, text=f"note {i}")
+                await asyncio.wait_for(h.execute_update(TicketWorkflow.comment, comment), timeout=15)  # never hangs
+            except WorkflowUpdateFailedError as err:
+                moving = err.cause
+                break
+        assert isinstance(moving, ApplicationError) and moving.type == MOVING
+        await h.signal(TicketWorkflow.person_left, PersonLeft(person_id="eng-zhao", reason="left"))
+        state = await h.query(TicketWorkflow.get_state)
+        assert [p.person_id for p in state.pending_departures] == ["eng-zhao"]  # carried, not lost
+        gate.set()  # the notification goes out; the run continues as new
+        latest = tsenv.client.get_workflow_handle_for(TicketWorkflow.run, h.id)
+        for _ in range(200):
+            state = await latest.query(TicketWorkflow.get_state)
+            if not state.pending_departures and state.nodes["work"].assignee is None:
+                break
+            await asyncio.sleep(0.05)
+        assert (state.nodes["work"].assignee, state.nodes["work"].status, state.pending_departures) == (None, "open", [])
+        assert (await latest.describe()).run_id != h.result_run_id
+        assert [e.data["person"] for e in recorder.changes if e.action == "released"] == ["eng-zhao"]
+        await latest.execute_update(TicketWorkflow.comment, CommentInput(actor=ENGINEER, text="after the hand-over"))

@@ -126,28 +126,44 @@ def _decided(state) -> str | None:
 
 
 async def replace_approver(wf, node: ApprovalNode, state, person: str, reason: str) -> None:
-    """``person`` left before voting on the current level: their seat goes back to whoever
-    delegated it to them, else to their manager; with nobody to take it, the supervisors hear."""
-    if any(v.actor_id == person and v.level == state.level for v in state.votes) or person not in state.approvers:
+    """``person`` left. A vote they delegated stays with the delegate (it is never handed back to
+    them). A seat of the current level they still owe goes back to whoever delegated it to them,
+    else to their manager (the first active one up), else to the region's supervisors; with
+    nobody at all, the level is rejected (the template's ``on_reject``). Nothing changes if the
+    level was decided or moved on meanwhile."""
+    kept = {d: by for d, by in state.delegations.items() if by != person}
+    if kept != state.delegations:
+        state.delegations = kept
+        await wf.record("delegation_dropped", SYSTEM, {"node": node.id, "person": person, "reason": reason})
+    level = state.level
+    if person not in state.approvers or any(v.actor_id == person and v.level == level for v in state.votes):
         return
     if person in state.delegations:
         heirs = [state.delegations.pop(person)]
     else:
-        found = await workflow.execute_activity(
-            resolve_people,
-            PeopleQuery(manager_of=person),
-            start_to_close_timeout=timedelta(seconds=30),
-            summary=f"{node.id}: {person} left — find their manager",
-        )
-        heirs = found.ids
-    if person not in state.approvers:  # changed while we looked
+        heirs = await _find(wf, node, PeopleQuery(manager_of=person), f"{person} left — find their manager")
+        if not heirs:
+            query = PeopleQuery(role="supervisor", region=wf.state.region)
+            heirs = await _find(wf, node, query, f"{person} left — find the region's supervisors")
+    if wf.state.nodes.get(node.id) is not state or node.id not in wf.state.active or state.level != level:
         return
-    heirs = [h for h in heirs if h not in state.approvers and h != wf.state.created_by]
+    if _decided(state) is not None or person not in state.approvers:
+        return  # decided, or changed, while we looked
+    heirs = [h for h in heirs if h not in state.approvers and h not in (wf.state.created_by, person)]
     state.approvers = [a for seat in state.approvers for a in (heirs if seat == person else [seat])]
     state.needed = max(1, min(state.needed, len(state.approvers)))
-    data = {"node": node.id, "level": state.level + 1, "person": person, "reason": reason, "added": heirs}
+    data = {"node": node.id, "level": level + 1, "person": person, "reason": reason, "added": heirs}
+    if not state.approvers:
+        state.result[f"auto:{level}"] = "rejected"  # nobody can decide: the walk takes on_reject
+        await wf.record("approval_unstaffed", SYSTEM, data)
+        return
     await wf.record("approver_replaced", SYSTEM, data)
     if heirs:
         wf.tell("approval_needed", "normal", heirs, f"{node.name or node.id}: {person} left ({reason})")
-    else:
-        wf.tell("approval_needed", "high", ["role:supervisor"], f"{node.name or node.id}: {person} left and nobody took their vote")
+
+
+async def _find(wf, node: ApprovalNode, query: PeopleQuery, summary: str) -> list[str]:
+    found = await workflow.execute_activity(
+        resolve_people, query, start_to_close_timeout=timedelta(seconds=30), summary=f"{node.id}: {summary}"
+    )
+    return found.ids
