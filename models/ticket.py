@@ -9,7 +9,7 @@ from typing import Any
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.common import Priority, TicketStatus
 from models.calendar import BusinessCalendar
@@ -182,6 +182,16 @@ class TicketState(TicketFacts):
     # People who left (deactivated) whose work here is still to be taken back: kept in the
     # state so a departure signalled while the run hands over to the next is not lost.
     pending_departures: list[PersonLeft] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _early_events_were_names(cls, data: Any) -> Any:
+        """States carried over from before events kept their arrival time: ``unclaimed_events``
+        held bare names. They count as having come at the state's last change."""
+        if isinstance(data, dict) and any(isinstance(e, str) for e in data.get("unclaimed_events") or []):
+            at = data.get("updated_at")
+            data = {**data, "unclaimed_events": [{"name": e, "at": at} if isinstance(e, str) else e for e in data["unclaimed_events"]]}
+        return data
 
 
 class TicketInput(TicketFacts):

@@ -440,6 +440,8 @@ def _refusal(exc: WorkflowUpdateFailedError) -> None:
     if cause.type in ("NodeAmbiguous", "AlreadyVoted"):
         extra = {"nodes": info["nodes"]} if "nodes" in info else {}
         raise Conflict(cause.message, **extra) from exc
+    if cause.type == MOVING:
+        raise ServiceUnavailable("the ticket is moving to a new run: retry in a moment") from exc
     if cause.type == "FormIncomplete":
         problems = info.get("problems", [])
         raise ProblemList([{"loc": ["body", "fields", p["field"]], "msg": p["msg"], "type": "form_incomplete"} for p in problems]) from exc

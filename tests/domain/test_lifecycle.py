@@ -125,3 +125,11 @@ def test_an_approver_delegates_their_own_vote_only():
     check_actor(state(level), A.DELEGATE, mgr, level)
     with pytest.raises(Refusal, match="may not delegate"):
         check_actor(state(level), A.DELEGATE, AGENT, level)
+
+
+def test_a_state_carried_from_before_early_events_had_times_still_loads():
+    """Runs that continued as new before ``unclaimed_events`` kept arrival times carried bare
+    names; they load as having come at the state's last change (so the wait window applies)."""
+    carried = state().model_dump(mode="json") | {"unclaimed_events": ["customer_replied"]}
+    loaded = TicketState.model_validate(carried)
+    assert [(e.name, e.at) for e in loaded.unclaimed_events] == [("customer_replied", T0)]
