@@ -27,7 +27,8 @@ async def test_deactivating_someone_who_holds_a_ticket_releases_it(stack):
     assert r.status_code == 202, r.text
     assert r.json() == {"person_id": pid, "tickets": [tid], "workflow_id": workflow_id(pid)}
     assert await stack.client.get_workflow_handle(workflow_id(pid)).result() == [tid]
-    t = await stack.until(tid, lambda t: t["nodes"]["work"]["assignee"] is None)
+    released = lambda t: any(e["action"] == "released" for e in t["events"])  # noqa: E731  (read model)
+    t = await stack.until(tid, lambda t: t["nodes"]["work"]["assignee"] is None and released(t))
     assert (t["nodes"]["work"]["status"], t["assignee"], t["status"]) == ("open", None, "new")
     assert [e["data"]["person"] for e in t["events"] if e["action"] == "released"] == [pid]
     assert (await stack.http.get("/me/notifications", headers={"X-API-Key": key})).status_code == 401  # gone
