@@ -293,10 +293,26 @@ async def test_manager_sees_exact_figures_and_the_busiest_first(page: Any, site:
     await page.click("#refresh")
     await expect(kpi(page, "open_total")).to_have_text("6")
 
+    # A hidden tab is not refreshed; shown again, it catches up at once.
+    await page.check("#auto")
+    await page.evaluate("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true})")
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url) if "/reports/" in req.url else None)
+    await site.add_ticket(T("o7", "new"))
+    await page.clock.run_for(61_000)
+    await page.clock.run_for(61_000)
+    assert asked == []
+    await page.evaluate(
+        "Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    await expect(kpi(page, "open_total")).to_have_text("7")
+    assert len(asked) == 2  # overview and workload, once
+
     # The key (and the filters) live in sessionStorage: a reload shows the figures again.
     assert await page.evaluate("sessionStorage.getItem('ticketflow.dashboard.apiKey')") == site.key("mgr")
     await page.reload()
-    await expect(kpi(page, "open_total")).to_have_text("6")
+    await expect(kpi(page, "open_total")).to_have_text("7")
     await expect(page.locator("#api-key")).to_have_value(site.key("mgr"))
 
 

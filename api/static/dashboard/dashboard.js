@@ -324,9 +324,22 @@
     ui.error.hidden = true;
     ui.status.textContent = "Key forgotten. Enter an API key to load the reports.";
   });
+  // Auto-refresh skips a tab nobody is looking at, and catches up when it is shown again.
+  let missed = false;
   setInterval(() => {
-    if (ui.auto.checked && ui.key.value.trim()) refresh();
+    if (!ui.auto.checked || !ui.key.value.trim()) return;
+    if (document.hidden) {
+      missed = true;
+      return;
+    }
+    refresh();
   }, REFRESH_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && missed && ui.auto.checked && ui.key.value.trim()) {
+      missed = false;
+      refresh();
+    }
+  });
 
   restoreFilters();
   const stored = sessionStorage.getItem(KEY_STORE);
