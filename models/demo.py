@@ -172,5 +172,5 @@ async def load(db: Database) -> None:
     async with db.session() as session:
         for row in [*REGIONS, *ACTORS]:
             await session.merge(row.model_copy())
-        await session.exec(bump_roster_revision())
+        await session.exec(bump_roster_revision(session.bind.dialect.name))
         await session.commit()

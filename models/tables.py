@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel, col, select
 
-from models.db import json_text_contains
+from models.db import json_text_contains, upsert_statement
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -77,12 +77,14 @@ class RosterRevision(SQLModel, table=True):
     revision: int = 0
 
 
-def bump_roster_revision() -> Any:
-    """The statement to run inside a transaction that changes people (profiles, absences)."""
+def bump_roster_revision(dialect: str) -> Any:
+    """The statement to run inside a transaction that changes people (profiles, absences): an
+    upsert, so a missing row (a restored dump, a truncated table) is created, never skipped."""
+    table = RosterRevision.__table__
     return (
-        sa.update(RosterRevision)
-        .where(col(RosterRevision.id) == 1)
-        .values(revision=col(RosterRevision.revision) + 1)
+        upsert_statement(dialect, table)  # type: ignore[arg-type]
+        .values(id=1, revision=1)
+        .on_conflict_do_update(index_elements=["id"], set_={"revision": table.c.revision + 1})
     )
 
 

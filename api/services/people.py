@@ -280,7 +280,7 @@ def _check_not_self_deactivation(actor: ActorRef, person_id: str, active: bool) 
 async def _commit(session: AsyncSession, conflict: str) -> None:
     """Commit a change to people, with the roster revision that tells dispatch workers."""
     try:
-        await session.exec(bump_roster_revision())
+        await session.exec(bump_roster_revision(session.bind.dialect.name))
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()

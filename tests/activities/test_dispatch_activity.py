@@ -3,12 +3,14 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 from activities.dispatch import decide_assignee, forget_rosters
 from api.services.people import add_absence
 from models.db import Database
 from models.dispatch import DispatchCall, DispatchRequest, Strategy
 from models.people import Absence
-from models.tables import Actor
+from models.tables import Actor, RosterRevision, bump_roster_revision, roster_revision_query
 from models.ticket import ActorRef
 
 
@@ -71,3 +73,16 @@ async def test_a_change_through_people_reaches_the_next_decision_at_once(db: Dat
         await add_absence(session, me, a, Absence(start=now - timedelta(hours=1), end=now + timedelta(days=2)))
     decision = await decide_assignee(call)
     assert decision.chosen_id == b and a not in [c.id for c in decision.ranked], decision
+
+
+async def test_the_roster_revision_row_comes_back_if_it_goes_missing(db: Database):
+    """The bump is an upsert: with the row gone (a restored dump), a change still invalidates."""
+    async with db.session() as session:
+        before = (await session.exec(roster_revision_query())).one()
+        await session.exec(sa.delete(RosterRevision))
+        await session.exec(bump_roster_revision(session.bind.dialect.name))
+        await session.exec(bump_roster_revision(session.bind.dialect.name))
+        assert (await session.exec(roster_revision_query())).one() == 2
+        # Forward again, past where it was: other tests' cached rosters must not match by chance.
+        await session.exec(sa.update(RosterRevision).values(revision=before + 10))
+        await session.commit()
