@@ -7,7 +7,7 @@ from temporalio import activity
 from activities.resources import database
 from domain.access import can_access_region
 from models.directory import PeopleQuery, PeopleResult
-from models.tables import Actor, held_query, holds
+from models.tables import Actor, held_by
 from models.ticket import ActorRef
 
 
@@ -39,5 +39,4 @@ async def resolve_people(query: PeopleQuery) -> PeopleResult:
 async def held_tickets(person_id: str) -> list[str]:
     """Open tickets where ``person_id`` holds a task or sits on an approval (read model)."""
     async with database().session() as session:
-        rows = (await session.exec(held_query(person_id))).all()
-    return sorted(tid for tid, snapshot in rows if holds(snapshot or {}, person_id))
+        return await held_by(session, person_id)

@@ -35,6 +35,9 @@ from models.dispatch import (
 from models.tables import Actor, DispatchCursor, load_query, roster_revision_query
 from models.ticket import ActorRef
 
+log = logging.getLogger(__name__)
+ROSTER_TTL_S = 300.0
+_pools: dict[str, tuple[float, int, CandidatePool]] = {}  # region → (built at, roster revision, pool)
 
 
 def candidate(actor: Actor, region: str) -> Candidate:
@@ -57,11 +60,6 @@ def candidate(actor: Actor, region: str) -> Candidate:
         seniority=min(max(actor.seniority, 1), 5),
         features=dict(actor.features or {}),
     )
-
-
-log = logging.getLogger(__name__)
-ROSTER_TTL_S = 300.0
-_pools: dict[str, tuple[float, int, CandidatePool]] = {}  # region → (built at, roster revision, pool)
 
 
 async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalendar]]:

@@ -181,12 +181,13 @@ def load_query(person_ids: list[str] | None = None):
     return q.group_by(Ticket.assignee)
 
 
-def held_query(person_id: str):
-    """Tickets not closed or cancelled whose snapshot mentions ``person_id`` (a coarse text
-    filter: check each row with ``holds``). Rows are (ticket id, snapshot)."""
-    return select(Ticket.id, Ticket.snapshot).where(
+async def held_by(session: Any, person_id: str) -> list[str]:
+    """Tickets not closed or cancelled where ``person_id`` holds work (``holds``), by id: the
+    read model's snapshots, pre-filtered in SQL on their text."""
+    q = select(Ticket.id, Ticket.snapshot).where(
         col(Ticket.status).not_in(("closed", "cancelled")), json_text_contains(Ticket.snapshot, json.dumps(person_id))
     )
+    return sorted(tid for tid, snapshot in (await session.exec(q)).all() if holds(snapshot or {}, person_id))
 
 
 def holds(snapshot: dict[str, Any], person_id: str) -> bool:

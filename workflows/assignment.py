@@ -24,6 +24,16 @@ DISPATCH_TIMEOUT = timedelta(seconds=30)
 DISPATCH_RETRY = RetryPolicy(maximum_attempts=5)
 
 
+def rule_of(wf, node: TaskNode) -> tuple[str | None, str]:
+    """The task rule's named user (``requester`` resolved), and who may take it: ``user:``,
+    ``role:`` or ``group:``."""
+    rule = node.assignee
+    user = wf.state.created_by if rule.user == "requester" else rule.user
+    if user:
+        return user, f"user:{user}"
+    return None, f"role:{rule.role}" if rule.role else f"group:{rule.group}"
+
+
 def _location(value: Any) -> GeoPoint | None:
     if isinstance(value, dict) and isinstance(value.get("lat"), int | float) and isinstance(value.get("lon"), int | float):
         return GeoPoint(lat=value["lat"], lon=value["lon"])
@@ -208,14 +218,12 @@ async def release(wf, node: TaskNode, state: NodeState, person: str, reason: str
         await wf.record("released", SYSTEM, {**data, "to": back}, assignee=back)
         wf.tell("assigned", "normal", [back], f"{node.id}: {person} left ({reason}); back to you")
         return
-    rule = node.assignee
-    user = wf.state.created_by if rule.user == "requester" else rule.user
+    user, state.candidates = rule_of(wf, node)
     state.assignee, state.status, state.delegations, state.offer_until = None, NodeStatus.OPEN, {}, None
-    state.candidates = f"user:{user}" if user else (f"role:{rule.role}" if rule.role else f"group:{rule.group}")
     before = (state.status, state.assignee, state.candidates)
     holders = [wf.state.nodes[n].assignee for n in wf.state.active if wf.state.nodes[n].assignee]
     await wf.record("released", SYSTEM, data, assignee=holders[0] if holders else None)
-    named = [u for u in (user, *rule.backups) if u and u != person] if user else []
+    named = [u for u in (user, *node.assignee.backups) if u and u != person] if user else []
     if named:
         call = DispatchCall(request=request(wf, node, state, [person]), named=named)
     elif node.dispatch is not None and not user:

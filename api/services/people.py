@@ -44,7 +44,7 @@ from models.people import (
     TeamOut,
 )
 from models.db import json_text_contains
-from models.tables import Actor, Region, bump_roster_revision, held_query, holds, load_query
+from models.tables import Actor, Region, bump_roster_revision, held_by, load_query
 from models.ticket import ActorRef, PersonLeftInput
 from workflows import person_left
 from workflows.person_left import PersonLeftWorkflow
@@ -346,8 +346,7 @@ async def deactivate_person(
         row.active, row.api_key_hash = False, None  # a reactivated person needs a new key
         session.add(row)
         await _commit(session, f"person {person_id!r} changed at the same moment; retry")
-    rows = (await session.exec(held_query(person_id))).all()
-    held = sorted(tid for tid, snapshot in rows if holds(snapshot or {}, person_id))
+    held = await held_by(session, person_id)
     if not held:
         return None
     wid = person_left.workflow_id(person_id)

@@ -14,14 +14,9 @@ with workflow.unsafe.imports_passed_through():
 
 
 async def run(wf, node: TaskNode, branch: str | None) -> str:
-    rule = node.assignee
-    user = wf.state.created_by if rule.user == "requester" else rule.user
-    if user:
-        candidates, assignee, status = f"user:{user}", user, NodeStatus.ASSIGNED
-    else:
-        candidates = f"role:{rule.role}" if rule.role else f"group:{rule.group}"
-        assignee, status = None, NodeStatus.OPEN
-    state, new = wf.open_node(node, branch, status, assignee=assignee, candidates=candidates, backups=rule.backups)
+    user, candidates = assignment.rule_of(wf, node)
+    assignee, status = (user, NodeStatus.ASSIGNED) if user else (None, NodeStatus.OPEN)
+    state, new = wf.open_node(node, branch, status, assignee=assignee, candidates=candidates, backups=node.assignee.backups)
     if new:
         wf.start_clocks(sla.start_node_clocks(wf, node))
         data = {"node": node.id, "candidates": candidates, **({"assignee": assignee} if assignee else {})}
