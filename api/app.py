@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from api import errors
+from api import errors, middleware
 from api.routers import dashboard, health, inventory, me, people, reports, settlement, templates, tickets
 from models.db import Database
 from models.settings import Settings, get_settings
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         lifespan=lifespan,
     )
     errors.install(app)
+    middleware.install(app, settings)
     app.include_router(tickets.router)
     app.include_router(templates.router)
     app.include_router(me.router)

@@ -1,16 +1,31 @@
 """The one configuration class. Every value comes from a ``TICKETFLOW_*`` environment variable."""
 
+import os
+import secrets
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Below this length a secret (signing key, webhook secret) is refused in production.
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETFLOW_", env_file=".env", extra="ignore")
 
+    # "production" refuses weak or missing secrets and demo credentials at start-up;
+    # "development" (``make run``) generates what is missing under ``data_dir``.
+    environment: Literal["development", "production"] = "development"
+    data_dir: str = ".data"
+
     # Application database: SQLite file by default, PostgreSQL in production
     # (``postgresql+psycopg://user:pass@host:5432/db``).
     database_url: str = "sqlite:///.data/ticketflow.db"
+    # Longest a single SQL statement may run (PostgreSQL statement_timeout; SQLite busy wait).
+    db_statement_timeout_ms: int = 5_000
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
@@ -21,10 +36,40 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    # Accept ``X-Actor: <actor id>`` without an API key (development and trusted gateways).
-    allow_actor_header: bool = True
-    # Seconds an action (Temporal Update) may take before the API answers 504.
+    # Seconds an action (Temporal Update) may take before the API answers 504. An action the
+    # workflow has not accepted by then is refused by the workflow itself (it never applies late).
     action_timeout_s: float = 30.0
+
+    # --- identity ---
+    # Actions reach the workflow signed with this key (HMAC-SHA256), so the workflow can tell an
+    # actor the API vouched for from one typed into the Temporal UI. Shared by API and workers.
+    # Development: generated once into ``<data_dir>/action-signing.key`` when unset.
+    action_signing_key: SecretStr | None = None
+    action_signing_key_id: str = "k1"
+    # Earlier keys still accepted for in-flight requests during a rotation: {key id: key}.
+    action_signing_previous_keys: dict[str, SecretStr] = {}
+    # OpenID Connect bearer tokens (JWT) beside API keys: all three set to turn it on.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    # Only asymmetric algorithms: "none" and HS* are always refused (no key confusion).
+    oidc_algorithms: list[str] = ["RS256", "ES256"]
+    # The token claim whose value is the person's id in Ticketflow (roles and regions come from
+    # that person's record, never from the token).
+    oidc_actor_claim: str = "sub"
+    oidc_leeway_s: int = 30
+    # API keys: lifetime when the issuer names none, and the longest allowed.
+    api_key_default_ttl_days: int = 90
+    api_key_max_ttl_days: int = 366
+
+    # --- limits at the edge ---
+    max_body_bytes: int = 1_000_000
+    # Requests per minute per credential (API key or token; per client address without one);
+    # 0 turns the limit off. ``rate_limit_burst`` requests may come at once.
+    rate_limit_per_minute: int = 1_200
+    rate_limit_burst: int = 200
+    # Send Strict-Transport-Security (only behind HTTPS).
+    hsts: bool = False
 
     # Worker: time in-flight activities get to finish on SIGINT/SIGTERM.
     worker_shutdown_grace_s: float = 30.0
@@ -37,7 +82,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_from: str = "ticketflow@localhost"
     webhook_url: str | None = None
-    webhook_secret: str = "change-me"
+    # Required with webhook_url (at least MIN_SECRET_LENGTH characters): no default secret.
+    webhook_secret: SecretStr | None = None
     webhook_timeout_s: float = 10.0
     # Copy finance and legal on notifications about amounts above this threshold.
     notify_amount_threshold: str = "100000"
@@ -45,6 +91,41 @@ class Settings(BaseSettings):
     legal_cc: list[str] = ["legal@localhost"]
 
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _secrets_present(self) -> "Settings":
+        if self.webhook_url and (
+            self.webhook_secret is None or len(self.webhook_secret.get_secret_value()) < MIN_SECRET_LENGTH
+        ):
+            raise ValueError(f"TICKETFLOW_WEBHOOK_SECRET of at least {MIN_SECRET_LENGTH} characters is required "
+                             "with TICKETFLOW_WEBHOOK_URL")
+        if self.environment == "production":
+            key = self.action_signing_key
+            if key is None or len(key.get_secret_value()) < MIN_SECRET_LENGTH:
+                raise ValueError(f"TICKETFLOW_ACTION_SIGNING_KEY of at least {MIN_SECRET_LENGTH} characters is "
+                                 "required in production")
+        return self
+
+    def signing_keys(self) -> tuple[str, dict[str, bytes]]:
+        """The key id actions are signed with now, and every key id accepted → key bytes.
+        In development an unset key is generated once into ``<data_dir>/action-signing.key``
+        (the API and the worker of ``make run`` share it)."""
+        key = self.action_signing_key.get_secret_value() if self.action_signing_key else None
+        if key is None:
+            path = Path(self.data_dir) / "action-signing.key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:  # another process wrote it first
+                    pass
+                else:
+                    with os.fdopen(fd, "w") as out:
+                        out.write(secrets.token_urlsafe(48))
+            key = path.read_text().strip()
+        keys = {kid: k.get_secret_value().encode() for kid, k in self.action_signing_previous_keys.items()}
+        keys[self.action_signing_key_id] = key.encode()
+        return self.action_signing_key_id, keys
 
 
 @lru_cache

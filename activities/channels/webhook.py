@@ -80,11 +80,14 @@ class WebhookChannel:
 
     def headers(self, m: OutboundMessage, body: bytes, timestamp: str | None = None) -> dict[str, str]:
         ts = timestamp or str(int(time.time()))
+        if self.settings.webhook_secret is None:
+            raise DeliveryError("no webhook secret configured (TICKETFLOW_WEBHOOK_SECRET)")
+        secret = self.settings.webhook_secret.get_secret_value()
         return {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "ticketflow-notify/1",
             "X-Ticketflow-Timestamp": ts,
-            "X-Ticketflow-Signature": sign(self.settings.webhook_secret, ts, body),
+            "X-Ticketflow-Signature": sign(secret, ts, body),
             "X-Ticketflow-Delivery": m.delivery_id,
             "Idempotency-Key": m.delivery_id,
         }

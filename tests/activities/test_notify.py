@@ -49,7 +49,7 @@ from models.notifications import (
 )
 from models.settings import Settings
 
-SECRET = "test-secret-密钥"
+SECRET = "test-secret-密钥-long-enough-for-the-32-char-minimum"
 LI = "li.wei@plant.test"
 LI_PHONE = "+8613800000001"
 ZHOU = "zhou.qiang@plant.test"
