@@ -40,3 +40,11 @@ async def held_tickets(person_id: str) -> list[str]:
     """Open tickets where ``person_id`` holds a task or sits on an approval (read model)."""
     async with database().session() as session:
         return await held_by(session, person_id)
+
+
+@activity.defn(name="directory.is_active")
+async def is_active(person_id: str) -> bool:
+    """Whether ``person_id`` is an active person (a ticket checks a departure it is told of)."""
+    async with database().session() as session:
+        actor = await session.get(Actor, person_id)
+        return actor is not None and actor.active

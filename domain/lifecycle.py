@@ -13,8 +13,10 @@ allowed in every status but the final two. Pure functions: the workflow's valida
 the API both use them.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from models.template import EventSpec
 from models.ticket import Action, ActorRef, NodeState, NodeStatus, TicketState, TicketStatus
 
 S, A = TicketStatus, Action
@@ -26,7 +28,8 @@ OVERRIDE = frozenset({"admin"})  # may act on any task
 
 
 class Refusal(Exception):
-    """Why an action is refused: ``kind`` is invalid_transition | not_allowed | ambiguous | form."""
+    """Why an action is refused: ``kind`` is invalid_transition | not_allowed | ambiguous | form |
+    frozen | event (an event this ticket does not take, or a field it may not set)."""
 
     def __init__(self, kind: str, message: str, **details: object) -> None:
         super().__init__(message)
@@ -49,6 +52,15 @@ def derive_status(state: TicketState, reached_end: bool) -> TicketStatus:
         if n.type in ("task", "approval")
     )
     return S.IN_PROGRESS if started else S.NEW
+
+
+def current_assignee(state: TicketState) -> str | None:
+    """Who holds the open work: the first active task's assignee (None while nobody does)."""
+    for node_id in state.active:
+        node = state.nodes[node_id]
+        if node.type == "task" and node.assignee and node.status in HELD:
+            return node.assignee
+    return None
 
 
 def _active(state: TicketState, node_type: str) -> list[NodeState]:
@@ -208,3 +220,68 @@ def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeS
         ok = coordinator or requester
     if not ok:
         raise Refusal("not_allowed", f"{actor.id} may not {action.value} this ticket" + (f" at {node.id}" if node else ""))
+
+
+def allowed_for(state: TicketState, actor: ActorRef) -> list[Action]:
+    """The actions ``actor`` may take now: the ticket allows them and some node lets them."""
+    out = []
+    for action in allowed_actions(state):
+        if action in NODE_ACTIONS:
+            nodes = [state.nodes[n] for n in state.active if _node_ok(action, state.nodes[n])]
+            if any(_may(state, action, actor, n) for n in nodes):
+                out.append(action)
+        else:
+            try:
+                check_actor(state, action, actor, None)
+            except Refusal:
+                continue
+            out.append(action)
+    return out
+
+
+def check_region(state: TicketState, actor: ActorRef) -> None:
+    if "*" not in actor.regions and state.region not in actor.regions:
+        raise Refusal("not_allowed", f"{actor.id} does not work in region {state.region}")
+
+
+def may_send(state: TicketState, event: EventSpec, actor: ActorRef) -> bool:
+    """One of the event's declared senders: requester, channel, assignee or role:<name>."""
+    for sender in event.senders:
+        kind, _, value = sender.partition(":")
+        if (
+            (kind == "requester" and actor.id == state.created_by)
+            or (kind == "channel" and "channel" in actor.roles)
+            or (kind == "assignee" and any(state.nodes[n].assignee == actor.id for n in state.active))
+            or (kind == "role" and value in actor.roles)
+        ):
+            return True
+    return False
+
+
+def check_event(
+    state: TicketState, event: EventSpec | None, name: str, actor: ActorRef, fields: Mapping[str, Any]
+) -> None:
+    """Refusal unless the template declares the event, ``actor`` is one of its senders and it
+    sets only the fields it declares (and none an approval froze)."""
+    if event is None:
+        raise Refusal("event", f"{state.ticket_type} tickets take no event {name!r}", field="name")
+    if not may_send(state, event, actor):
+        raise Refusal("not_allowed", f"{actor.id} may not send {name} (senders: {', '.join(event.senders)})")
+    extra = sorted(set(fields) - set(event.fields))
+    if extra:
+        raise Refusal("event", f"{name} may not set {', '.join(extra)}", field=f"fields.{extra[0]}", fields=extra)
+    check_frozen(state, fields)
+
+
+def check_frozen(state: TicketState, fields: Mapping[str, Any]) -> None:
+    """Refusal('frozen') when a field an approval decides on would change (the same value
+    again is no change)."""
+    frozen = sorted(f for f, v in fields.items() if f in state.frozen and state.fields.get(f) != v)
+    if frozen:
+        by = ", ".join(sorted({state.frozen[f] for f in frozen}))
+        raise Refusal(
+            "frozen",
+            f"{', '.join(frozen)} {'is' if len(frozen) == 1 else 'are'} decided by the approval {by}: "
+            "it cannot change now",
+            fields=frozen,
+        )

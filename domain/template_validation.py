@@ -11,7 +11,7 @@ from typing import Any
 
 from domain.expressions import TICKET_VARS, check
 from domain.forms import check_value
-from models.template import FieldType, TemplateSpec
+from models.template import BUILTIN_EVENTS, FieldType, TemplateSpec
 
 Loc = tuple[str | int, ...]
 
@@ -76,7 +76,27 @@ def validate_template(spec: TemplateSpec, activities: Mapping[str, ActivitySigna
     for i, rule in enumerate(spec.classification):
         if rule.when:
             _expr(ctx, ("classification", i, "when"), rule.when)
+    _events(ctx)
     return ctx.problems
+
+
+SENDER_KINDS = ("requester", "channel", "assignee")
+
+
+def _events(ctx: _Ctx) -> None:
+    """Declared events: unique names, senders of a known kind, fields that exist."""
+    seen: set[str] = set()
+    for i, event in enumerate(ctx.spec.events or []):
+        if event.name in seen:
+            ctx.add(("events", i, "name"), f"duplicate event {event.name!r}")
+        seen.add(event.name)
+        for j, sender in enumerate(event.senders):
+            kind, _, role = sender.partition(":")
+            if not (sender in SENDER_KINDS or (kind == "role" and role)):
+                ctx.add(("events", i, "senders", j),
+                        f"unknown sender {sender!r}: requester, channel, assignee or role:<name>")
+        for j, name in enumerate(event.fields):
+            _known_field(ctx, ("events", i, "fields", j), name)
 
 
 def _fields(ctx: _Ctx) -> None:
@@ -144,6 +164,8 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
                 ctx.add(("nodes", i, "levels", j, "n"), "n_of_m quorum needs n")
             if level.when:
                 _expr(ctx, ("nodes", i, "levels", j, "when"), level.when)
+        for j, name in enumerate(node.decides or []):
+            _known_field(ctx, ("nodes", i, "decides", j), name)
     elif kind == "gateway":
         if node.default is None:
             ctx.add(("nodes", i, "default"), "a gateway needs a default branch")
@@ -152,6 +174,9 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
     elif kind == "wait":
         if node.duration is None and node.signal is None:
             ctx.add(("nodes", i), "a wait needs a duration, a signal, or both")
+        declared = ctx.spec.events is None or any(e.name == node.signal for e in ctx.spec.events or [])
+        if node.signal and not declared and node.signal not in {e.name for e in BUILTIN_EVENTS}:
+            ctx.add(("nodes", i, "signal"), f"the event {node.signal!r} is not declared in events: nobody could send it")
     elif kind == "action":
         _action(ctx, i, node)
     elif kind == "reserve_parts":

@@ -107,7 +107,8 @@ class CommentBody(_Body):
 
 
 class EventBody(_Body):
-    name: str = Field(min_length=1, max_length=64, examples=["customer_replied"])
+    name: str = Field(min_length=1, max_length=64, examples=["customer_reply"],
+                      description="An event the ticket's template declares (422 lists them otherwise)")
     fields: dict[str, Any] = Field(default_factory=dict)
     text: str | None = Field(default=None, max_length=10_000)
 
@@ -126,12 +127,22 @@ class TicketEventOut(BaseModel):
 
 
 class TicketOut(TicketState):
-    allowed_actions: list[Action]
+    allowed_actions: list[Action] = Field(description="What the caller may do now (status, node and role checked)")
+    ticket_actions: list[Action] = Field(description="What the ticket's status allows anyone suitable to do now")
     workflow_id: str
     # Where the state came from: the live workflow, or the read model when the workflow
     # could not be asked (retention ended, no worker answering in time).
     source: Literal["workflow", "read_model"] = "workflow"
-    events: list[TicketEventOut] | None = None
+    events: list[TicketEventOut] | None = Field(
+        default=None, description="The latest events (at most 50); GET /tickets/{id}/events pages through all"
+    )
+    more_events: bool = Field(default=False, description="Older events exist than those in `events`")
+    requests: dict[str, Any] = Field(default_factory=dict, exclude=True)  # de-duplication keys: internal
+
+
+class TicketEventPage(BaseModel):
+    items: list[TicketEventOut]
+    next_after_seq: int | None = Field(description="Pass as ?after_seq= for the next page; null on the last page.")
 
 
 class TicketSummary(BaseModel):

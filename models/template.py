@@ -163,6 +163,10 @@ class ApprovalLevel(_Spec):
 class ApprovalNode(_Node):
     type: Literal["approval"] = "approval"
     levels: list[ApprovalLevel] = Field(min_length=1)
+    # Form fields this approval decides on: frozen from when it opens (no action or event
+    # changes them while it is pending, nor after it approved; a rejection frees them).
+    # None: the fields its levels' ``when`` conditions read (e.g. ``amount``).
+    decides: list[str] | None = None
     on_reject: str
     next: str
 
@@ -274,6 +278,29 @@ Node = Annotated[
 ]
 
 
+# --- events ---
+
+
+class EventSpec(_Spec):
+    """An event the ticket accepts (``POST /tickets/{id}/events``): who may send it and which
+    form fields it may set. Senders: ``requester`` (who created the ticket), ``channel`` (a
+    channel gateway account speaking for the customer), ``assignee`` (whoever holds an active
+    task), or ``role:<name>``."""
+
+    name: str = Field(pattern=IDENT)
+    description: str = ""
+    senders: list[str] = Field(min_length=1)
+    fields: list[str] = Field(default_factory=list)
+
+
+# Events every ticket accepts unless its template declares them otherwise.
+BUILTIN_EVENTS = (
+    EventSpec(name="customer_reply", description="The customer answers a request_info", senders=["requester", "channel"]),
+    EventSpec(name="retry_settlement", description="Price again after the rules were fixed",
+              senders=["role:finance", "role:admin"]),
+)
+
+
 # --- classification ---
 
 
@@ -300,12 +327,32 @@ class TemplateSpec(_Spec):
     sla: dict[Priority, SLA] = Field(default_factory=dict)
     sla_policy: SlaPolicy = Field(default_factory=SlaPolicy)
     classification: list[ClassificationRule] = Field(default_factory=list)
+    # The events tickets of this type accept. None (templates written before events were
+    # declared): each wait's event from the requester or a channel gateway, setting no field.
+    events: list[EventSpec] | None = None
 
     def node(self, node_id: str) -> Any:
         for n in self.nodes:
             if n.id == node_id:
                 return n
         raise KeyError(node_id)
+
+    def event(self, name: str) -> "EventSpec | None":
+        """The declared event (built-in ones unless redeclared), or None: not accepted."""
+        declared = self.events
+        if declared is None:
+            waits = dict.fromkeys(n.signal for n in self.nodes if n.type == "wait" and n.signal)
+            declared = [EventSpec(name=w, senders=["requester", "channel"]) for w in waits]
+        for e in [*declared, *BUILTIN_EVENTS]:
+            if e.name == name:
+                return e
+        return None
+
+    def event_names(self) -> list[str]:
+        names = [e.name for e in self.events or []] if self.events is not None else [
+            n.signal for n in self.nodes if n.type == "wait" and n.signal
+        ]
+        return list(dict.fromkeys([*names, *(e.name for e in BUILTIN_EVENTS)]))
 
     def field(self, name: str) -> FormField | None:
         for f in self.fields:

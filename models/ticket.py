@@ -5,9 +5,7 @@ Plain Pydantic v2 models — the only shapes that travel through Temporal.
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
-
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -129,6 +127,17 @@ class SlaClock(BaseModel):
     chain: list[str] = Field(default_factory=list)
 
 
+class SeenRequest(BaseModel):
+    """An action or event the ticket took: a repeat (same request id) returns without acting again."""
+
+    name: str  # the update: an action or "event"
+    digest: str  # sha256 of the request (actor, body): the same id with another body is refused
+    seq: int  # the ticket's seq once it was taken
+
+
+MAX_SEEN_REQUESTS = 100  # request ids kept (and carried over continue-as-new) for de-duplication
+
+
 class PersonLeft(BaseModel):
     """Signal: a person was deactivated; the ticket takes back the work they hold."""
 
@@ -182,6 +191,11 @@ class TicketState(TicketFacts):
     # People who left (deactivated) whose work here is still to be taken back: kept in the
     # state so a departure signalled while the run hands over to the next is not lost.
     pending_departures: list[PersonLeft] = Field(default_factory=list)
+    # Form fields an approval decides on, frozen from when it opens (field → approval node):
+    # nothing changes them while it is pending, nor once it approved; a rejection frees them.
+    frozen: dict[str, str] = Field(default_factory=dict)
+    # Recent request ids (de-duplication of actions and events, kept across continue-as-new).
+    requests: dict[str, SeenRequest] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -231,8 +245,20 @@ class TicketResult(BaseModel):
 # --- update inputs: one per action; the API adds the actor to the request body ---
 
 
+class Proof(BaseModel):
+    """The API's signature over one request (``domain/signing.py``): the workflow refuses an
+    input without it, with a wrong one, or after ``expires_at``."""
+
+    request_id: str = Field(max_length=300)  # de-duplication: the caller's Idempotency-Key, or random
+    expires_at: datetime
+    key_id: str = Field(max_length=64)
+    signature: str = Field(default="", max_length=128)
+
+
 class ActorInput(BaseModel):
     actor: ActorRef
+    # None only in inputs recorded before actions were signed (replayed histories).
+    proof: Proof | None = None
 
 
 class NodeInput(ActorInput):
@@ -305,8 +331,18 @@ class CommentInput(ActorInput):
 CUSTOMER_REPLY = "customer_reply"  # the signal that answers a request_info
 
 
+class EventInput(ActorInput):
+    """An event (the ``send_event`` update): customer replied, ERP status changed, …; the
+    template declares who may send it and which fields it may set."""
+
+    name: str
+    fields: dict[str, Any] = Field(default_factory=dict)
+    text: str | None = None
+
+
 class TicketSignal(BaseModel):
-    """A fire-and-forget event: customer replied, ERP status changed, …; may carry field values."""
+    """The ``event`` signal of tickets started before events were declared and signed: kept so
+    their histories replay; a new run refuses it (events are the ``send_event`` update)."""
 
     name: str
     actor: ActorRef

@@ -10,6 +10,7 @@ import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,8 @@ from temporalio.worker import Worker
 from activities import resources
 from api.app import create_app
 from api.demo import load_all
+from api.signing import signing_client
+from domain import signing
 from models import demo
 from models import search_attributes as attrs
 from models.db import Database, sync_url
@@ -34,6 +37,19 @@ from workers.main import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.prefix) / "bin"
+# Actions reach ticket workflows signed (domain/signing.py): the tests' clients sign with this
+# key and every worker in this process accepts it. Time-skipping tests jump days ahead, so the
+# test clients' signatures stay valid for years.
+SIGNING_KEY_ID, SIGNING_KEY = "test", "test-signing-key-" + "x" * 32
+signing.install_keys({SIGNING_KEY_ID: SIGNING_KEY.encode()})
+
+
+def _signing(env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The environment's client signs ticket updates as the API does (``env.unsigned_client``
+    is the one that does not: an attacker's, in the Temporal UI or a script)."""
+    env.unsigned_client = env.client  # type: ignore[attr-defined]
+    env._client = signing_client(env.client, SIGNING_KEY_ID, SIGNING_KEY.encode(), timedelta(days=3650))  # type: ignore[attr-defined]
+    return env
 
 
 def _postgres_schema_url(base: str, schema: str) -> str:
@@ -93,7 +109,7 @@ async def tsenv() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await _register_search_attributes(env.client)
-    yield env
+    yield _signing(env)
     await env.shutdown()
 
 
@@ -116,7 +132,7 @@ async def devserver() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=attrs.ALL,
         dev_server_log_level="error",
     )
-    yield env
+    yield _signing(env)
     await env.shutdown()
 
 
@@ -132,6 +148,8 @@ def settings_for(database_url: str, env: WorkflowEnvironment, queue: str) -> Set
         task_queue=queue,
         action_timeout_s=20,
         worker_shutdown_grace_s=5,
+        action_signing_key=SIGNING_KEY,
+        action_signing_key_id=SIGNING_KEY_ID,
     )
 
 

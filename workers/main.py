@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from activities import notify, resources
 from activities.registry import ACTIVITIES
+from domain import signing
 from models.db import Database
 from models.settings import Settings, get_settings
 from workers.logs import configure_logging
@@ -27,6 +28,7 @@ log = structlog.get_logger(__name__)
 
 
 def build_worker(client: Client, settings: Settings, task_queue: str | None = None) -> Worker:
+    signing.install_keys(settings.signing_keys()[1])  # the ticket workflow checks actions with them
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -17,8 +17,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.directory import is_active
     from activities.projection import record_ticket_changes
-    from domain import lifecycle
+    from domain import lifecycle, signing
     from domain.expressions import TICKET_VARS, condition
     from domain.lifecycle import TERMINAL, Refusal
     from models import search_attributes as attrs
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from models.ticket import (
         SYSTEM,
         Action,
+        ActorInput,
         ActorRef,
         ApproveInput,
         AssignInput,
@@ -38,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         CompleteInput,
         DelegateInput,
         EarlyEvent,
+        EventInput,
+        MAX_SEEN_REQUESTS,
         NodeState,
         NodeStatus,
         PersonLeft,
@@ -47,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         RequestInfoInput,
         ResolveInput,
         ReturnInput,
+        SeenRequest,
         StartInput,
         TicketEvent,
         TicketInput,
@@ -76,7 +81,16 @@ REFUSAL_TYPES = {
     "ambiguous": "NodeAmbiguous",
     "already_voted": "AlreadyVoted",
     "form": "FormIncomplete",
+    "frozen": "FieldFrozen",
+    "event": "EventRefused",
 }
+# The request itself is refused (domain/signing.py): not signed by the API, or too late.
+UNSIGNED = "RequestNotSigned"
+EXPIRED = "RequestExpired"
+KEY_REUSED = "IdempotencyKeyReused"
+# Patches (workflow.patched): histories recorded before them replay the old way.
+SIGNED_EVENTS = "events-are-signed-updates"  # the ``event`` signal is refused; events are an update
+VERIFIED_DEPARTURES = "departures-are-verified"  # person_left is acted on only for an inactive person
 
 
 def workflow_id(ticket_id: str) -> str:
@@ -209,9 +223,38 @@ class TicketWorkflow:
 
     @workflow.signal
     def event(self, signal: TicketSignal) -> None:
-        """Customer replied, ERP status changed…: merge its fields and wake waiting nodes."""
+        """Tickets started before events were declared and signed took them as this signal; a
+        run with the patch refuses it (anyone with a Temporal client could send one): events are
+        the ``send_event`` update, checked against the template's declaration."""
+        if workflow.patched(SIGNED_EVENTS):
+            workflow.logger.warning("refused an unsigned %r event signal: send events through the API", signal.name)
+            return
         if self.state.status in TERMINAL:
             return
+        self._take_event(signal)
+
+    @workflow.update
+    async def send_event(self, input: EventInput) -> TicketState:
+        """An event (customer replied, ERP status changed…): merge the fields it may set and
+        wake the nodes waiting for it. The API waits only until it is accepted."""
+        if (seen := self._seen(input)) is not None:
+            return seen
+        self._remember("send_event", input)
+        event = self._take_event(TicketSignal(name=input.name, actor=input.actor, fields=input.fields, text=input.text))
+        await self._project(event)
+        return self.state.model_copy(deep=True)
+
+    @send_event.validator
+    def _validate_send_event(self, input: EventInput) -> None:
+        self._admit("send_event", input)
+        try:
+            if self.state.status in TERMINAL:
+                raise Refusal("invalid_transition", f"the ticket is {self.state.status.value}", allowed_actions=[])
+            lifecycle.check_event(self.state, self.spec.event(input.name), input.name, input.actor, input.fields)
+        except Refusal as refusal:
+            raise self._refused(refusal) from None
+
+    def _take_event(self, signal: TicketSignal) -> TicketEvent:
         if signal.fields:
             self.state.fields = {**self.state.fields, **signal.fields}
         self.signals.append(signal)
@@ -228,7 +271,7 @@ class TicketWorkflow:
         if not waiting and not data.get("answers"):  # kept for a wait that opens later
             early = EarlyEvent(name=signal.name, at=workflow.now())
             self.state.unclaimed_events = [*self.state.unclaimed_events, early][-MAX_UNCLAIMED:]
-        self._change(f"event:{signal.name}", signal.actor, data)
+        return self._change(f"event:{signal.name}", signal.actor, data)
 
     @workflow.signal
     def person_left(self, input: PersonLeft) -> None:
@@ -245,6 +288,15 @@ class TicketWorkflow:
             left = self.state.pending_departures[0]
             self.firing += 1  # one step: no continue-as-new half-way
             try:
+                # Anyone with a Temporal client can send this signal: act only on a person the
+                # directory shows as deactivated.
+                if workflow.patched(VERIFIED_DEPARTURES) and await workflow.execute_activity(
+                    is_active, left.person_id, start_to_close_timeout=timedelta(seconds=30),
+                    summary=f"is {left.person_id} still active?",
+                ):
+                    await self.record("departure_ignored", SYSTEM, {"person": left.person_id, "reason": "still active"})
+                    self.state.pending_departures = self.state.pending_departures[1:]
+                    continue
                 for node_id in list(self.state.active):
                     node = self.state.nodes.get(node_id)
                     if node is None or node_id not in self.state.active:
@@ -262,18 +314,23 @@ class TicketWorkflow:
 
     @workflow.update
     async def claim(self, input: ClaimInput) -> TicketState:
-        node = await self._ready(Action.CLAIM, input.actor, input.node)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        node = await self._ready(Action.CLAIM, input, input.node)
         self._set_node(node, status=NodeStatus.ASSIGNED, assignee=input.actor.id)
         data = {"node": node.id, "assignee": input.actor.id}
         return await self.record("claim", input.actor, data, assignee=input.actor.id)
 
     @claim.validator
     def _validate_claim(self, input: ClaimInput) -> None:
+        self._admit("claim", input)
         self._precheck(Action.CLAIM, input.actor, input.node)
 
     @workflow.update
     async def assign(self, input: AssignInput) -> TicketState:
-        node = await self._ready(Action.ASSIGN, input.actor, input.node)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        node = await self._ready(Action.ASSIGN, input, input.node)
         previous = node.assignee
         status = NodeStatus.IN_PROGRESS if node.status == NodeStatus.IN_PROGRESS else NodeStatus.ASSIGNED
         self._set_node(node, status=status, assignee=input.assignee)
@@ -284,58 +341,77 @@ class TicketWorkflow:
 
     @assign.validator
     def _validate_assign(self, input: AssignInput) -> None:
+        self._admit("assign", input)
         self._precheck(Action.ASSIGN, input.actor, input.node)
 
     @workflow.update
     async def start(self, input: StartInput) -> TicketState:
-        node = await self._ready(Action.START, input.actor, input.node)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        node = await self._ready(Action.START, input, input.node)
         self._set_node(node, status=NodeStatus.IN_PROGRESS)
         return await self.record("start", input.actor, {"node": node.id})
 
     @start.validator
     def _validate_start(self, input: StartInput) -> None:
+        self._admit("start", input)
         self._precheck(Action.START, input.actor, input.node)
 
     @workflow.update
     async def complete(self, input: CompleteInput) -> TicketState:
+        if (seen := self._seen(input)) is not None:
+            return seen
         return await self._complete(Action.COMPLETE, input)
 
     @complete.validator
     def _validate_complete(self, input: CompleteInput) -> None:
+        self._admit("complete", input)
         if self._settled():
             self._check_complete(Action.COMPLETE, input)
 
     @workflow.update
     async def resolve(self, input: ResolveInput) -> TicketState:
+        if (seen := self._seen(input)) is not None:
+            return seen
         return await self._complete(Action.RESOLVE, input)
 
     @resolve.validator
     def _validate_resolve(self, input: ResolveInput) -> None:
+        self._admit("resolve", input)
         if self._settled():
             self._check_complete(Action.RESOLVE, input)
 
     @workflow.update
     async def approve(self, input: ApproveInput) -> TicketState:
-        node = await self._ready(Action.APPROVE, input.actor, input.node)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        node = await self._ready(Action.APPROVE, input, input.node)
         return await self._vote(node, input.actor, "approve", input.reason)
 
     @approve.validator
     def _validate_approve(self, input: ApproveInput) -> None:
+        self._admit("approve", input)
         self._precheck(Action.APPROVE, input.actor, input.node)
 
     @workflow.update
     async def reject(self, input: RejectInput) -> TicketState:
-        node = await self._ready(Action.REJECT, input.actor, input.node)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        node = await self._ready(Action.REJECT, input, input.node)
         return await self._vote(node, input.actor, "reject", input.reason)
 
     @reject.validator
     def _validate_reject(self, input: RejectInput) -> None:
+        self._admit("reject", input)
         self._precheck(Action.REJECT, input.actor, input.node)
 
     @workflow.update
     async def delegate(self, input: DelegateInput) -> TicketState:
-        await self._ready(Action.DELEGATE, input.actor, input.node)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        await self._ready(Action.DELEGATE, input, input.node, remember=False)
         node = self._check_handover(Action.DELEGATE, input, input.to)
+        self._remember(Action.DELEGATE.value, input)
         if node.type == "approval":
             node.approvers = [input.to if a == input.actor.id else a for a in node.approvers]
             node.delegations[input.to] = node.delegations.pop(input.actor.id, input.actor.id)
@@ -353,6 +429,7 @@ class TicketWorkflow:
 
     @delegate.validator
     def _validate_delegate(self, input: DelegateInput) -> None:
+        self._admit("delegate", input)
         if input.to == input.actor.id:
             raise ApplicationError("cannot delegate to yourself", {"kind": "invalid"}, type="NotAllowed", non_retryable=True)
         if self.state.status in TERMINAL or self._settled():
@@ -360,8 +437,11 @@ class TicketWorkflow:
 
     @workflow.update(name="return")
     async def return_(self, input: ReturnInput) -> TicketState:
-        await self._ready(Action.RETURN, input.actor, input.node)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        await self._ready(Action.RETURN, input, input.node, remember=False)
         node = self._check_handover(Action.RETURN, input)
+        self._remember(Action.RETURN.value, input)
         mine = [input.actor.id] if input.actor.id in node.delegations else list(node.delegations)
         back = {d: node.delegations.pop(d) for d in mine}
         if node.type == "approval":
@@ -376,12 +456,16 @@ class TicketWorkflow:
 
     @return_.validator
     def _validate_return(self, input: ReturnInput) -> None:
+        self._admit("return", input)
         if self.state.status in TERMINAL or self._settled():
             self._check_handover(Action.RETURN, input)
 
     @workflow.update
     async def request_info(self, input: RequestInfoInput) -> TicketState:
-        node = self._check_info_request(await self._ready(Action.REQUEST_INFO, input.actor, input.node))
+        if (seen := self._seen(input)) is not None:
+            return seen
+        node = self._check_info_request(await self._ready(Action.REQUEST_INFO, input, input.node, remember=False))
+        self._remember(Action.REQUEST_INFO.value, input)
         node.awaiting_info = input.question
         node.info_requests += 1
         contacts = [self.state.fields.get(f.name) for f in self.spec.fields if f.type in (FieldType.PHONE, FieldType.EMAIL)]
@@ -390,12 +474,15 @@ class TicketWorkflow:
 
     @request_info.validator
     def _validate_request_info(self, input: RequestInfoInput) -> None:
+        self._admit("request_info", input)
         if self.state.status in TERMINAL or self._settled():
             self._check_info_request(self._check(Action.REQUEST_INFO, input.actor, input.node))
 
     @workflow.update
     async def change_priority(self, input: ChangePriorityInput) -> TicketState:
-        await self._ready(Action.CHANGE_PRIORITY, input.actor, None)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        await self._ready(Action.CHANGE_PRIORITY, input, None)
         previous = self.state.priority
         self.state.priority = input.priority
         retargeted = sla.retarget(self)
@@ -404,13 +491,16 @@ class TicketWorkflow:
 
     @change_priority.validator
     def _validate_change_priority(self, input: ChangePriorityInput) -> None:
+        self._admit("change_priority", input)
         self._precheck(Action.CHANGE_PRIORITY, input.actor, None)
         if input.priority == self.state.priority:
             raise self._refused(Refusal("invalid_transition", f"the priority is {input.priority.value} already"))
 
     @workflow.update
     async def reopen(self, input: ReopenInput) -> TicketState:
-        await self._ready(Action.REOPEN, input.actor, None)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        await self._ready(Action.REOPEN, input, None)
         last_task = next((n for n in reversed(self.state.path) if self.spec.node(n).type == "task"), None)
         if last_task is not None:
             self.state.nodes[last_task].status = NodeStatus.IN_PROGRESS
@@ -425,20 +515,26 @@ class TicketWorkflow:
 
     @reopen.validator
     def _validate_reopen(self, input: ReopenInput) -> None:
+        self._admit("reopen", input)
         self._precheck(Action.REOPEN, input.actor, None)
 
     @workflow.update
     async def close(self, input: CloseInput) -> TicketState:
-        await self._ready(Action.CLOSE, input.actor, None)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        await self._ready(Action.CLOSE, input, None)
         return await self.record("close", input.actor, {}, status=TicketStatus.CLOSED)
 
     @close.validator
     def _validate_close(self, input: CloseInput) -> None:
+        self._admit("close", input)
         self._precheck(Action.CLOSE, input.actor, None)
 
     @workflow.update
     async def cancel(self, input: CancelInput) -> TicketState:
-        await self._ready(Action.CANCEL, input.actor, None)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        await self._ready(Action.CANCEL, input, None)
         for node_id in self.state.active:
             self.state.nodes[node_id].status = NodeStatus.CANCELLED
         self.state.active = []
@@ -446,16 +542,20 @@ class TicketWorkflow:
 
     @cancel.validator
     def _validate_cancel(self, input: CancelInput) -> None:
+        self._admit("cancel", input)
         self._precheck(Action.CANCEL, input.actor, None)
 
     @workflow.update
     async def comment(self, input: CommentInput) -> TicketState:
-        await self._ready(Action.COMMENT, input.actor, None)
+        if (seen := self._seen(input)) is not None:
+            return seen
+        await self._ready(Action.COMMENT, input, None)
         self.state.comment_count += 1
         return await self.record("comment", input.actor, {"text": input.text})
 
     @comment.validator
     def _validate_comment(self, input: CommentInput) -> None:
+        self._admit("comment", input)
         self._precheck(Action.COMMENT, input.actor, None)
 
     # --- helpers the node interpreters use ---
@@ -524,16 +624,67 @@ class TicketWorkflow:
         if self.state.status in TERMINAL or self._settled():
             self._check(action, actor, node_id)
 
-    async def _ready(self, action: Action, actor: ActorRef, node_id: str | None) -> NodeState:
+    async def _ready(self, action: Action, input: ActorInput, node_id: str | None, remember: bool = True) -> NodeState:
         """Handler: wait until the walk settles, then check again (another action may have won).
         While the run hands over to the next one, refuse with ``TicketMoving``: the caller
-        retries and reaches the next run."""
+        retries and reaches the next run. Once the action is sure to be taken, its request id is
+        remembered (a repeat returns without acting again)."""
         await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL or self._draining)
         if self._draining and not self._settled() and self.state.status not in TERMINAL:
             raise ApplicationError(
                 "the ticket is moving to a new run; retry", {"kind": "moving"}, type=MOVING, non_retryable=True
             )
-        return self._check(action, actor, node_id)
+        node = self._check(action, input.actor, node_id)
+        if remember:  # else the handler remembers it after its own checks
+            self._remember(action.value, input)
+        return node
+
+    # --- requests: signed by the API, taken once ---
+
+    def _admit(self, name: str, input: ActorInput) -> None:
+        """Validator, before anything else: the API signed this very input for this ticket, it
+        has not expired, the actor works in the ticket's region, and its request id was not
+        used for another request. Whoever sent it (API, Temporal UI, a script), an actor the
+        API did not vouch for is refused, and a refused update leaves no history."""
+        proof = input.proof
+        if proof is None:
+            raise self._request_refused(UNSIGNED, "unsigned: actions reach tickets through the Ticketflow API")
+        payload = input.model_dump(mode="json")
+        payload["proof"]["signature"] = ""
+        why = signing.verify(proof.key_id, proof.signature, self.state.ticket_id, name, payload)
+        if why is not None:
+            raise self._request_refused(UNSIGNED, why)
+        if proof.expires_at < workflow.now():
+            raise self._request_refused(EXPIRED, f"the request expired at {proof.expires_at.isoformat()}: not taken")
+        seen = self.state.requests.get(proof.request_id)
+        if seen is not None and (seen.name != name or seen.digest != self._digest(input)):
+            raise self._request_refused(KEY_REUSED, "this request id was already used for another request")
+        try:
+            lifecycle.check_region(self.state, input.actor)
+        except Refusal as refusal:
+            raise self._refused(refusal) from None
+
+    @staticmethod
+    def _digest(input: ActorInput) -> str:
+        return signing.digest(input.model_dump(mode="json", exclude={"proof"}))
+
+    def _seen(self, input: ActorInput) -> TicketState | None:
+        """The reply to a repeat of a request this ticket already took (after a continue-as-new:
+        within one run Temporal itself answers a repeated update id with the first outcome)."""
+        if input.proof is not None and input.proof.request_id in self.state.requests:
+            return self.state.model_copy(deep=True)
+        return None
+
+    def _remember(self, name: str, input: ActorInput) -> None:
+        if input.proof is None:
+            return
+        seen = dict(self.state.requests)
+        seen[input.proof.request_id] = SeenRequest(name=name, digest=self._digest(input), seq=self.state.seq)
+        self.state.requests = dict(list(seen.items())[-MAX_SEEN_REQUESTS:])
+
+    def _request_refused(self, type_: str, message: str) -> ApplicationError:
+        return ApplicationError(message, {"kind": "request", "status": self.state.status.value}, type=type_,
+                                non_retryable=True)
 
     def _check(self, action: Action, actor: ActorRef, node_id: str | None) -> NodeState:
         try:
@@ -570,6 +721,10 @@ class TicketWorkflow:
 
     def _check_complete(self, action: Action, input: CompleteInput) -> NodeState:
         node = self._check(action, input.actor, input.node)
+        try:
+            lifecycle.check_frozen(self.state, input.fields)
+        except Refusal as refusal:
+            raise self._refused(refusal) from None
         spec = self.spec.node(node.id)
         extra = sorted(set(input.fields) - set(spec.form))
         merged = {**self.state.fields, **input.fields}
@@ -586,8 +741,9 @@ class TicketWorkflow:
         return node
 
     async def _complete(self, action: Action, input: CompleteInput) -> TicketState:
-        await self._ready(action, input.actor, input.node)
+        await self._ready(action, input, input.node, remember=False)
         node = self._check_complete(action, input)
+        self._remember(action.value, input)
         self.state.fields = {**self.state.fields, **input.fields}
         if input.resolution is not None:
             self.state.resolution = input.resolution
@@ -615,6 +771,7 @@ class TicketWorkflow:
         now = workflow.now()
         for key, value in fields.items():
             setattr(self.state, key, value)
+        self.state.assignee = lifecycle.current_assignee(self.state)
         self.state.status = lifecycle.derive_status(self.state, self._reached_end)
         if self.state.status != before_status:
             since = self.state.status_since or now

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 from pydantic import BaseModel
 
 from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
@@ -25,6 +25,7 @@ from models.schemas import (
     ResolveBody,
     ReturnBody,
     TicketCreate,
+    TicketEventPage,
     TicketOut,
     TicketPage,
 )
@@ -51,6 +52,7 @@ from models.ticket import (
 from workflows.ticket import TicketWorkflow
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
+TicketId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No or unknown credentials"},
@@ -108,7 +110,7 @@ async def list_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketOut, responses=ERRORS)
-async def get_ticket(ticket_id: str, session: DbSession, client: TemporalClient, actor: CurrentActor) -> TicketOut:
+async def get_ticket(ticket_id: TicketId, session: DbSession, client: TemporalClient, actor: CurrentActor) -> TicketOut:
     return await service.get_ticket(session, client, actor, ticket_id)
 
 
@@ -144,40 +146,52 @@ ACTIONS: dict[Action, tuple[type[BaseModel], type[BaseModel], Any, str]] = {
 ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     403: {"model": Problem, "description": "The caller may not take this action on this ticket"},
-    409: {"model": Problem, "description": "Not allowed in the ticket's current status (see allowed_actions)"},
-    504: {"model": Problem, "description": "The workflow did not answer in time; the action may still apply"},
+    409: {"model": Problem, "description": "Not allowed in the ticket's current status (see allowed_actions), "
+                                          "or it would change a field an approval decided on"},
+    503: {"model": Problem, "description": "Temporal or the worker cannot take actions now; retry"},
+    504: {"model": Problem, "description": "Not answered in time: `applied` false — it will never apply; "
+                                          "true — it will complete (repeat with the same Idempotency-Key)"},
 }
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="Repeating a request with the same key returns its first outcome "
+                                       "instead of acting twice (a key reused for another request is a 422)."),
+]
+
+
 def _action_endpoint(action: Action, body_model: type[BaseModel], input_model: type[BaseModel], update: Any):
-    async def run(ticket_id, session, client, settings, actor, body: BaseModel | None) -> TicketOut:
+    async def run(ticket_id, session, client, settings, actor, body: BaseModel | None, key: str | None) -> TicketOut:
         fields = body.model_dump() if body is not None else {}
         update_input = input_model(actor=actor, **fields)
-        return await service.act(session, client, settings, actor, ticket_id, action, update, update_input)
+        return await service.act(session, client, settings, actor, ticket_id, action, update, update_input, key)
 
     if not any(f.is_required() for f in body_model.model_fields.values()):  # the body may be left out
 
         async def endpoint(
-            ticket_id: str,
+            ticket_id: TicketId,
             session: DbSession,
             client: TemporalClient,
             settings: AppSettings,
             actor: CurrentActor,
             body: body_model | None = None,  # type: ignore[valid-type]
+            idempotency_key: IdempotencyKey = None,
         ) -> TicketOut:
-            return await run(ticket_id, session, client, settings, actor, body)
+            return await run(ticket_id, session, client, settings, actor, body, idempotency_key)
 
     else:
 
         async def endpoint(  # type: ignore[misc]
-            ticket_id: str,
+            ticket_id: TicketId,
             session: DbSession,
             client: TemporalClient,
             settings: AppSettings,
             actor: CurrentActor,
             body: body_model,  # type: ignore[valid-type]
+            idempotency_key: IdempotencyKey = None,
         ) -> TicketOut:
-            return await run(ticket_id, session, client, settings, actor, body)
+            return await run(ticket_id, session, client, settings, actor, body, idempotency_key)
 
     endpoint.__name__ = f"{action.value}_ticket"
     return endpoint
@@ -194,10 +208,40 @@ for _action, (_body, _input, _update, _doc) in ACTIONS.items():
     )
 
 
-@router.post("/{ticket_id}/events", response_model=EventAccepted, status_code=202, responses=ERRORS)
+@router.post(
+    "/{ticket_id}/events",
+    response_model=EventAccepted,
+    status_code=202,
+    responses={
+        **ACTION_ERRORS,
+        403: {"model": Problem, "description": "The caller is not one of the event's declared senders"},
+        422: {"description": "An event the template does not declare, or a field it may not set"},
+    },
+)
 async def send_event(
-    ticket_id: str, body: EventBody, session: DbSession, client: TemporalClient, actor: CurrentActor
+    ticket_id: TicketId,
+    body: EventBody,
+    session: DbSession,
+    client: TemporalClient,
+    settings: AppSettings,
+    actor: CurrentActor,
+    idempotency_key: IdempotencyKey = None,
 ) -> EventAccepted:
-    """A fire-and-forget event (a Temporal Signal): customer replied, ERP status changed…"""
-    await service.send_event(session, client, actor, ticket_id, body.name, body.fields, body.text)
+    """An event the ticket's template declares (customer confirmed, ERP status changed…), from
+    one of its declared senders, setting only its declared fields. 202 once the workflow took it."""
+    await service.send_event(
+        session, client, settings, actor, ticket_id, body.name, body.fields, body.text, idempotency_key
+    )
     return EventAccepted()
+
+
+@router.get("/{ticket_id}/events", response_model=TicketEventPage, responses=ERRORS)
+async def list_events(
+    ticket_id: TicketId,
+    session: DbSession,
+    actor: CurrentActor,
+    after_seq: Annotated[int, Query(ge=0, le=2**31 - 1, description="Events after this seq")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> TicketEventPage:
+    """The ticket's history in seq order, a page at a time (hidden fields left out)."""
+    return await service.list_events(session, actor, ticket_id, after_seq, limit)

@@ -10,6 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import (
@@ -18,6 +21,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -40,28 +44,37 @@ from domain.ids import new_ticket_id, ticket_id_for_key
 from domain.calendar import freeze_holidays
 from domain.classification import classify
 from domain.forms import validate_values, visible_values
-from domain.lifecycle import TERMINAL, allowed_actions
+from domain.lifecycle import TERMINAL, allowed_actions, allowed_for
 from models import search_attributes as attrs
 from models.calendar import BusinessCalendar
-from models.db import upsert_statement
-from models.schemas import TicketCreate, TicketEventOut, TicketOut, TicketPage, TicketSummary
+from models.schemas import TicketCreate, TicketEventOut, TicketEventPage, TicketOut, TicketPage, TicketSummary
 from models.settings import Settings
 from models.tables import Actor, Region, Ticket, TicketEventRow
-from models.template import TemplateVersion
+from models.template import TemplateSpec, TemplateVersion
 from models.ticket import (
     Action,
     ActorInput,
     ActorRef,
+    EventInput,
     Priority,
     TicketInput,
-    TicketSignal,
     TicketState,
     TicketStatus,
     initial_state,
 )
-from workflows.ticket import INVALID_TRANSITION, MOVING, TicketWorkflow, workflow_id
+from api.signing import seal, update_id
+from workflows.ticket import (
+    EXPIRED,
+    INVALID_TRANSITION,
+    KEY_REUSED,
+    MOVING,
+    UNSIGNED,
+    TicketWorkflow,
+    workflow_id,
+)
 
 QUERY_TIMEOUT = timedelta(seconds=5)
+EVENTS_SHOWN = 50  # events GET /tickets/{id} includes (the latest); /events pages through all
 MOVING_RETRIES = 5  # an action that met the run handing over to the next is sent again
 
 
@@ -125,6 +138,13 @@ async def create_ticket(
         calendar=region_calendar(region),
     )
     state = initial_state(ticket_input)
+    # The row first: if the database cannot take it, nothing has started (503, no ghost ticket);
+    # if Temporal then refuses the start, the row goes again.
+    try:
+        await _record_intake(session, state, key, request_hash)
+    except IntegrityError:  # a concurrent request with the same key got there first
+        await session.rollback()
+        return Created(await _view_just_started(session, client, actor, ticket_id), new=False)
     try:
         await client.start_workflow(
             TicketWorkflow.run,
@@ -145,13 +165,18 @@ async def create_ticket(
             + (f", external ref `{state.external_ref}`" if state.external_ref else ""),
         )
     except WorkflowAlreadyStartedError:
-        # A concurrent request with the same key started it a moment ago.
+        # Started before (its row had gone): the ticket exists.
         return Created(await _view_just_started(session, client, actor, ticket_id), new=False)
     except RPCError as exc:
+        await _forget_intake(session, ticket_id)
         raise ServiceUnavailable(f"could not start the ticket workflow: {exc.message}") from exc
-
-    await _record_intake(session, state, key, request_hash)
     return Created(_out(state, "workflow", actor=actor, spec=version.spec), new=True)
+
+
+async def _forget_intake(session: AsyncSession, ticket_id: str) -> None:
+    """The workflow did not start: the intake row goes, unless the projection already wrote to it."""
+    await session.exec(sa_delete(Ticket).where(col(Ticket.id) == ticket_id, col(Ticket.seq) == 0))  # type: ignore[call-overload]
+    await session.commit()
 
 
 def region_calendar(region: Region) -> BusinessCalendar:
@@ -182,14 +207,10 @@ async def _pick_template(session: AsyncSession, body: TicketCreate) -> tuple[Tem
 
 
 async def _record_intake(session: AsyncSession, state: TicketState, key: str | None, request_hash: str) -> None:
-    """Insert the ticket row (the projection may already have done it: then add the key only)."""
+    """Insert the ticket row before the workflow starts (the projection then keeps it current).
+    A row with this id already there (the same key a moment ago) raises IntegrityError."""
     row = {**ticket_row(state), "idempotency_key": key, "request_hash": request_hash}
-    dialect = session.bind.dialect.name
-    insert = upsert_statement(dialect, Ticket.__table__).values(**row)
-    insert = insert.on_conflict_do_update(
-        index_elements=["id"], set_={"idempotency_key": key, "request_hash": request_hash}
-    )
-    await session.exec(insert)  # type: ignore[call-overload]
+    await session.exec(sa_insert(Ticket).values(**row))  # type: ignore[call-overload]
     await session.commit()
 
 
@@ -216,17 +237,20 @@ def _out(
     source: str,
     events: list[TicketEventOut] | None = None,
     actor: ActorRef | None = None,
-    spec=None,
+    spec: TemplateSpec | None = None,
+    more_events: bool = False,
 ) -> TicketOut:
-    dumped = state.model_dump()
+    dumped = state.model_dump(exclude={"requests"})
     if actor is not None and spec is not None:
         dumped["fields"] = visible_values(spec, state.fields, actor.roles)
     return TicketOut(
         **dumped,
-        allowed_actions=allowed_actions(state),
+        allowed_actions=allowed_for(state, actor) if actor is not None else [],
+        ticket_actions=allowed_actions(state),
         workflow_id=workflow_id(state.ticket_id),
         source=source,
         events=events,
+        more_events=more_events,
     )
 
 
@@ -253,13 +277,46 @@ async def _view(
 ) -> TicketOut:
     row = await _visible_row(session, actor, ticket_id)
     state, source = await _live_state(client, row)
-    events = None
-    if with_events:
-        rows = await session.exec(
-            select(TicketEventRow).where(TicketEventRow.ticket_id == ticket_id).order_by(col(TicketEventRow.seq))
+    spec = (await _template_of(session, state)).spec
+    events, more = None, False
+    if with_events:  # the latest ones; GET /tickets/{id}/events pages through them all
+        q = (
+            select(TicketEventRow)
+            .where(TicketEventRow.ticket_id == ticket_id)
+            .order_by(col(TicketEventRow.seq).desc())
+            .limit(EVENTS_SHOWN + 1)
         )
-        events = [TicketEventOut.model_validate(e, from_attributes=True) for e in rows]
-    return _out(state, source, events, actor=actor, spec=(await _template_of(session, state)).spec)
+        rows = list(await session.exec(q))
+        more = len(rows) > EVENTS_SHOWN
+        events = [_event_out(e, spec, actor) for e in reversed(rows[:EVENTS_SHOWN])]
+    return _out(state, source, events, actor=actor, spec=spec, more_events=more)
+
+
+def _event_out(row: TicketEventRow, spec: TemplateSpec, actor: ActorRef) -> TicketEventOut:
+    """An event as the caller may see it: field values hidden from their roles are left out."""
+    event = TicketEventOut.model_validate(row, from_attributes=True)
+    if isinstance(event.data.get("fields"), dict):
+        event.data = {**event.data, "fields": visible_values(spec, event.data["fields"], actor.roles)}
+    return event
+
+
+async def list_events(
+    session: AsyncSession, actor: ActorRef, ticket_id: str, after_seq: int, limit: int
+) -> TicketEventPage:
+    """A ticket's history in seq order, a page at a time (read model only: Temporal is not asked)."""
+    row = await _visible_row(session, actor, ticket_id)
+    spec = (await _template_of_row(session, row)).spec
+    q = (
+        select(TicketEventRow)
+        .where(TicketEventRow.ticket_id == ticket_id, col(TicketEventRow.seq) > after_seq)
+        .order_by(col(TicketEventRow.seq))
+        .limit(limit + 1)
+    )
+    rows = list(await session.exec(q))
+    more, rows = len(rows) > limit, rows[:limit]
+    return TicketEventPage(
+        items=[_event_out(e, spec, actor) for e in rows], next_after_seq=rows[-1].seq if more else None
+    )
 
 
 async def _template_of(session: AsyncSession, state: TicketState) -> TemplateVersion:
@@ -380,8 +437,9 @@ async def act(
     action: Action,
     update: Any,
     update_input: ActorInput,
+    idempotency_key: str | None = None,
 ) -> TicketOut:
-    """Run one action as a Temporal Update; the validator's rejection becomes a 409."""
+    """Run one action as a Temporal Update; the validator's rejection becomes a 4xx."""
     row = await _visible_row(session, actor, ticket_id)
     if action is Action.ASSIGN:
         await _check_assignee(session, getattr(update_input, "assignee"), row.region)
@@ -393,42 +451,124 @@ async def act(
     version = await _template_of_row(session, row)
     if submitted := getattr(update_input, "fields", None):
         update_input = update_input.model_copy(update={"fields": _checked_fields(version, submitted, actor)})
-    handle = client.get_workflow_handle(workflow_id(ticket_id))
-    try:
-        state: TicketState = await _execute(handle, update, update_input, settings)
-    except WorkflowUpdateFailedError as exc:
-        _refusal(exc)
-        raise
-    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-        raise ActionTimedOut(f"{action.value} did not complete within {settings.action_timeout_s}s") from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:  # the workflow has completed: the ticket is final
-            await session.refresh(row)
-            raise InvalidTransition(
-                f"cannot {action.value} a ticket that is {row.status}", status=row.status, allowed_actions=[]
-            ) from exc
-        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            raise ActionTimedOut(f"{action.value} did not complete within {settings.action_timeout_s}s") from exc
-        raise ServiceUnavailable(f"Temporal did not accept the action: {exc.message}") from exc
+    state = await _execute(session, client, settings, actor, row, action.value, update, update_input, idempotency_key)
     return _out(state, "workflow", actor=actor, spec=version.spec)
 
 
-async def _execute(handle: Any, update: Any, update_input: ActorInput, settings: Settings) -> TicketState:
-    """The Update; one that reached the run while it continued as new is sent again, and so
-    reaches the next run (a few times, briefly apart)."""
+async def send_event(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    actor: ActorRef,
+    ticket_id: str,
+    name: str,
+    submitted: dict[str, Any],
+    text: str | None,
+    idempotency_key: str | None = None,
+) -> None:
+    """An event (customer replied, ERP status changed, …): the template must declare it, the
+    caller must be one of its senders and it may set only its declared fields. Answered once
+    the workflow has accepted it (its validator checked all that)."""
+    row = await _visible_row(session, actor, ticket_id)
+    if row.status in TERMINAL:
+        raise InvalidTransition(f"ticket {ticket_id} is {row.status}", status=row.status, allowed_actions=[])
+    version = await _template_of_row(session, row)
+    declared = version.spec.event(name)
+    if declared is None:
+        raise FieldInvalid(
+            "name", f"{row.ticket_type} tickets take no event {name!r} (they take: "
+            f"{', '.join(version.spec.event_names())})", "unknown_event",
+        )
+    extra = [f for f in submitted if f not in declared.fields]
+    if extra:
+        raise ProblemList([
+            {"loc": ["body", "fields", f], "msg": f"the {name} event may not set {f}", "type": "not_settable"}
+            for f in extra
+        ])
+    fields = _checked_fields(version, submitted, actor)
+    event = EventInput(actor=actor, name=name, fields=fields, text=text)
+    await _execute(session, client, settings, actor, row, "send_event", TicketWorkflow.send_event, event,
+                   idempotency_key, wait_for=WorkflowUpdateStage.ACCEPTED)
+
+
+async def _execute(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    actor: ActorRef,
+    row: Ticket,
+    name: str,
+    update: Any,
+    update_input: ActorInput,
+    idempotency_key: str | None,
+    wait_for: WorkflowUpdateStage = WorkflowUpdateStage.COMPLETED,
+) -> TicketState:
+    """Sign the input and send the Update; map the workflow's refusal to a domain error.
+
+    The input expires before the API stops waiting: an update the workflow has not accepted by
+    then is refused by the workflow itself, so a 504 "not taken" is the truth and nothing
+    applies late. An update accepted but still running at the deadline completes later: the 504
+    says so, and the same Idempotency-Key returns its outcome."""
+    timeout = settings.action_timeout_s
+    expires = datetime.now(UTC) + timedelta(seconds=timeout * 0.8)
+    key_id, keys = settings.signing_keys()
+    request_id = f"{actor.id}:{idempotency_key}" if idempotency_key else None
+    sealed = seal(update_input, row.id, name, key_id, keys[key_id], expires, request_id)
+    uid = update_id(name, sealed)
+    handle = client.get_workflow_handle(workflow_id(row.id))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     for attempt in range(MOVING_RETRIES + 1):
         try:
-            return await handle.execute_update(update, update_input, rpc_timeout=timedelta(seconds=settings.action_timeout_s))
+            try:
+                accepted = await asyncio.wait_for(
+                    handle.start_update(update, sealed, id=uid, wait_for_stage=WorkflowUpdateStage.ACCEPTED),
+                    max(deadline - loop.time(), 0.01),
+                )
+            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+                raise ActionTimedOut(
+                    f"{name} was not taken within {timeout:g}s (no worker answered): it will not be applied; "
+                    "send it again", applied=False,
+                ) from exc
+            if wait_for == WorkflowUpdateStage.ACCEPTED:
+                return await _maybe_result(accepted)
+            try:
+                return await asyncio.wait_for(accepted.result(), max(deadline - loop.time(), 0.01))
+            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+                raise ActionTimedOut(
+                    f"{name} was taken but did not finish within {timeout:g}s: it will complete; send it again "
+                    "with the same Idempotency-Key (or read the ticket) to learn the outcome", applied=True,
+                ) from exc
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
-            if not (isinstance(cause, ApplicationError) and cause.type == MOVING) or attempt == MOVING_RETRIES:
-                raise
-            await asyncio.sleep(0.1 * (attempt + 1))
+            if isinstance(cause, ApplicationError) and cause.type == MOVING and attempt < MOVING_RETRIES:
+                await asyncio.sleep(0.1 * (attempt + 1))
+                continue
+            _refusal(exc, name)
+            raise
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:  # the workflow has completed: the ticket is final
+                await session.refresh(row)
+                raise InvalidTransition(
+                    f"cannot {name} a ticket that is {row.status}", status=row.status, allowed_actions=[]
+                ) from exc
+            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise ActionTimedOut(f"{name} was not taken within {timeout:g}s: it will not be applied") from exc
+            raise ServiceUnavailable(f"Temporal did not accept the {name}: {exc.message}") from exc
     raise AssertionError("unreachable")
 
 
-def _refusal(exc: WorkflowUpdateFailedError) -> None:
-    """The workflow refused the action: raise the matching domain error."""
+async def _maybe_result(handle: Any) -> TicketState:
+    """An accepted event: its refusal (if the validator refused) is known at once; otherwise the
+    state is not waited for."""
+    try:
+        return await asyncio.wait_for(handle.result(), 0.001)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return None  # type: ignore[return-value]
+
+
+def _refusal(exc: WorkflowUpdateFailedError, name: str) -> None:
+    """The workflow refused the request: raise the matching domain error."""
     cause = exc.cause
     if not isinstance(cause, ApplicationError):
         return
@@ -440,26 +580,25 @@ def _refusal(exc: WorkflowUpdateFailedError) -> None:
     if cause.type in ("NodeAmbiguous", "AlreadyVoted"):
         extra = {"nodes": info["nodes"]} if "nodes" in info else {}
         raise Conflict(cause.message, **extra) from exc
+    if cause.type == "FieldFrozen":
+        raise Conflict(cause.message, code="field_frozen", fields=info.get("fields", [])) from exc
+    if cause.type == "EventRefused":
+        field = str(info.get("field", "name"))
+        raise FieldInvalid(field, cause.message, "event_refused") from exc
     if cause.type == MOVING:
         raise ServiceUnavailable("the ticket is moving to a new run: retry in a moment") from exc
+    if cause.type == EXPIRED:
+        raise ActionTimedOut(f"{name} reached the ticket too late and was not applied: send it again",
+                             applied=False) from exc
+    if cause.type == KEY_REUSED:
+        raise FieldInvalid("Idempotency-Key", "this Idempotency-Key was already used with a different request",
+                           "idempotency_key_reused", location="header") from exc
+    if cause.type == UNSIGNED:  # the worker does not hold the API's signing key: a deployment fault
+        raise ServiceUnavailable(f"the ticket worker refused the API's signature ({cause.message}): "
+                                 "TICKETFLOW_ACTION_SIGNING_KEY must be the same for the API and the workers") from exc
     if cause.type == "FormIncomplete":
         problems = info.get("problems", [])
         raise ProblemList([{"loc": ["body", "fields", p["field"]], "msg": p["msg"], "type": "form_incomplete"} for p in problems]) from exc
-
-
-async def send_event(
-    session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str, name: str, submitted: dict[str, Any], text: str | None
-) -> None:
-    """A fire-and-forget event (Signal): customer replied, ERP status changed, …"""
-    row = await _visible_row(session, actor, ticket_id)
-    if row.status in TERMINAL:
-        raise InvalidTransition(f"ticket {ticket_id} is {row.status}", status=row.status, allowed_actions=[])
-    fields = _checked_fields(await _template_of_row(session, row), submitted, actor)
-    signal = TicketSignal(name=name, actor=actor, fields=fields, text=text)
-    try:
-        await client.get_workflow_handle(workflow_id(ticket_id)).signal(TicketWorkflow.event, signal)
-    except RPCError as exc:
-        raise ServiceUnavailable(f"Temporal did not take the event: {exc.message}") from exc
 
 
 async def _check_assignee(session: AsyncSession, assignee_id: str, region: str, field: str = "assignee") -> None:

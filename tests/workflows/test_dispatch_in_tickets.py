@@ -35,7 +35,7 @@ from models.ticket import (
     ReturnInput,
     StartInput,
     TicketInput,
-    TicketSignal,
+    EventInput,
     TicketState,
 )
 from workflows.ticket import INVALID_TRANSITION, TicketWorkflow
@@ -357,7 +357,7 @@ async def test_request_info_pauses_the_sla_until_the_customer_replies(run, db, t
     s = await h.query(TicketWorkflow.get_state)
     assert not s.sla.breached and s.sla.clocks["resolution"].used == used
     customer = ActorRef(id="gateway-qr", roles=["channel"], regions=["*"])
-    await h.signal(TicketWorkflow.event, TicketSignal(name=CUSTOMER_REPLY, actor=customer, text="3rd floor"))
+    await h.execute_update(TicketWorkflow.send_event, EventInput(name=CUSTOMER_REPLY, actor=customer, text="3rd floor"))
     s = await until(h, lambda s: s.sla.clocks["resolution"].running_since is not None, "resumed")
     assert s.nodes["visit"].awaiting_info is None and not s.sla.breached
     [reply] = await events(db, s.ticket_id, f"event:{CUSTOMER_REPLY}")
@@ -385,7 +385,7 @@ async def test_the_sla_pauses_at_most_max_pause_and_a_task_asks_at_most_max_info
     [limit] = await events(db, s.ticket_id, "sla_pause_limit")
     assert limit.data == {"sla": "resolution", "max_pause": "2:00:00"}
     customer = ActorRef(id="gateway-qr", roles=["channel"], regions=["*"])
-    await h.signal(TicketWorkflow.event, TicketSignal(name=CUSTOMER_REPLY, actor=customer, text="3rd floor"))
+    await h.execute_update(TicketWorkflow.send_event, EventInput(name=CUSTOMER_REPLY, actor=customer, text="3rd floor"))
     await until(h, lambda s: s.nodes["visit"].awaiting_info is None, "answered")
     s = await h.execute_update(TicketWorkflow.request_info, RequestInfoInput(actor=me, question="Which door?"))
     assert s.nodes["visit"].info_requests == 2
@@ -393,7 +393,7 @@ async def test_the_sla_pauses_at_most_max_pause_and_a_task_asks_at_most_max_info
     s = await h.query(TicketWorkflow.get_state)
     assert s.sla.clocks["resolution"].running_since is not None  # the pause is used up: it runs
     assert s.sla.clocks["resolution"].used == used  # nothing was added while paused
-    await h.signal(TicketWorkflow.event, TicketSignal(name=CUSTOMER_REPLY, actor=customer, text="north"))
+    await h.execute_update(TicketWorkflow.send_event, EventInput(name=CUSTOMER_REPLY, actor=customer, text="north"))
     await until(h, lambda s: s.nodes["visit"].awaiting_info is None, "answered again")
     cause = await refused(h.execute_update(TicketWorkflow.request_info, RequestInfoInput(actor=me, question="?")))
     assert cause.type == INVALID_TRANSITION and "limit" in cause.message

@@ -42,7 +42,7 @@ from models.ticket import (
     ResolveInput,
     StartInput,
     TicketInput,
-    TicketSignal,
+    EventInput,
     TicketState,
     TicketStatus,
 )
@@ -171,7 +171,7 @@ async def until_approvers(h: WorkflowHandle, node: str) -> TicketState:
 
 
 async def signal(h: WorkflowHandle, name: str, **fields: Any) -> None:
-    await h.signal(TicketWorkflow.event, TicketSignal(name=name, actor=CUSTOMER, fields=fields))
+    await h.execute_update(TicketWorkflow.send_event, EventInput(name=name, actor=CUSTOMER, fields=fields))
 
 
 async def dispatched(h: WorkflowHandle, node: str) -> ActorRef:

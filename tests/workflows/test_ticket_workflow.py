@@ -50,7 +50,13 @@ class Recorder:
         async def send(payload: dict) -> None:
             self.told.append(payload)
 
-        self.activities = [record, send]
+        self.active: set[str] = set()  # who the directory shows as active (everyone else has left)
+
+        @activity.defn(name="directory.is_active")
+        async def is_active(person_id: str) -> bool:
+            return person_id in self.active
+
+        self.activities = [record, send, is_active]
 
     def seqs(self, ticket_id: str) -> list[int]:
         return [e.seq for e in self.changes if e.ticket_id == ticket_id]
@@ -123,7 +129,8 @@ async def test_whole_lifecycle_with_reopen(env_worker):
     desc = await h.describe()
     sa = desc.typed_search_attributes
     assert sa.get(attrs.TICKET_STATUS) == "closed"
-    assert sa.get(attrs.TICKET_ASSIGNEE) == "eng-zhao"
+    assert sa.get(attrs.TICKET_ASSIGNEE) is None  # a closed ticket holds nobody's work
+    assert result.state.assignee is None
     assert sa.get(attrs.TICKET_PRIORITY) == "high"
 
 
@@ -212,7 +219,7 @@ async def test_actions_and_departures_during_the_hand_over_to_the_next_run(tsenv
         recorder.told.append(payload)
 
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=[recorder.activities[0], slow_send]):
+    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=[recorder.activities[0], slow_send, recorder.activities[2]]):
         inp = ticket_input(history_limit=30)
         h = await start(tsenv, queue, inp)
         await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENGINEER))

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from models.directory import PeopleQuery
     from models.template import ApprovalNode, ApproverRule, Quorum
     from domain.calendar import add_business_time
+    from domain.expressions import names_in
     from models.ticket import SYSTEM, NodeStatus
 
 
@@ -44,6 +45,7 @@ async def run(wf, node: ApprovalNode, branch: str | None) -> str:
     state, new = wf.open_node(node, branch, NodeStatus.OPEN, levels=[lvl.name for lvl in levels])
     if new:
         state.level = -1
+        _freeze(wf, node)
     while state.level < len(levels):
         if state.level < 0 or _decided(state) == "approved":
             state.level += 1
@@ -58,6 +60,7 @@ async def run(wf, node: ApprovalNode, branch: str | None) -> str:
             state.status = NodeStatus.OPEN
             data = {"node": node.id, "level": state.level + 1, "level_name": level.name, "approvers": state.approvers}
             if not state.approvers:
+                _unfreeze(wf, node)
                 wf.close_node(state, "rejected")
                 await wf.record("approval_unstaffed", SYSTEM, data)
                 return node.on_reject
@@ -68,6 +71,7 @@ async def run(wf, node: ApprovalNode, branch: str | None) -> str:
             wf.tell("approval_needed", "normal", state.approvers, f"{node.name or node.id}: level {level.name}")
         await _await_decision(wf, node, state, levels[state.level])
         if _decided(state) == "rejected":
+            _unfreeze(wf, node)
             wf.close_node(state, "rejected")
             await wf.record("approval_rejected", SYSTEM, {"node": node.id, "level": state.level + 1})
             return node.on_reject
@@ -167,3 +171,22 @@ async def _find(wf, node: ApprovalNode, query: PeopleQuery, summary: str) -> lis
         resolve_people, query, start_to_close_timeout=timedelta(seconds=30), summary=f"{node.id}: {summary}"
     )
     return found.ids
+
+
+def decided_fields(wf, node: ApprovalNode) -> list[str]:
+    """The form fields this approval decides on: declared, else those its levels' conditions read."""
+    if node.decides is not None:
+        return list(node.decides)
+    names = [n for lvl in node.levels if lvl.when for n in names_in(lvl.when)]
+    return [n for n in dict.fromkeys(names) if wf.spec.field(n) is not None]
+
+
+def _freeze(wf, node: ApprovalNode) -> None:
+    """From when the approval opens, what it decides on cannot change (until it rejects)."""
+    fields = decided_fields(wf, node)
+    if fields:
+        wf.state.frozen = {**wf.state.frozen, **{f: node.id for f in fields}}
+
+
+def _unfreeze(wf, node: ApprovalNode) -> None:
+    wf.state.frozen = {f: by for f, by in wf.state.frozen.items() if by != node.id}

@@ -1,0 +1,80 @@
+"""Signing actions for the ticket workflow (``domain/signing.py`` explains why).
+
+``seal`` signs one update input; the API calls it for every action and event. ``SigningInterceptor``
+does the same for any other trusted Temporal client (tests, benchmarks, operator scripts):
+every update it sends to a ticket gets a proof, a request id and an expiry.
+"""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import client
+
+from domain import signing
+from models.ticket import ActorInput, Proof
+
+TICKET_PREFIX = "ticket-"
+
+
+def update_id(name: str, input: ActorInput) -> str:
+    """The Temporal update id of a sealed input: the same request (id and body) → the same id,
+    so Temporal answers a repeat with the first outcome; the same request id with another body
+    → another id, which the workflow refuses as a reused key."""
+    assert input.proof is not None
+    body = signing.digest(input.model_dump(mode="json", exclude={"proof"}))
+    return f"{name}-{signing.digest({'r': input.proof.request_id})[:24]}-{body[:16]}"
+
+
+def seal(
+    input: ActorInput,
+    ticket_id: str,
+    name: str,
+    key_id: str,
+    key: bytes,
+    expires_at: datetime,
+    request_id: str | None = None,
+) -> ActorInput:
+    """``input`` with the proof the workflow checks: signed over the ticket, the update's name
+    and the whole input."""
+    proof = Proof(request_id=request_id or uuid.uuid4().hex, expires_at=expires_at, key_id=key_id)
+    unsigned = input.model_copy(update={"proof": proof})
+    payload = unsigned.model_dump(mode="json")
+    signed = proof.model_copy(update={"signature": signing.signature(key, ticket_id, name, payload)})
+    return input.model_copy(update={"proof": signed})
+
+
+class SigningInterceptor(client.Interceptor):
+    """Signs every update sent to a ticket workflow (``ticket-<id>``) that carries an unsigned
+    ``ActorInput``; ``ttl`` is how long each stays acceptable."""
+
+    def __init__(self, key_id: str, key: bytes, ttl: timedelta = timedelta(minutes=5)) -> None:
+        self.key_id, self.key, self.ttl = key_id, key, ttl
+
+    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
+        return _Signing(next, self)
+
+
+class _Signing(client.OutboundInterceptor):
+    def __init__(self, next: client.OutboundInterceptor, owner: SigningInterceptor) -> None:
+        super().__init__(next)
+        self.owner = owner
+
+    async def start_workflow_update(self, input: client.StartWorkflowUpdateInput) -> Any:
+        args = list(input.args)
+        if input.id.startswith(TICKET_PREFIX) and args and isinstance(args[0], ActorInput) and args[0].proof is None:
+            o = self.owner
+            sealed = seal(
+                args[0], input.id.removeprefix(TICKET_PREFIX), input.update, o.key_id, o.key,
+                datetime.now(UTC) + o.ttl, request_id=input.update_id,
+            )
+            input.args = [sealed, *args[1:]]
+            input.update_id = update_id(input.update, sealed)
+        return await super().start_workflow_update(input)
+
+
+def signing_client(c: client.Client, key_id: str, key: bytes, ttl: timedelta = timedelta(minutes=5)) -> client.Client:
+    """A copy of ``c`` that signs ticket updates."""
+    config = c.config()
+    config["interceptors"] = [*config.get("interceptors", []), SigningInterceptor(key_id, key, ttl)]
+    return client.Client(**config)
