@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import compileall
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -37,7 +38,9 @@ from temporalio.worker import Worker  # noqa: E402
 
 from activities import resources  # noqa: E402
 from activities.registry import ACTIVITIES  # noqa: E402
+from api.signing import signing_client  # noqa: E402
 from bench.bare import BareWorkflow, Step  # noqa: E402
+from domain import signing  # noqa: E402
 from models import search_attributes as attrs  # noqa: E402
 from models.db import Database  # noqa: E402
 from models.ticket import (  # noqa: E402
@@ -133,7 +136,10 @@ async def main() -> None:
         dev_server_database_filename=str(tmp / "temporal.db") if args.sqlite else None,
         dev_server_log_level="error",
     )
-    client = env.client
+    # Ticket actions are signed as the API signs them (domain/signing.py); bare ones are not.
+    key = secrets.token_bytes(32)
+    signing.install_keys({"bench": key})
+    client = signing_client(env.client, "bench", key)
     q_ticket, q_bare = "bench-ticket", "bench-bare"
     async with (
         env,

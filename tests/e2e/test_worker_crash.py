@@ -18,6 +18,8 @@ async def test_worker_killed_mid_ticket_loses_nothing(db, database_url, devserve
         temporal_address=settings.temporal_address,
         task_queue=settings.task_queue,
         worker_shutdown_grace_s="5",
+        action_signing_key=settings.action_signing_key.get_secret_value(),
+        action_signing_key_id=settings.action_signing_key_id,
     )
     worker = spawn([sys.executable, "-m", "workers"], env, tmp_path / "worker1.log")
     app = create_app(settings, client=devserver.client)  # no in-process worker: only the child

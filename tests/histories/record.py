@@ -2,7 +2,9 @@
 
 Runs each scenario on a real dev server (projection mocked) and writes
 ``tests/histories/<name>.json``. Re-record only on purpose: a history recorded before a
-change is what proves the change keeps running tickets replayable.
+change is what proves the change keeps running tickets replayable (``ticket_lifecycle`` was
+recorded before actions were signed: it shows tickets of that release still replay).
+``python -m tests.histories.record signed_discount`` records one scenario.
 """
 
 import asyncio
@@ -17,13 +19,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from api.signing import signing_client
+from domain import signing
 from models import search_attributes as attrs
+from models.directory import PeopleQuery, PeopleResult
 from models.ticket import (
     ActorRef,
+    ApproveInput,
     AssignInput,
     ClaimInput,
     CloseInput,
     CommentInput,
+    EventInput,
     Priority,
     ProjectionInput,
     ReopenInput,
@@ -49,6 +56,42 @@ async def send(payload: dict) -> None:
 @activity.defn(name="projection.record_ticket_changes")
 async def record(change: ProjectionInput) -> None:
     pass
+
+
+@activity.defn(name="directory.resolve_people")
+async def resolve_people(query: PeopleQuery) -> PeopleResult:
+    return PeopleResult(ids=["mgr-sun"])
+
+
+MANAGER = ActorRef(id="mgr-sun", roles=["manager"], regions=["east"])
+
+
+async def signed_discount(env: WorkflowEnvironment, queue: str) -> str:
+    """Signed actions and a declared event: a discount approved by the requester's manager
+    (the amount frozen from then on), a refused rewrite of it, a customer reply, close."""
+    inp = TicketInput(
+        ticket_id="THISTORY" + uuid.uuid4().hex[:6].upper(),
+        ticket_type="discount_approval",
+        template=preset("discount_approval"),
+        region="east",
+        priority=Priority.NORMAL,
+        title="Framework discount",
+        created_by=AGENT,
+        created_at=datetime(2026, 12, 4, 9, 0, tzinfo=UTC),
+        fields={"customer": "ACME", "amount": {"amount": "5000", "currency": "CNY"}, "justification": "3-year order"},
+    )
+    h = await env.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue)
+    while not (await h.query(TicketWorkflow.get_state)).nodes.get("approve", None):
+        await asyncio.sleep(0.05)
+    await h.execute_update(TicketWorkflow.comment, CommentInput(actor=AGENT, text="urgent"), id="c-1")
+    await h.execute_update(TicketWorkflow.comment, CommentInput(actor=AGENT, text="urgent"), id="c-1")  # a repeat
+    await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=MANAGER, reason="good customer"))
+    await h.execute_update(TicketWorkflow.send_event, EventInput(name="customer_reply", actor=AGENT, text="thanks"))
+    while (await h.query(TicketWorkflow.get_state)).status != "resolved":
+        await asyncio.sleep(0.05)
+    await h.execute_update(TicketWorkflow.close, CloseInput(actor=AGENT))
+    await h.result()
+    return h.id
 
 
 async def lifecycle(env: WorkflowEnvironment, queue: str) -> str:
@@ -79,20 +122,28 @@ async def lifecycle(env: WorkflowEnvironment, queue: str) -> str:
     return h.id
 
 
-async def main() -> None:
+SCENARIOS = {"ticket_lifecycle": lifecycle, "signed_discount": signed_discount}
+
+
+async def main(names: list[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(Path(sys.prefix) / "bin" / "temporal"),
         search_attributes=attrs.ALL,
     )
+    key = b"history-recording-key-" + uuid.uuid4().hex.encode()
+    signing.install_keys({"record": key})
+    env._client = signing_client(env.client, "record", key)  # type: ignore[attr-defined]
     async with env:
-        queue = f"record-{uuid.uuid4().hex[:6]}"
-        async with Worker(env.client, task_queue=queue, workflows=[TicketWorkflow], activities=[record, send]):
-            wf_id = await lifecycle(env, queue)
-        history = await env.client.get_workflow_handle(wf_id).fetch_history()
-        (HERE / "ticket_lifecycle.json").write_text(history.to_json())
-        print(f"wrote {HERE / 'ticket_lifecycle.json'} ({len(history.events)} events)")
+        for name in names:
+            queue = f"record-{uuid.uuid4().hex[:6]}"
+            activities = [record, send, resolve_people]
+            async with Worker(env.client, task_queue=queue, workflows=[TicketWorkflow], activities=activities):
+                wf_id = await SCENARIOS[name](env, queue)
+            history = await env.client.get_workflow_handle(wf_id).fetch_history()
+            (HERE / f"{name}.json").write_text(history.to_json())
+            print(f"wrote {HERE / f'{name}.json'} ({len(history.events)} events)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:] or list(SCENARIOS)))
