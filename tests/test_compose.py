@@ -37,10 +37,15 @@ def _docker_compose() -> str:
     return exe
 
 
+SIGNING_KEY = "a-deployment-signing-key-of-32-chars-or-more"
+
+
 @lru_cache
-def _run_config(exe: str) -> subprocess.CompletedProcess:
+def _run_config(exe: str, signing_key: str | None = SIGNING_KEY) -> subprocess.CompletedProcess:
     # docker-compose 1.29 has no `config --format json`; its YAML output is parsed instead.
-    env = {k: v for k, v in os.environ.items() if k != "COMPOSE_FILE"}
+    env = {k: v for k, v in os.environ.items() if k not in ("COMPOSE_FILE", "TICKETFLOW_ACTION_SIGNING_KEY")}
+    if signing_key is not None:
+        env["TICKETFLOW_ACTION_SIGNING_KEY"] = signing_key
     return subprocess.run(
         [exe, "-f", str(COMPOSE_FILE), "config"],
         capture_output=True,
@@ -109,3 +114,25 @@ def test_worker_shutdown_fits_in_stop_grace_period():
     grace = float(_env(worker)["TICKETFLOW_WORKER_SHUTDOWN_GRACE_S"])
     stop = worker["stop_grace_period"]
     assert stop.endswith("s") and float(stop[:-1]) > grace
+
+
+def test_a_deployment_without_a_signing_key_is_refused():
+    result = _run_config(_docker_compose(), signing_key=None)
+    assert result.returncode != 0 and "TICKETFLOW_ACTION_SIGNING_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["api", "worker", "migrate"])
+def test_app_services_run_in_production_with_the_shared_signing_key(name):
+    env = _env(_config()["services"][name])
+    assert env["TICKETFLOW_ENVIRONMENT"] == "production"
+    assert env["TICKETFLOW_ACTION_SIGNING_KEY"] == SIGNING_KEY
+    assert not any("ACTOR_HEADER" in k for k in env)
+
+
+def test_the_temporal_ui_is_read_only_and_on_localhost_only():
+    ui = _config()["services"]["temporal-ui"]
+    assert _env(ui)["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
+    for port in ui["ports"]:
+        published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+        assert str(published).startswith("127.0.0.1:"), port
+    assert "ports" not in _config()["services"]["temporal"]  # the frontend is not published
