@@ -7,10 +7,25 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import errors, middleware
-from api.routers import dashboard, health, inventory, me, people, reports, settlement, templates, tickets
+from api.routers import audit, dashboard, health, inventory, me, people, reports, settlement, templates, tickets
+from api.services import identity
 from models.db import Database
 from models.settings import Settings, get_settings
 from workflows.client import connect
+
+
+async def _refuse_demo_keys(db: Database) -> None:
+    """Production never starts while a ``demo-<id>`` key works: they are public knowledge."""
+    async with db.session() as session:
+        keys = await identity.working_demo_keys(session)
+    if keys:
+        await db.dispose()
+        owners = ", ".join(sorted({k.actor_id for k in keys})[:5])
+        raise RuntimeError(
+            f"refusing to start in production: {len(keys)} demo API key(s) (demo-<person id>) still work "
+            f"(for {owners}{', …' if len(keys) > 5 else ''}); revoke them with "
+            "`TICKETFLOW_ENVIRONMENT=production python -m api.demo --revoke-demo-keys`"
+        )
 
 
 def create_app(settings: Settings | None = None, client: Client | None = None) -> FastAPI:
@@ -20,7 +35,10 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.oidc = identity.OidcVerifier(settings) if identity.oidc_enabled(settings) else None
         app.state.db = Database(settings.database_url)
+        if settings.environment == "production":
+            await _refuse_demo_keys(app.state.db)
         app.state.temporal = client or await connect(
             settings.temporal_address, settings.temporal_namespace, settings.temporal_connect_timeout_s
         )
@@ -31,9 +49,9 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         title="Ticketflow",
         version="0.1.0",
         summary="Durable work-order (工单) orchestration on Temporal.",
-        description="Every ticket is a Temporal workflow `ticket-<id>`. Say who you are with `X-API-Key` "
-        "(or `X-Actor` where allowed). Actions are Temporal Updates: the reply is the new state, or a 409 "
-        "naming the current status and the allowed actions.",
+        description="Every ticket is a Temporal workflow `ticket-<id>`. Say who you are with an API key "
+        "(`X-API-Key`) or, where configured, an OpenID Connect token (`Authorization: Bearer`). Actions are "
+        "Temporal Updates: the reply is the new state, or a 409 naming the current status and the allowed actions.",
         lifespan=lifespan,
     )
     errors.install(app)
@@ -44,6 +62,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     app.include_router(inventory.router)
     app.include_router(settlement.router)
     app.include_router(people.router)
+    app.include_router(audit.router)
     app.include_router(reports.router)
     app.include_router(dashboard.router)
     app.include_router(health.router)

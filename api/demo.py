@@ -1,29 +1,36 @@
 """``python -m api.demo``: load the demo data and publish every preset template in templates/.
 
-Idempotent: a preset whose content did not change publishes no new version.
+Idempotent: a preset whose content did not change publishes no new version. Refused when
+``TICKETFLOW_ENVIRONMENT=production``: the demo keys (``demo-<id>``) are public knowledge.
+There, ``python -m api.demo --revoke-demo-keys`` revokes any that still work (the API will
+not start in production while one does).
 """
 
+import argparse
 import asyncio
+import sys
 from pathlib import Path
 
-from api.services import templates
+from api.services import audit, identity, templates
 from models import demo
+from models.db import Database
 from models.demo_pricing import load_demo_pricing
 from models.inventory import load_demo_inventory
-from models.db import Database
-from models.settings import get_settings
+from models.settings import Settings, get_settings
 from models.ticket import ActorRef
 
 PRESETS = Path(__file__).resolve().parent.parent / "templates"
 DESIGNER = ActorRef(id="tmpl-admin", roles=["process_admin"], regions=["*"])
+LOADER = "demo-loader"  # the credential the audit log names for what this script changes
 
 
 async def publish_presets(db: Database, folder: Path = PRESETS) -> list[tuple[str, int, bool]]:
     published = []
-    async with db.session() as session:
-        for path in sorted(folder.glob("*.yaml")):
-            version, new = await templates.publish(session, DESIGNER, templates.parse_yaml(path.read_text()))
-            published.append((version.key, version.version, new))
+    with audit.acting_as(DESIGNER.id, LOADER):
+        async with db.session() as session:
+            for path in sorted(folder.glob("*.yaml")):
+                version, new = await templates.publish(session, DESIGNER, templates.parse_yaml(path.read_text()))
+                published.append((version.key, version.version, new))
     return published
 
 
@@ -34,14 +41,46 @@ async def load_all(db: Database) -> list[tuple[str, int, bool]]:
     return await publish_presets(db)
 
 
-async def _main() -> None:
-    db = Database(get_settings().database_url)
-    published = await load_all(db)
-    await db.dispose()
+async def revoke_demo_keys(db: Database) -> list[str]:
+    """Revoke every demo key that still works; the ids of the people who held one."""
+    async with db.session() as session:
+        keys = await identity.revoke_demo_keys(session)
+        for key in keys:
+            audit.record(session, "system", "api_key.revoke", "person", key.actor_id,
+                         {"key_id": key.id, "label": key.label}, {"reason": "demo key"})
+        await session.commit()
+    return sorted({k.actor_id for k in keys})
+
+
+async def _main(settings: Settings, revoke: bool) -> None:
+    db = Database(settings.database_url)
+    try:
+        if revoke:
+            with audit.acting_as("system", LOADER):
+                holders = await revoke_demo_keys(db)
+            print(f"revoked the demo keys of {len(holders)} people" + (f": {', '.join(holders)}" if holders else ""))
+            return
+        published = await load_all(db)
+    finally:
+        await db.dispose()
     print(f"demo data: {len(demo.REGIONS)} regions, {len(demo.ACTORS)} actors")
     for key, version, new in published:
         print(f"  template {key} v{version}" + (" (published)" if new else ""))
 
 
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--revoke-demo-keys", action="store_true",
+                        help="revoke every demo-<id> key that still works (any environment)")
+    args = parser.parse_args(argv)
+    settings = settings or get_settings()
+    if settings.environment == "production" and not args.revoke_demo_keys:
+        print("refusing to load demo data in production (TICKETFLOW_ENVIRONMENT=production): its API keys "
+              "(demo-<person id>) are public", file=sys.stderr)
+        return 2
+    asyncio.run(_main(settings, args.revoke_demo_keys))
+    return 0
+
+
 if __name__ == "__main__":
-    asyncio.run(_main())
+    sys.exit(main())

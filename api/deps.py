@@ -1,18 +1,24 @@
-"""Request dependencies as ``Annotated`` aliases: ``DbSession``, ``CurrentActor``, ``TemporalClient``."""
+"""Request dependencies as ``Annotated`` aliases: ``DbSession``, ``CurrentActor``,
+``CurrentCredential``, ``TemporalClient``.
 
-import hashlib
+Identity comes only from a secret (``api/services/identity.py``): ``X-API-Key: <key>`` or
+``Authorization: Bearer <OIDC token>``, exactly one of them. A header that is present but
+empty is refused, never skipped.
+"""
+
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
-from sqlmodel import select
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from api.errors import Unauthenticated
+from api.services import audit, identity
 from models.db import Database
 from models.settings import Settings
-from models.tables import Actor
 from models.ticket import ActorRef
 
 
@@ -37,33 +43,49 @@ AppSettings = Annotated[Settings, Depends(_settings)]
 DbSession = Annotated[AsyncSession, Depends(_session)]
 TemporalClient = Annotated[Client, Depends(_temporal)]
 
+# Declared for OpenAPI (security schemes); the headers themselves are read below, so that a
+# header sent empty is told apart from one not sent.
+_api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key of the calling person.")
+_bearer_scheme = HTTPBearer(auto_error=False, description="An OpenID Connect access token (JWT), where configured.")
 
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+
+@dataclass(frozen=True)
+class Authenticated:
+    actor: ActorRef
+    credential: identity.Credential
 
 
-async def _current_actor(
+async def _authenticate(
+    request: Request,
     session: DbSession,
-    settings: AppSettings,
-    x_api_key: Annotated[str | None, Header(description="API key of the calling actor.")] = None,
-    x_actor: Annotated[
-        str | None, Header(description="Actor id; accepted when TICKETFLOW_ALLOW_ACTOR_HEADER is true.")
-    ] = None,
-) -> ActorRef:
-    actor: Actor | None = None
-    if x_api_key:
-        actor = (await session.exec(select(Actor).where(Actor.api_key_hash == hash_api_key(x_api_key)))).first()
-        if actor is None:
-            raise Unauthenticated("unknown API key")
-    elif x_actor and settings.allow_actor_header:
-        actor = await session.get(Actor, x_actor)
-        if actor is None:
-            raise Unauthenticated(f"unknown actor {x_actor!r}")
+    _key: Annotated[str | None, Depends(_api_key_scheme)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> Authenticated:
+    key, authorization = request.headers.get("x-api-key"), request.headers.get("authorization")
+    if key is not None and authorization is not None:
+        raise Unauthenticated("send one credential: X-API-Key or Authorization, not both")
+    if key is not None:
+        row, credential = await identity.by_api_key(session, key)
+    elif authorization is not None:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated(identity.REFUSED)
+        row, credential = await identity.by_token(session, getattr(request.app.state, "oidc", None), token.strip())
     else:
-        raise Unauthenticated("send X-API-Key (or X-Actor where allowed) to say who is acting")
-    if not actor.active:
-        raise Unauthenticated(f"actor {actor.id!r} is deactivated")
-    return ActorRef(id=actor.id, name=actor.name, roles=list(actor.roles), regions=list(actor.regions))
+        raise Unauthenticated(identity.MISSING)
+    request.state.credential = credential
+    audit.use_credential(row.id, credential.id)
+    actor = ActorRef(id=row.id, name=row.name, roles=list(row.roles), regions=list(row.regions))
+    return Authenticated(actor=actor, credential=credential)
+
+
+async def _current_actor(auth: Annotated[Authenticated, Depends(_authenticate)]) -> ActorRef:
+    return auth.actor
+
+
+async def _current_credential(auth: Annotated[Authenticated, Depends(_authenticate)]) -> identity.Credential:
+    return auth.credential
 
 
 CurrentActor = Annotated[ActorRef, Depends(_current_actor)]
+CurrentCredential = Annotated[identity.Credential, Depends(_current_credential)]

@@ -175,13 +175,33 @@ class Released(BaseModel):
     workflow_id: str = Field(description="the PersonLeft workflow signalling them (Temporal UI)")
 
 
-class ApiKeyOut(BaseModel):
-    """A new API key: shown this once, stored only as its SHA-256 hash."""
+class ApiKeyCreate(_Body):
+    """The body of ``POST /people/{id}/api-keys`` (all optional)."""
 
+    label: str = Field(default="", max_length=200, description="What the key is for", examples=["laptop"])
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=36_500,
+        description="Lifetime; omitted: TICKETFLOW_API_KEY_DEFAULT_TTL_DAYS; at most TICKETFLOW_API_KEY_MAX_TTL_DAYS",
+    )
+
+
+class ApiKeyOut(BaseModel):
+    """One of a person's API keys: never the secret, never its hash."""
+
+    id: str = Field(description='public id, "key_…": name it to revoke the key')
     person_id: str
+    label: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None = Field(description="null: never (demo keys only)")
+    revoked_at: datetime | None
+    current: bool = Field(default=False, description="the key this request was made with")
+
+
+class ApiKeyIssued(ApiKeyOut):
+    """A new API key: the secret is shown this once and stored only as its SHA-256 hash."""
+
     api_key: str = Field(description="send as X-API-Key; it cannot be shown again")
-    issued_at: datetime
-    replaced_previous: bool = Field(description="an earlier key of this person stopped working")
 
 
 class PersonOut(BaseModel):
@@ -201,8 +221,14 @@ class PersonOut(BaseModel):
     working_hours: dict[str, Any] | None = Field(description="A BusinessCalendar; null: available at any time")
     out_of_office: list[AbsenceOut]
     features: dict[str, float]
-    has_api_key: bool = Field(default=False, description="an API key is issued (POST /people/{id}/api-key)")
+    has_api_key: bool | None = Field(
+        default=None, description="a working API key exists (shown to the person, admin and hr; else null)"
+    )
     load: int = Field(description="Open tickets (new, assigned, in progress) assigned to this person now")
+    redacted: list[str] = Field(
+        default_factory=list,
+        description="personal fields hidden from this caller (shown null or empty): home, absences, keys",
+    )
 
 
 class PersonPage(BaseModel):

@@ -1,6 +1,8 @@
 """SQLModel tables of the read model and reference data. Never sent in a Temporal payload."""
 
+import hashlib
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,8 +49,6 @@ class Actor(SQLModel, table=True):
     name: str = Field(max_length=200)
     roles: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     regions: list[str] = Field(default_factory=list, sa_type=sa.JSON)
-    # sha256 hex of the API key; None for actors that only act through X-Actor.
-    api_key_hash: str | None = Field(default=None, max_length=64, unique=True)
     active: bool = True
     groups: list[str] = Field(default_factory=list, sa_type=sa.JSON)  # teams / departments
     manager_id: str | None = Field(default=None, max_length=64)
@@ -64,6 +64,73 @@ class Actor(SQLModel, table=True):
     # Absences: [{"start": iso, "end": iso}], half-open.
     out_of_office: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
     features: dict[str, float] = Field(default_factory=dict, sa_type=sa.JSON)  # rating, first-time-fix…
+
+
+class ApiKey(SQLModel, table=True):
+    """One API key of a person: its public id, the SHA-256 of the secret (never the secret),
+    and its life. A person may hold several (rotation without lock-out); a key works while it is
+    neither revoked nor expired and its person is active."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=40)  # "key_<random>": safe to show, list and log
+    actor_id: str = Field(foreign_key="actor.id", max_length=64, index=True)
+    key_hash: str = Field(max_length=64, unique=True)  # sha256 hex of the secret
+    label: str = Field(default="", max_length=200)
+    created_at: datetime = Field(sa_type=UTC_DATETIME)
+    created_by: str = Field(max_length=64)
+    expires_at: datetime | None = Field(default=None, sa_type=UTC_DATETIME)  # None: never (demo keys only)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTC_DATETIME)
+
+    @staticmethod
+    def hash(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @staticmethod
+    def new_id() -> str:
+        return f"key_{secrets.token_hex(8)}"
+
+    @classmethod
+    def for_secret(
+        cls, actor_id: str, secret: str, created_by: str, expires_at: datetime | None = None, label: str = ""
+    ) -> "ApiKey":
+        return cls(id=cls.new_id(), actor_id=actor_id, key_hash=cls.hash(secret), label=label,
+                   created_at=datetime.now(UTC), created_by=created_by, expires_at=expires_at)
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+def valid_keys(now: datetime) -> Any:
+    """The SQL condition of a key that works at ``now`` (the person's ``active`` is checked apart)."""
+    return sa.and_(
+        col(ApiKey.revoked_at).is_(None), sa.or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > now)
+    )
+
+
+class AuditLog(SQLModel, table=True):
+    """Who changed what, with which credential, when, before and after: one row per change to
+    people, roles, keys, templates and prices, written in the transaction of the change.
+    Never a secret or a key's hash. Read through ``GET /audit`` (``api/services/audit.py``)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.Index("ix_audit_log_target", "target_type", "target_id", "id"),
+        sa.Index("ix_audit_log_actor", "actor_id", "id"),
+        sa.Index("ix_audit_log_action", "action", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTC_DATETIME)
+    actor_id: str = Field(max_length=64)
+    # The API key id the change was made with, "oidc" for a bearer token, or what ran it outside
+    # the API (e.g. "demo-loader").
+    credential: str | None = Field(default=None, max_length=64)
+    action: str = Field(max_length=32)  # person.create, role.grant, api_key.issue, template.publish, …
+    target_type: str = Field(max_length=32)  # person, template, price_rules
+    target_id: str = Field(max_length=200)
+    before: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    after: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
 class RosterRevision(SQLModel, table=True):

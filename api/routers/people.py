@@ -1,6 +1,7 @@
 """/people and /teams: the roster and each person's dispatch profile (skills, home, capacity,
-working hours, absences), scoped by the caller's regions. Writes need ``admin`` or ``hr``;
-people are deactivated, never deleted. ``docs/people.md`` describes the fields."""
+working hours, absences), scoped by the caller's regions, and each person's API keys. Writes
+need ``admin`` or ``hr``; people are deactivated, never deleted. ``docs/people.md`` describes
+the fields and who may do what."""
 
 from typing import Annotated, Any
 
@@ -8,10 +9,13 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
+from api.deps import AppSettings, CurrentActor, CurrentCredential, DbSession, TemporalClient
+from api.services import api_keys as key_service
 from api.services import people as service
 from models.people import (
     Absence,
+    ApiKeyCreate,
+    ApiKeyIssued,
     ApiKeyOut,
     PersonCreate,
     PersonFields,
@@ -30,15 +34,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such person in the caller's regions"},
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"model": Problem, "description": "Not admin or hr, or the person works outside the caller's regions"},
+    403: {"model": Problem, "description": "Not admin or hr, the person works outside the caller's regions, a "
+          "role the caller may not give or take, or the caller's own roles, regions or manager"},
     409: {"model": Problem, "description": "The caller would deactivate themselves"},
     **ERRORS,
+}
+MACHINE_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": Problem, "description": "A machine account (channel gateway): it reads no roster"},
 }
 PersonId = Annotated[str, Path(description="The person's (actor's) id", max_length=64)]
 
 
 @router.get("/people", response_model=PersonPage, summary="People of the caller's regions",
-            responses={403: {"model": Problem, "description": "region outside the caller's scope"}, **ERRORS})
+            responses={403: {"model": Problem, "description": "A region outside the caller's scope, or a machine "
+                                                              "account (channel gateway)"}, **ERRORS})
 async def list_people(
     session: DbSession,
     actor: CurrentActor,
@@ -60,7 +69,7 @@ async def create_person(body: PersonCreate, session: DbSession, actor: CurrentAc
     return await service.create_person(session, actor, body)
 
 
-@router.get("/people/{person_id}", response_model=PersonOut, responses=ERRORS,
+@router.get("/people/{person_id}", response_model=PersonOut, responses={**MACHINE_ERRORS, **ERRORS},
             summary="One person: the whole profile and their open-ticket load")
 async def get_person(person_id: PersonId, session: DbSession, actor: CurrentActor) -> PersonOut:
     return await service.get_person(session, actor, person_id)
@@ -134,33 +143,51 @@ async def remove_absence(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+KEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": Problem, "description": "Neither the person nor admin/hr of their regions (issuing: nor admin)"},
+    **ERRORS,
+}
+KeyId = Annotated[str, Path(description='The key\'s public id ("key_…")', max_length=40)]
+
+
 @router.post(
-    "/people/{person_id}/api-key",
-    response_model=ApiKeyOut,
+    "/people/{person_id}/api-keys",
+    response_model=ApiKeyIssued,
     status_code=status.HTTP_201_CREATED,
-    summary="Issue (or rotate) the person's API key; shown once",
-    responses={
-        403: {"model": Problem, "description": "Neither the person nor admin/hr of their regions"},
-        409: {"model": Problem, "description": "The person is deactivated"},
-        **ERRORS,
-    },
+    summary="Issue an API key (the person or an admin); the secret is shown this once",
+    responses={409: {"model": Problem, "description": "The person is deactivated, or holds too many keys"},
+               **KEY_ERRORS},
 )
-async def issue_api_key(person_id: PersonId, session: DbSession, actor: CurrentActor) -> ApiKeyOut:
-    return await service.issue_api_key(session, actor, person_id)
+async def issue_api_key(
+    person_id: PersonId, session: DbSession, actor: CurrentActor, settings: AppSettings,
+    body: ApiKeyCreate | None = None,
+) -> ApiKeyIssued:
+    """Earlier keys keep working: rotate by issuing the next key, then revoking the old one."""
+    return await key_service.issue(session, actor, person_id, body or ApiKeyCreate(), settings)
+
+
+@router.get("/people/{person_id}/api-keys", response_model=list[ApiKeyOut], responses=KEY_ERRORS,
+            summary="The person's API keys, newest first (never the secret)")
+async def list_api_keys(
+    person_id: PersonId, session: DbSession, actor: CurrentActor, credential: CurrentCredential
+) -> list[ApiKeyOut]:
+    return await key_service.list_keys(session, actor, credential, person_id)
 
 
 @router.delete(
-    "/people/{person_id}/api-key",
+    "/people/{person_id}/api-keys/{key_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Revoke the person's API key",
-    responses={403: {"model": Problem, "description": "Neither the person nor admin/hr of their regions"}, **ERRORS},
+    summary="Revoke one API key (the person, admin or hr)",
+    responses={409: {"model": Problem, "description": "The request is made with this very key"}, **KEY_ERRORS},
 )
-async def revoke_api_key(person_id: PersonId, session: DbSession, actor: CurrentActor) -> Response:
-    await service.revoke_api_key(session, actor, person_id)
+async def revoke_api_key(
+    person_id: PersonId, key_id: KeyId, session: DbSession, actor: CurrentActor, credential: CurrentCredential
+) -> Response:
+    await key_service.revoke(session, actor, credential, person_id, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/teams", response_model=list[TeamOut], responses=ERRORS,
+@router.get("/teams", response_model=list[TeamOut], responses={**MACHINE_ERRORS, **ERRORS},
             summary="Teams and groups: active members per region, whom they report to")
 async def list_teams(session: DbSession, actor: CurrentActor) -> list[TeamOut]:
     return await service.list_teams(session, actor)

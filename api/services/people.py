@@ -4,15 +4,22 @@ Reads: a caller sees the people who work in a region they can access (people of 
 region, ``["*"]``, are seen by all); anyone else is ``NotFound``. Naming a region outside
 the caller's scope in a filter is ``Forbidden``, as creating a ticket there is.
 
+Machine accounts (``channel`` gateways) do not read the roster. Personal data — home, absences,
+whether a key exists — is shown to the person, ``admin`` and ``hr`` (absences also to the
+person's own manager); others get it null or empty, named in ``redacted``.
+
 Writes need ``admin`` or ``hr`` and the caller's scope must cover every region of the person,
-before and after the change. Only an ``admin`` changes an admin, or gives the role. People are
-never deleted, only deactivated; API keys are never read or written here.
+before and after the change. Only an ``admin`` changes an admin. Roles are given and taken
+following ``domain/roles.py``, and so are the regions of a person holding a role the caller may
+not give (moving a supervisor is giving them another region); nobody changes their own roles,
+regions or manager. People are
+never deleted, only deactivated (which revokes their API keys, ``api/services/api_keys.py``).
+Every change is recorded in the audit log, in the transaction of the change.
 """
 
 import base64
 import binascii
 import json
-import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,13 +34,13 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from api.deps import hash_api_key
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList, ServiceUnavailable
+from api.services import audit
+from domain import roles as grants
 from domain.access import ALL_REGIONS, can_access_region
 from models.people import (
     Absence,
     AbsenceOut,
-    ApiKeyOut,
     PersonCreate,
     PersonFields,
     PersonOut,
@@ -44,13 +51,19 @@ from models.people import (
     TeamOut,
 )
 from models.db import json_text_contains
-from models.tables import Actor, Region, bump_roster_revision, held_by, load_query
+from models.tables import Actor, ApiKey, Region, bump_roster_revision, held_by, load_query, valid_keys
 from models.ticket import ActorRef, PersonLeftInput
 from workflows import person_left
 from workflows.person_left import PersonLeftWorkflow
 
-WRITERS = frozenset({"admin", "hr"})
-ADMIN = "admin"
+WRITERS = frozenset({grants.ADMIN, grants.HR})
+ADMIN = grants.ADMIN
+# Personal fields: shown to the person and WRITERS only (absences also to the person's manager).
+HOME = ("home_lat", "home_lon")
+ABSENCES = "out_of_office"
+KEYS = "has_api_key"
+# A change to these on oneself is refused (they decide what one may do, and whose approval counts).
+NOT_ON_ONESELF = ("roles", "regions", "manager_id")
 _SCAN_BATCH = 200  # rows read per round while a page fills up
 
 
@@ -69,21 +82,26 @@ def _covers(actor: ActorRef, regions: list[str]) -> bool:
     return all(can_access_region(actor, r) for r in regions)
 
 
+def _require_roster_reader(actor: ActorRef) -> None:
+    if grants.is_machine(actor.roles):
+        raise Forbidden(f"actor {actor.id!r} is a machine account: it does not read the roster")
+
+
 def _require_writer(actor: ActorRef) -> None:
     if not WRITERS.intersection(actor.roles):
         raise Forbidden(f"actor {actor.id!r} may not change people (roles: {', '.join(sorted(WRITERS))})")
 
 
-async def _visible_row(session: AsyncSession, actor: ActorRef, person_id: str) -> Actor:
-    row = await session.get(Actor, person_id)
+async def _visible_row(session: AsyncSession, actor: ActorRef, person_id: str, lock: bool = False) -> Actor:
+    row = await session.get(Actor, person_id, with_for_update=lock)
     if row is None or not _visible(actor, list(row.regions)):
         raise NotFound(f"person {person_id} not found")
     return row
 
 
-async def _writable_row(session: AsyncSession, actor: ActorRef, person_id: str) -> Actor:
+async def _writable_row(session: AsyncSession, actor: ActorRef, person_id: str, lock: bool = False) -> Actor:
     _require_writer(actor)
-    row = await _visible_row(session, actor, person_id)
+    row = await _visible_row(session, actor, person_id, lock)
     if not _covers(actor, list(row.regions)):
         raise Forbidden(f"actor {actor.id!r} may not change {person_id!r}: they work outside the caller's regions")
     if ADMIN in row.roles and ADMIN not in actor.roles:
@@ -98,7 +116,15 @@ def _invalid(loc: list[str | int], msg: str, type_: str) -> ProblemList:
 # --- output ---
 
 
-def _out(row: Actor, load: int) -> PersonOut:
+def _hidden(viewer: ActorRef, row: Actor) -> list[str]:
+    """The personal fields ``viewer`` may not see of ``row``."""
+    if viewer.id == row.id or not WRITERS.isdisjoint(viewer.roles):
+        return []
+    return [*HOME, KEYS] if row.manager_id == viewer.id else [*HOME, ABSENCES, KEYS]
+
+
+def _out(row: Actor, load: int, viewer: ActorRef, has_key: bool) -> PersonOut:
+    hidden = _hidden(viewer, row)
     return PersonOut(
         id=row.id,
         name=row.name,
@@ -109,15 +135,16 @@ def _out(row: Actor, load: int) -> PersonOut:
         manager_id=row.manager_id,
         active=row.active,
         skills=dict(row.skills),
-        home_lat=row.home_lat,
-        home_lon=row.home_lon,
+        home_lat=None if "home_lat" in hidden else row.home_lat,
+        home_lon=None if "home_lon" in hidden else row.home_lon,
         capacity=row.capacity,
         seniority=row.seniority,
         working_hours=row.working_hours,
-        out_of_office=[AbsenceOut.model_validate(p) for p in row.out_of_office],
+        out_of_office=[] if ABSENCES in hidden else [AbsenceOut.model_validate(p) for p in row.out_of_office],
         features=dict(row.features),
-        has_api_key=row.api_key_hash is not None,
+        has_api_key=None if KEYS in hidden else has_key,
         load=load,
+        redacted=hidden,
     )
 
 
@@ -128,8 +155,17 @@ async def loads(session: AsyncSession, person_ids: list[str]) -> dict[str, int]:
     return {assignee: n for assignee, n in (await session.exec(load_query(person_ids))).all()}
 
 
-async def _one_out(session: AsyncSession, row: Actor) -> PersonOut:
-    return _out(row, (await loads(session, [row.id])).get(row.id, 0))
+async def _with_keys(session: AsyncSession, person_ids: list[str]) -> set[str]:
+    """Those of ``person_ids`` who hold a working API key."""
+    if not person_ids:
+        return set()
+    q = select(ApiKey.actor_id).where(col(ApiKey.actor_id).in_(person_ids), valid_keys(datetime.now(UTC)))
+    return set((await session.exec(q.distinct())).all())
+
+
+async def _one_out(session: AsyncSession, row: Actor, viewer: ActorRef) -> PersonOut:
+    load = (await loads(session, [row.id])).get(row.id, 0)
+    return _out(row, load, viewer, row.id in await _with_keys(session, [row.id]))
 
 
 # --- reads ---
@@ -172,6 +208,7 @@ async def list_people(
     session: AsyncSession, actor: ActorRef, f: PeopleFilter, limit: int, cursor: str | None
 ) -> PersonPage:
     """By id; keyset pagination on the id (stable while people are added)."""
+    _require_roster_reader(actor)
     if f.region is not None and not can_access_region(actor, f.region):
         raise Forbidden(f"actor {actor.id!r} may not list people of region {f.region!r}")
     q = select(Actor)
@@ -196,19 +233,23 @@ async def list_people(
             break
         after = batch[-1].id
     more, rows = len(rows) > limit, rows[:limit]
-    load = await loads(session, [r.id for r in rows])
+    ids = [r.id for r in rows]
+    load, keyed = await loads(session, ids), await _with_keys(session, ids)
     return PersonPage(
-        items=[_out(r, load.get(r.id, 0)) for r in rows],
+        items=[_out(r, load.get(r.id, 0), actor, r.id in keyed) for r in rows],
         next_cursor=_encode_cursor(rows[-1].id) if more else None,
     )
 
 
 async def get_person(session: AsyncSession, actor: ActorRef, person_id: str) -> PersonOut:
-    return await _one_out(session, await _visible_row(session, actor, person_id))
+    if person_id != actor.id:
+        _require_roster_reader(actor)
+    return await _one_out(session, await _visible_row(session, actor, person_id), actor)
 
 
 async def list_teams(session: AsyncSession, actor: ActorRef) -> list[TeamOut]:
     """Primary teams and groups of the active people the caller can see."""
+    _require_roster_reader(actor)
     people = [
         p for p in (await session.exec(select(Actor).where(col(Actor.active).is_(True)).order_by(col(Actor.id)))).all()
         if _visible(actor, list(p.regions))
@@ -267,9 +308,19 @@ async def _check_references(session: AsyncSession, actor: ActorRef, person_id: s
         current = row.manager_id if row is not None else None
 
 
-def _check_role_grants(actor: ActorRef, before: list[str], after: list[str]) -> None:
-    if (ADMIN in before) != (ADMIN in after) and ADMIN not in actor.roles:
-        raise Forbidden(f"only an admin may give or take the {ADMIN!r} role")
+def _check_grants(actor: ActorRef, person_id: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Roles follow the grant table (``domain/roles.py``), both ways, and so do the regions of
+    whoever holds a role the caller may not give; nobody changes their own roles, regions or manager."""
+    if person_id == actor.id:
+        changed = [f for f in NOT_ON_ONESELF if before.get(f) != after.get(f)]
+        if changed:
+            raise Forbidden(f"nobody changes their own {', '.join(changed)}: ask an admin (or hr)")
+    refused = grants.refused_grants(actor.roles, before.get("roles", []), after.get("roles", []))
+    if not refused and before and before.get("regions") != after.get("regions"):
+        refused = sorted(r for r in set(after.get("roles", [])) if not grants.may_grant(actor.roles, r))
+    if refused:
+        raise Forbidden(f"actor {actor.id!r} may not give or take the role(s) {', '.join(refused)} "
+                        "(see the grant table in docs/people.md)", roles=refused)
 
 
 def _check_not_self_deactivation(actor: ActorRef, person_id: str, active: bool) -> None:
@@ -292,30 +343,48 @@ async def create_person(session: AsyncSession, actor: ActorRef, body: PersonCrea
     if await session.get(Actor, body.id) is not None:
         raise Conflict(f"person {body.id!r} already exists")
     await _check_references(session, actor, body.id, body)
-    _check_role_grants(actor, [], body.roles)
+    _check_grants(actor, body.id, {}, {"roles": body.roles})
     row = Actor(**body.columns())
     session.add(row)
+    audit.record(session, actor, "person.create", "person", row.id, None, _stored(row))
     await _commit(session, f"person {body.id!r} already exists")
-    return await _one_out(session, row)
+    return await _one_out(session, row, actor)
 
 
 async def _store(session: AsyncSession, actor: ActorRef, row: Actor, body: PersonFields) -> PersonOut:
     await _check_references(session, actor, row.id, body)
-    _check_role_grants(actor, list(row.roles), body.roles)
+    before, after = _stored(row), body.columns()
+    _check_grants(actor, row.id, before, after)
     _check_not_self_deactivation(actor, row.id, body.active)
     if row.active and not body.active:
         raise FieldInvalid(
             "active", "deactivate with DELETE /people/{id}: it also gives their open work to others", "use_delete"
         )
-    for name, value in body.columns().items():
+    for name, value in after.items():
         setattr(row, name, value)
     session.add(row)
+    _record_update(session, actor, row.id, before, after)
     await _commit(session, f"person {row.id!r} changed at the same moment; retry")
-    return await _one_out(session, row)
+    return await _one_out(session, row, actor)
 
 
 def _stored(row: Actor) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in PersonFields.model_fields}
+    """The person's fields as stored (plain JSON values)."""
+    return audit.changes({}, {name: getattr(row, name) for name in PersonFields.model_fields})[1]
+
+
+def _record_update(session: AsyncSession, actor: ActorRef, person_id: str, before: dict[str, Any],
+                   after: dict[str, Any]) -> None:
+    """A change of roles is its own entry (``role.grant`` when it adds one, else ``role.revoke``);
+    the other fields changed share a ``person.update``."""
+    old, new = audit.changes(before, after)
+    if "roles" in old:
+        added = set(new["roles"]) - set(old["roles"])
+        action = "role.grant" if added else "role.revoke"
+        audit.record(session, actor, action, "person", person_id, {"roles": old.pop("roles")},
+                     {"roles": new.pop("roles")})
+    if old:
+        audit.record(session, actor, "person.update", "person", person_id, old, new)
 
 
 async def replace_person(session: AsyncSession, actor: ActorRef, person_id: str, body: PersonFields) -> PersonOut:
@@ -340,11 +409,22 @@ async def deactivate_person(
 ) -> Released | None:
     """Deactivate (again, if need be) and have every open ticket they hold take the work back:
     the ``PersonLeftWorkflow`` (one per person: a repeat joins it) signals each ticket."""
-    row = await _writable_row(session, actor, person_id)
+    row = await _writable_row(session, actor, person_id, lock=True)
     _check_not_self_deactivation(actor, person_id, False)
-    if row.active or row.api_key_hash is not None:
-        row.active, row.api_key_hash = False, None  # a reactivated person needs a new key
+    now = datetime.now(UTC)
+    keys = list((await session.exec(
+        select(ApiKey.id).where(col(ApiKey.actor_id) == person_id, valid_keys(now)).order_by(col(ApiKey.id))
+    )).all())
+    if row.active or keys:
+        was_active, row.active = row.active, False
         session.add(row)
+        if keys:  # every key stops working; a reactivated person needs a new one
+            table = ApiKey.__table__
+            await session.exec(  # type: ignore[call-overload]
+                sa.update(table).where(table.c.id.in_(keys), table.c.revoked_at.is_(None)).values(revoked_at=now)
+            )
+        audit.record(session, actor, "person.deactivate", "person", person_id, {"active": was_active},
+                     {"active": False, "revoked_keys": keys})
         await _commit(session, f"person {person_id!r} changed at the same moment; retry")
     held = await held_by(session, person_id)
     if not held:
@@ -369,24 +449,24 @@ async def deactivate_person(
 # --- absences ---
 
 
-async def _self_or_writer_row(session: AsyncSession, actor: ActorRef, person_id: str) -> Actor:
-    """Self, or a writer whose scope covers the person."""
+async def self_or_writer_row(session: AsyncSession, actor: ActorRef, person_id: str, lock: bool = False) -> Actor:
+    """Self, or a writer whose scope covers the person (``lock``: held until the commit)."""
     if actor.id == person_id:
-        row = await session.get(Actor, person_id)
+        row = await session.get(Actor, person_id, with_for_update=lock)
         if row is None:
             raise NotFound(f"person {person_id} not found")
         return row
-    return await _writable_row(session, actor, person_id)
+    return await _writable_row(session, actor, person_id, lock)
 
 
 async def add_absence(
     session: AsyncSession, actor: ActorRef, person_id: str, absence: Absence
 ) -> tuple[PersonOut, bool]:
     """Add an out-of-office period; the same period again changes nothing (``False``)."""
-    row = await _self_or_writer_row(session, actor, person_id)
+    row = await self_or_writer_row(session, actor, person_id)
     current = [Absence.model_validate(p) for p in row.out_of_office]
     if absence in current:
-        return await _one_out(session, row), False
+        return await _one_out(session, row, actor), False
     clash = next((a for a in current if a.overlaps(absence)), None)
     if clash is not None:
         raise Conflict(
@@ -395,47 +475,23 @@ async def add_absence(
             end=clash.end.isoformat(),
         )
     ordered = sorted([*current, absence], key=lambda a: (a.start, a.end))
-    row.out_of_office = [a.model_dump(mode="json") for a in ordered]
-    session.add(row)
+    _set_absences(session, actor, row, [a.model_dump(mode="json") for a in ordered])
     await _commit(session, f"absences of {person_id!r} changed at the same moment; retry")
-    return await _one_out(session, row), True
+    return await _one_out(session, row, actor), True
 
 
 async def remove_absence(session: AsyncSession, actor: ActorRef, person_id: str, start: Any) -> None:
-    row = await _self_or_writer_row(session, actor, person_id)
+    row = await self_or_writer_row(session, actor, person_id)
     current = [Absence.model_validate(p) for p in row.out_of_office]
     kept = [a for a in current if a.start != start]
     if len(kept) == len(current):
         raise NotFound(f"{person_id} has no absence starting at {start.isoformat()}")
-    row.out_of_office = [a.model_dump(mode="json") for a in kept]
-    session.add(row)
+    _set_absences(session, actor, row, [a.model_dump(mode="json") for a in kept])
     await _commit(session, f"absences of {person_id!r} changed at the same moment; retry")
 
 
-# --- API keys ---
-
-
-async def issue_api_key(session: AsyncSession, actor: ActorRef, person_id: str) -> ApiKeyOut:
-    """A new key for the person (themselves, or an admin of their regions: a key is someone's
-    credential, so hr may revoke one but not mint it); any earlier key stops working at once.
-    Only the hash is stored."""
-    if actor.id != person_id and "admin" not in actor.roles:
-        raise Forbidden(f"actor {actor.id!r} may not issue API keys for others (admin only)")
-    row = await _self_or_writer_row(session, actor, person_id)
-    if not row.active:
-        raise Conflict(f"{person_id} is deactivated")
-    key = f"tf_{secrets.token_urlsafe(32)}"
-    replaced = row.api_key_hash is not None
-    row.api_key_hash = hash_api_key(key)
+def _set_absences(session: AsyncSession, actor: ActorRef, row: Actor, absences: list[dict[str, Any]]) -> None:
+    audit.record(session, actor, "person.update", "person", row.id, {ABSENCES: row.out_of_office},
+                 {ABSENCES: absences})
+    row.out_of_office = absences
     session.add(row)
-    await session.commit()
-    return ApiKeyOut(person_id=person_id, api_key=key, issued_at=datetime.now(UTC), replaced_previous=replaced)
-
-
-async def revoke_api_key(session: AsyncSession, actor: ActorRef, person_id: str) -> None:
-    row = await _self_or_writer_row(session, actor, person_id)
-    if row.api_key_hash is None:
-        raise NotFound(f"{person_id} has no API key")
-    row.api_key_hash = None
-    session.add(row)
-    await session.commit()

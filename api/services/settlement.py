@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities.settlement import active_rules, budget_check, budget_reason, in_currency, plain
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
+from api.services import audit
 from domain.access import can_access_region, visible_regions
 from domain.pricing import PricingError, compile_rules
 from models.pricing import RegionPricing, Statement
@@ -268,6 +269,7 @@ async def publish_rules(
             raise Conflict(f"version {rules.version!r} of region {region!r} was superseded; publish it under a "
                            "new version to use it again")
         return _rules_out(existing, actor), False
+    previous = await active_rules(session, region)
     table = PriceRules.__table__
     await session.exec(  # type: ignore[call-overload]
         sa.update(table).where(table.c.region == region, table.c.active.is_(True)).values(active=False)
@@ -275,6 +277,8 @@ async def publish_rules(
     row = PriceRules(region=region, version=rules.version, rules=dump, active=True, created_by=actor.id,
                      created_at=datetime.now(UTC))
     session.add(row)
+    audit.record(session, actor, "price_rules.publish", "price_rules", region,
+                 {"version": previous.version} if previous else None, {"version": row.version})
     await session.commit()
     return _rules_out(row, actor), True
 

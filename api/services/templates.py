@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities.catalog import catalog
 from api.errors import Conflict, Forbidden, NotFound, ProblemList
+from api.services import audit
 from domain.template_validation import ActivitySignature, Problem, validate_template
 from models.tables import Template
 from models.template import TemplateSpec, TemplateVersion
@@ -91,6 +92,8 @@ async def publish(session: AsyncSession, actor: ActorRef, spec: TemplateSpec) ->
         created_at=datetime.now(UTC),
     )
     session.add(row)
+    audit.record(session, actor, "template.publish", "template", spec.key,
+                 {"version": current.version} if current else None, {"version": row.version, "name": row.name})
     try:
         await session.commit()
     except IntegrityError as exc:

@@ -11,12 +11,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import inventory
 from api.app import create_app
-from api.deps import hash_api_key
 from api.routers import inventory as inventory_router
 from models.db import Database
 from models.inventory import Location, PartLine, ReserveInput
 from models.inventory_tables import Part, Warehouse
-from models.tables import Actor
+from models.tables import Actor, ApiKey
 from tests.conftest import settings_for, task_queue
 
 pytestmark = pytest.mark.asyncio
@@ -60,8 +59,8 @@ async def inv(db: Database, database_url: str, devserver: WorkflowEnvironment) -
         app.include_router(inventory_router.router)
     async with db.session() as s:
         for name, (roles, regions) in ACTORS.items():
-            s.add(Actor(id=f"{name}-{suffix}", name=name, roles=roles, regions=regions,
-                        api_key_hash=hash_api_key(f"key-{name}-{suffix}")))
+            s.add(Actor(id=f"{name}-{suffix}", name=name, roles=roles, regions=regions))
+            s.add(ApiKey.for_secret(f"{name}-{suffix}", f"key-{name}-{suffix}", created_by="test"))
         s.add(Warehouse(code=f"WE-{suffix}", name="East test", region="east", kind="regional",
                         lat=SHANGHAI[0], lon=SHANGHAI[1]))
         s.add(Warehouse(code=f"WS-{suffix}", name="South test", region="south", kind="regional",

@@ -19,11 +19,10 @@ from sqlmodel import col, select
 from temporalio.client import Client
 
 from api.app import create_app
-from api.deps import hash_api_key
 from models import demo
 from models.db import Database
 from models.settings import Settings
-from models.tables import Actor, Region, Ticket
+from models.tables import Actor, ApiKey, Region, Ticket
 
 pytestmark = pytest.mark.asyncio
 
@@ -80,8 +79,8 @@ async def people(db: Database, database_url: str) -> AsyncIterator[People]:
     app = create_app(Settings(database_url=database_url), client=NO_TEMPORAL)
     async with db.session() as s:
         for name, (roles, regions) in OWN_ACTORS.items():
-            s.add(Actor(id=f"{name}-{suffix}", name=name, roles=roles, regions=regions,
-                        api_key_hash=hash_api_key(f"key-{name}-{suffix}")))
+            s.add(Actor(id=f"{name}-{suffix}", name=name, roles=roles, regions=regions))
+            s.add(ApiKey.for_secret(f"{name}-{suffix}", f"key-{name}-{suffix}", created_by="test"))
         await s.commit()
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ticketflow.test") as h:
@@ -111,7 +110,7 @@ async def test_crud_round_trip_deactivates_and_never_shows_api_keys(people: Peop
     r = await people.create("ada", **PROFILE)
     assert r.status_code == 201, r.text
     created = r.json()
-    assert "api_key_hash" not in created and "api_key" not in created
+    assert "api_key_hash" not in created and "api_key" not in created and created["has_api_key"] is False
     assert {k: created[k] for k in ("skills", "home_lat", "home_lon", "capacity", "seniority", "features",
                                     "groups", "manager_id", "team", "active", "load")} == {
         **{k: PROFILE[k] for k in ("skills", "home_lat", "home_lon", "capacity", "seniority", "features", "groups",
@@ -165,7 +164,8 @@ async def test_writes_need_admin_or_hr_in_the_persons_regions(people: People):
     pid = people.pid("bob")
     for actor in ("agent-east", "eng-li", "sup-zhou"):
         assert (await people.create("bob", actor=actor)).status_code == 403, actor
-    assert (await people.create("bob", actor="hr-tang")).status_code == 201  # demo HR, every region
+    # demo HR (every region) hires someone for an ordinary role
+    assert (await people.create("bob", actor="hr-tang", roles=["agent"], capacity=0)).status_code == 201
     for actor in ("agent-east", "eng-li"):
         assert (await people.patch(pid, actor=actor, capacity=3)).status_code == 403
         r = await people.http.put(f"/people/{pid}", json={"name": "x", "roles": [ROLE], "regions": ["east"]},
@@ -175,9 +175,9 @@ async def test_writes_need_admin_or_hr_in_the_persons_regions(people: People):
 
     assert (await people.patch(pid, actor="hr-east", capacity=3)).json()["capacity"] == 3
     # HR of east may not place people in south, nor manage people who also work there.
-    assert (await people.create("carl", actor="hr-east", regions=["south"])).status_code == 403
+    assert (await people.create("carl", actor="hr-east", roles=["agent"], regions=["south"])).status_code == 403
     assert (await people.patch(pid, actor="hr-east", regions=["east", "south"])).status_code == 403
-    assert (await people.create("dana", actor="hr-east", regions=["*"])).status_code == 403
+    assert (await people.create("dana", actor="hr-east", roles=["agent"], regions=["*"])).status_code == 403
     assert (await people.create("erin", regions=["east", "south"])).status_code == 201
     assert (await people.patch(people.pid("erin"), actor="hr-east", capacity=1)).status_code == 403
     # Only an admin gives (or takes) the admin role.
@@ -311,9 +311,7 @@ async def test_absences_by_the_person_or_an_admin(people: People):
     pid = people.pid("self")
     assert (await people.create("self")).status_code == 201
     async with people.db.session() as s:  # give them a key so they can act themselves
-        row = await s.get(Actor, pid)
-        row.api_key_hash = hash_api_key(f"key-self-{people.suffix}")
-        s.add(row)
+        s.add(ApiKey.for_secret(pid, f"key-self-{people.suffix}", created_by="test"))
         await s.commit()
     me = {"X-API-Key": f"key-self-{people.suffix}"}
     week = {"start": "2027-03-01T09:00:00+08:00", "end": "2027-03-08T09:00:00+08:00"}
@@ -430,8 +428,8 @@ async def test_demo_roster_has_sixty_engineers_over_three_regions(people: People
         assert north is not None and north.timezone == "Asia/Shanghai"
         assert north.calendar["holiday_country"] == "CN" and set(north.calendar["hours"]) == {
             "mon", "tue", "wed", "thu", "fri"}
-        li = await s.get(Actor, "eng-e01")
-        assert li.api_key_hash == hash_api_key("demo-eng-e01")
+        key = (await s.exec(select(ApiKey).where(ApiKey.key_hash == ApiKey.hash("demo-eng-e01")))).one()
+        assert (key.actor_id, key.expires_at, key.revoked_at) == ("eng-e01", None, None)  # never expires
     # Loading the demo again changes nothing (merge).
     assert len({a.id for a in demo.ACTORS}) == len(demo.ACTORS)
     await demo.load(people.db)
@@ -451,40 +449,89 @@ async def test_demo_roster_is_the_same_on_every_build():
     assert {a.id: a.model_dump() for a in demo.ACTORS if a.id in rebuilt} == rebuilt
 
 
-async def test_api_keys_are_shown_once_stored_hashed_rotated_and_revoked(people: People):
-    r = await people.create("kay")
-    pid = r.json()["id"]
-    assert r.json()["has_api_key"] is False
-    url = f"/people/{pid}/api-key"
-    for who in ("agent-east", "hr-east"):  # only the person or an admin mints a credential
-        r = await people.http.post(url, headers=people.who(who))
-        assert r.status_code == 403, r.text
-    r = await people.http.post(url, headers=people.who("admin"))
-    assert r.status_code == 201 and r.json()["replaced_previous"] is False, r.text
-    key = r.json()["api_key"]
-    me = {"X-API-Key": key}
-    r = await people.http.get(f"/people/{pid}", headers=me)  # the new person acts with their key
-    assert r.status_code == 200 and r.json()["has_api_key"] is True, r.text
-    async with people.db.session() as s:
-        stored = (await s.get(Actor, pid)).api_key_hash
-    assert stored == hash_api_key(key) and key not in stored
+# --- who may grant what (issue #9: privilege escalation) ---
 
-    r = await people.http.post(url, headers=me)  # they rotate it themselves
-    assert r.status_code == 201 and r.json()["replaced_previous"] is True, r.text
-    rotated = {"X-API-Key": r.json()["api_key"]}
-    assert rotated != me
-    assert (await people.http.get(f"/people/{pid}", headers=me)).status_code == 401  # the old key is dead
-    assert (await people.http.get(f"/people/{pid}", headers=rotated)).status_code == 200
 
-    assert (await people.http.delete(url, headers=people.who("hr-east"))).status_code == 204  # hr may revoke
-    assert (await people.http.get(f"/people/{pid}", headers=rotated)).status_code == 401
-    r = await people.http.delete(url, headers=people.who("admin"))
-    assert r.status_code == 404, r.text
-    again = (await people.http.post(url, headers=people.who("admin"))).json()["api_key"]
-    r = await people.patch(pid, active=False)
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "active"], r.text  # use DELETE
-    assert (await people.http.delete(f"/people/{pid}", headers=people.who("admin"))).status_code == 204
-    r = await people.http.post(url, headers=people.who("admin"))
-    assert r.status_code == 409, r.text  # no key for a deactivated person
-    assert (await people.patch(pid, active=True)).json()["has_api_key"] is False  # reactivated: no old key
-    assert (await people.http.get(f"/people/{pid}", headers={"X-API-Key": again})).status_code == 401
+async def test_hr_may_not_grant_itself_or_anyone_a_privileged_role(people: People):
+    # The probe of the issue: HR makes itself finance, general manager and process admin.
+    r = await people.patch("hr-tang", actor="hr-tang", roles=["hr", "finance", "general_manager", "process_admin"])
+    assert r.status_code == 403, r.text
+    assert (await people.get("/people/hr-tang")).json()["roles"] == ["hr"]
+
+    pid = (await people.create("grantee", roles=["engineer"], capacity=0)).json()["id"]
+    for roles in (["engineer", "finance"], ["engineer", "supervisor"], ["engineer", "admin"], ["engineer", "hr"],
+                  ["engineer", "channel"], ["engineer", "made-up-role"]):
+        for hr in ("hr-tang", "hr-east"):
+            r = await people.patch(pid, actor=hr, roles=roles)
+            assert r.status_code == 403, (hr, roles, r.text)
+    r = await people.create("hired", actor="hr-tang", roles=["general_manager"])
+    assert r.status_code == 403, r.text
+    r = await people.http.put(f"/people/{pid}", json={"name": "x", "roles": ["legal"], "regions": ["east"]},
+                              headers=people.who("hr-east"))
+    assert r.status_code == 403
+    # Ordinary roles are hr's to give and take.
+    r = await people.patch(pid, actor="hr-east", roles=["engineer", "warehouse", "qc"])
+    assert r.status_code == 200 and r.json()["roles"] == ["engineer", "warehouse", "qc"], r.text
+    assert (await people.patch(pid, actor="hr-tang", roles=["agent"])).status_code == 200
+    # Taking a privileged role away follows the same table.
+    assert (await people.patch(pid, actor="admin", roles=["agent", "supervisor"])).status_code == 200
+    r = await people.patch(pid, actor="hr-east", roles=["agent"])
+    assert r.status_code == 403, r.text
+    assert (await people.patch(pid, actor="hr-east", capacity=1)).status_code == 200  # other fields: fine
+    r = await people.patch(pid, actor="hr-tang", regions=["east", "south"])  # a supervisor of one more region
+    assert r.status_code == 403, r.text
+    assert (await people.patch(pid, actor="admin", roles=["agent"])).status_code == 200
+    assert (await people.patch(pid, actor="admin", roles=["agent", "system"])).status_code == 403  # nobody
+
+
+async def test_nobody_changes_their_own_roles_or_regions(people: People):
+    me = f"admin-{people.suffix}"
+    for fields in ({"roles": ["admin", "hr"]}, {"roles": ["hr"]}, {"regions": ["east"]}):
+        r = await people.patch(me, actor="admin", **fields)
+        assert r.status_code == 403, (fields, r.text)
+    r = await people.http.put(f"/people/{me}", json={"name": "me", "roles": ["admin", "finance"], "regions": ["*"]},
+                              headers=people.who("admin"))
+    assert r.status_code == 403
+    hr = f"hr-east-{people.suffix}"
+    assert (await people.patch(hr, actor="hr-east", regions=["east", "south"])).status_code == 403
+    assert (await people.patch(hr, actor="hr-east", roles=["hr", "agent"])).status_code == 403
+    assert (await people.patch(hr, actor="hr-east", capacity=4)).status_code == 200  # the rest of their profile
+    assert (await people.patch(hr, actor="admin", roles=["hr", "agent"])).status_code == 200  # someone else may
+
+
+# --- exposure (issue #9): machine accounts and personal data ---
+
+
+async def test_channel_gateways_do_not_read_the_roster(people: People):
+    for path in ("/people", "/teams", "/people/eng-li", "/people/hr-tang"):
+        r = await people.get(path, "gateway-qr")
+        assert r.status_code == 403, (path, r.text)
+    r = await people.get("/people/gateway-qr", "gateway-qr")  # itself: yes (its keys, its profile)
+    assert r.status_code == 200 and r.json()["id"] == "gateway-qr"
+
+
+async def test_homes_and_absences_only_for_hr_admin_and_the_person(people: People):
+    pid = (await people.create("private", roles=["engineer"], capacity=0, manager_id="sup-zhou", **{
+        k: PROFILE[k] for k in ("home_lat", "home_lon", "out_of_office", "working_hours")})).json()["id"]
+    full = (await people.get(f"/people/{pid}", "admin")).json()
+    assert (full["home_lat"], full["home_lon"]) == (PROFILE["home_lat"], PROFILE["home_lon"])
+    assert full["out_of_office"] and full["redacted"] == []
+    for who in ("hr-tang", "hr-east"):
+        assert (await people.get(f"/people/{pid}", who)).json() == full, who
+
+    for who in ("agent-wang", "eng-li", "mgr-sun", "agent-east"):
+        seen = (await people.get(f"/people/{pid}", who)).json()
+        assert (seen["home_lat"], seen["home_lon"], seen["out_of_office"]) == (None, None, []), who
+        assert {"home_lat", "home_lon", "out_of_office"} <= set(seen["redacted"]), who
+        assert seen["has_api_key"] is None, who
+        assert (seen["name"], seen["skills"], seen["working_hours"]) == (full["name"], full["skills"],
+                                                                         full["working_hours"]), who
+    # Their own manager sees when they are away (not where they live).
+    boss = (await people.get(f"/people/{pid}", "sup-zhou")).json()
+    assert boss["out_of_office"] == full["out_of_office"] and boss["home_lat"] is None
+
+    # Lists the same: a supervisor still sees the names of their region's engineers, not their homes.
+    listed = {p["id"]: p for p in await people.all_pages("sup-zhou", region="east", role="engineer", limit=200)}
+    assert {"eng-li", "eng-e01", pid} <= set(listed)
+    assert all(p["home_lat"] is None for p in listed.values())
+    assert (await people.get("/people/eng-li", "eng-li")).json()["home_lat"] is not None  # themselves

@@ -15,7 +15,7 @@ async def test_deactivating_someone_who_holds_a_ticket_releases_it(stack):
     r = await stack.http.post("/people", json={"id": pid, "name": "Leaving", "roles": ["engineer"], "regions": ["east"]},
                               headers=admin)  # fmt: skip
     assert r.status_code == 201, r.text
-    key = (await stack.http.post(f"/people/{pid}/api-key", headers=admin)).json()["api_key"]
+    key = (await stack.http.post(f"/people/{pid}/api-keys", json={}, headers=admin)).json()["api_key"]
     r = await stack.create()
     assert r.status_code == 201, r.text
     tid = r.json()["ticket_id"]

@@ -19,11 +19,10 @@ from sqlmodel import col, select
 from temporalio.client import Client
 
 from api.app import create_app
-from api.deps import hash_api_key
 from api.services.reports import _percentile
 from models.db import Database
 from models.settings import Settings
-from models.tables import Actor, Region, Ticket, TicketEventRow
+from models.tables import Actor, ApiKey, Region, Ticket, TicketEventRow
 
 NO_TEMPORAL = cast(Client, object())  # reports never talk to Temporal
 SINCE, UNTIL = "2024-03-01T00:00:00Z", "2024-04-01T00:00:00Z"
@@ -138,8 +137,8 @@ async def _seed(db: Database, rep: Reports) -> None:
             session.add(Actor(
                 id=rep.pid(short), name=f"Test {short}", roles=[rep.role if r == "tech" else r for r in roles],
                 regions=[rep.region(r) for r in regions], team=rep.team(team), capacity=capacity, active=active,
-                api_key_hash=hash_api_key(f"key-{rep.pid(short)}"),
             ))  # fmt: skip
+            session.add(ApiKey.for_secret(rep.pid(short), f"key-{rep.pid(short)}", created_by="test"))
         await session.flush()
         for t in TICKETS:
             session.add(Ticket(

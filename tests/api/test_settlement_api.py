@@ -17,14 +17,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import settlement
 from api.app import create_app
-from api.deps import hash_api_key
 from api.routers import settlement as settlement_router
 from models.db import Database
 from models.demo import demo_api_key
 from models.demo_pricing import DEMO_PRICING, load_demo_pricing
 from models.pricing import RateSnapshot, RegionPricing
 from models.settlement import SettleInput, SettleItems, SettleResult, StatementRow
-from models.tables import Actor, Region
+from models.tables import Actor, ApiKey, Region
 from tests.conftest import settings_for, task_queue
 
 PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
@@ -87,8 +86,8 @@ async def api(db: Database, database_url: str, devserver: WorkflowEnvironment) -
         s.add(Region(code=region, name=f"Settlement test {suffix}"))
         for name, (roles, regions) in ACTORS.items():
             s.add(Actor(id=f"{name}-{suffix}", name=name, roles=roles,
-                        regions=[region if r == "R" else r for r in regions],
-                        api_key_hash=hash_api_key(f"key-{name}-{suffix}")))
+                        regions=[region if r == "R" else r for r in regions]))
+            s.add(ApiKey.for_secret(f"{name}-{suffix}", f"key-{name}-{suffix}", created_by="test"))
         await s.commit()
     await load_demo_pricing(db)
     async with app.router.lifespan_context(app):

@@ -170,7 +170,7 @@ async def test_credentials_and_regional_isolation(stack):
     r = await stack.http.get("/tickets")
     assert r.status_code == 401
     assert (await stack.http.get("/tickets", headers={"X-API-Key": "wrong"})).status_code == 401
-    assert (await stack.http.get("/tickets", headers={"X-Actor": "agent-wang"})).status_code == 200
+    assert (await stack.http.get("/tickets", headers={"X-Actor": "agent-wang"})).status_code == 401  # no secret
 
     south = (await stack.create(actor="agent-chen", region="south")).json()["ticket_id"]
     assert (await stack.get(south, actor="agent-chen")).status_code == 200

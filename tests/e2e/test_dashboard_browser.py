@@ -26,10 +26,9 @@ from sqlmodel import col, select
 from temporalio.client import Client
 
 from api.app import create_app
-from api.deps import hash_api_key
 from models.db import Database
 from models.settings import Settings
-from models.tables import Actor, Region, Ticket, TicketEventRow
+from models.tables import Actor, ApiKey, Region, Ticket, TicketEventRow
 from tests.e2e.helpers import free_port
 
 NO_TEMPORAL = cast(Client, object())  # reports never talk to Temporal
@@ -151,8 +150,8 @@ async def site(db: Database, database_url: str) -> AsyncIterator[Site]:
             session.add(Actor(
                 id=site.pid(short), name=name, roles=[site.role if r == "tech" else r for r in roles],
                 regions=[site.region], team=f"{team}-{site.suffix}" if team else None, capacity=capacity,
-                api_key_hash=hash_api_key(site.key(short)),
             ))  # fmt: skip
+            session.add(ApiKey.for_secret(site.pid(short), site.key(short), created_by="test"))
         await session.commit()
     for t in TICKETS:
         await site.add_ticket(t)

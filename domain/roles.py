@@ -1,0 +1,49 @@
+"""Who may grant which role: the one table (``docs/people.md``), and which accounts are machines.
+
+A role is granted or taken away by changing a person's ``roles``; the same table applies both
+ways. ``admin`` may grant every role but the reserved ones; ``hr`` only the ordinary roles of
+the front line. Every other role — the privileged ones below and any role not listed at all
+(a custom approver role of a template, say) — is an admin's to give. Nobody changes their own
+roles or regions (``api/services/people.py``).
+"""
+
+from collections.abc import Iterable
+
+ADMIN = "admin"
+HR = "hr"
+# Roles that decide, approve, see money or people, or speak for customers: admin only.
+PRIVILEGED = frozenset({
+    "admin", "hr", "finance", "general_manager", "director", "manager", "supervisor", "process_admin", "legal",
+    "channel",  # a machine account that speaks for customers (the customer_confirmed of a ticket)
+})
+# The front line: hr hires and moves people between these.
+ORDINARY = frozenset({"agent", "engineer", "warehouse", "logistics", "sales", "qc"})
+# Never held by a person (the workflow's own actor).
+RESERVED = frozenset({"system"})
+# Roles of machine accounts (channel gateways): they act on tickets, never read the roster.
+MACHINE = frozenset({"channel"})
+
+# granter role → the roles it may give or take (None: every role but the reserved ones)
+GRANTS: dict[str, frozenset[str] | None] = {ADMIN: None, HR: ORDINARY}
+
+
+def may_grant(granter_roles: Iterable[str], role: str) -> bool:
+    if role in RESERVED:
+        return False
+    for granter in granter_roles:
+        allowed = GRANTS.get(granter, frozenset())
+        if allowed is None or role in allowed:
+            return True
+    return False
+
+
+def refused_grants(granter_roles: Iterable[str], before: Iterable[str], after: Iterable[str]) -> list[str]:
+    """The roles added or removed between ``before`` and ``after`` that the granter may not change."""
+    granter, old, new = list(granter_roles), set(before), set(after)
+    return sorted(r for r in old ^ new if not may_grant(granter, r))
+
+
+def is_machine(roles: Iterable[str]) -> bool:
+    """An account whose every role is a machine role."""
+    held = set(roles)
+    return bool(held) and held <= MACHINE
