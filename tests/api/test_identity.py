@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -378,6 +379,22 @@ async def test_tokens_are_refused_when_oidc_is_not_configured(db: Database, data
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t.test") as h:
             r = await h.get("/people", headers={"Authorization": f"Bearer {idp.token('eng-li')}"})
             assert r.status_code == 401 and r.headers.get("WWW-Authenticate")
+            assert (await h.get("/people", headers=ADMIN)).status_code == 200
+
+
+async def test_an_unreachable_identity_provider_is_a_503_and_keys_still_work(database_url: str,
+                                                                             idp: IdentityProvider):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(database_url=database_url, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
+                        oidc_jwks_url=f"http://127.0.0.1:{port}/jwks.json")
+    app = create_app(settings, client=NO_TEMPORAL)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t.test") as h:
+            r = await h.get("/people", headers={"Authorization": f"Bearer {idp.token('eng-li')}"})
+            assert r.status_code == 503, r.text
+            assert (await h.get("/people", headers={"Authorization": "Bearer not.a.jwt"})).status_code == 401
             assert (await h.get("/people", headers=ADMIN)).status_code == 200
 
 
