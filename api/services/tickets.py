@@ -468,7 +468,7 @@ async def send_event(
 ) -> None:
     """An event (customer replied, ERP status changed, …): the template must declare it, the
     caller must be one of its senders and it may set only its declared fields. Answered once
-    the workflow has accepted it (its validator checked all that)."""
+    the workflow has taken it (its validator checked all that) and recorded it."""
     row = await _visible_row(session, actor, ticket_id)
     if row.status in TERMINAL:
         raise InvalidTransition(f"ticket {ticket_id} is {row.status}", status=row.status, allowed_actions=[])
@@ -488,7 +488,7 @@ async def send_event(
     fields = _checked_fields(version, submitted, actor)
     event = EventInput(actor=actor, name=name, fields=fields, text=text)
     await _execute(session, client, settings, actor, row, "send_event", TicketWorkflow.send_event, event,
-                   idempotency_key, wait_for=WorkflowUpdateStage.ACCEPTED)
+                   idempotency_key)
 
 
 async def _execute(
@@ -501,7 +501,6 @@ async def _execute(
     update: Any,
     update_input: ActorInput,
     idempotency_key: str | None,
-    wait_for: WorkflowUpdateStage = WorkflowUpdateStage.COMPLETED,
 ) -> TicketState:
     """Sign the input and send the Update; map the workflow's refusal to a domain error.
 
@@ -530,8 +529,6 @@ async def _execute(
                     f"{name} was not taken within {timeout:g}s (no worker answered): it will not be applied; "
                     "send it again", applied=False,
                 ) from exc
-            if wait_for == WorkflowUpdateStage.ACCEPTED:
-                return await _maybe_result(accepted)
             try:
                 return await asyncio.wait_for(accepted.result(), max(deadline - loop.time(), 0.01))
             except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
@@ -556,15 +553,6 @@ async def _execute(
                 raise ActionTimedOut(f"{name} was not taken within {timeout:g}s: it will not be applied") from exc
             raise ServiceUnavailable(f"Temporal did not accept the {name}: {exc.message}") from exc
     raise AssertionError("unreachable")
-
-
-async def _maybe_result(handle: Any) -> TicketState:
-    """An accepted event: its refusal (if the validator refused) is known at once; otherwise the
-    state is not waited for."""
-    try:
-        return await asyncio.wait_for(handle.result(), 0.001)
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return None  # type: ignore[return-value]
 
 
 def _refusal(exc: WorkflowUpdateFailedError, name: str) -> None:
