@@ -333,7 +333,7 @@ async def test_errors_are_shown_with_status_and_detail(page: Any, site: Site):
     await expect(page.locator("#error-title")).to_have_text(
         "401 Unauthorized: the API key is missing, unknown or revoked"
     )
-    await expect(page.locator("#error-details li").first).to_have_text("unknown API key")
+    await expect(page.locator("#error-details li").first).to_have_text("invalid or expired credentials")
 
     # A period that ends before it starts: the API's 422, field and message.
     await _load(page, site.key("mgr"), since="2024-04-02", until="2024-03-01")
