@@ -55,7 +55,8 @@ def derive_status(state: TicketState, reached_end: bool) -> TicketStatus:
 
 
 def current_assignee(state: TicketState) -> str | None:
-    """Who holds the open work: the first active task's assignee (None while nobody does)."""
+    """Who holds the open work: the first active task's holder (None while nobody does, e.g. an
+    open task or an approval). The workflow keeps the last holder once nothing is active."""
     for node_id in state.active:
         node = state.nodes[node_id]
         if node.type == "task" and node.assignee and node.status in HELD:

@@ -771,7 +771,8 @@ class TicketWorkflow:
         now = workflow.now()
         for key, value in fields.items():
             setattr(self.state, key, value)
-        self.state.assignee = lifecycle.current_assignee(self.state)
+        if self.state.active:  # open work: whoever holds it (or nobody); finished: who did the last of it
+            self.state.assignee = lifecycle.current_assignee(self.state)
         self.state.status = lifecycle.derive_status(self.state, self._reached_end)
         if self.state.status != before_status:
             since = self.state.status_since or now

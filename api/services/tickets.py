@@ -513,45 +513,52 @@ async def _execute(
     key_id, keys = settings.signing_keys()
     request_id = f"{actor.id}:{idempotency_key}" if idempotency_key else None
     sealed = seal(update_input, row.id, name, key_id, keys[key_id], expires, request_id)
-    uid = update_id(name, sealed)
     handle = client.get_workflow_handle(workflow_id(row.id))
+    try:
+        return await _send(handle, update, sealed, update_id(name, sealed), timeout)
+    except WorkflowUpdateFailedError as exc:
+        _refusal(exc, name)
+        raise
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # the workflow has completed: the ticket is final
+            await session.refresh(row)
+            raise InvalidTransition(
+                f"cannot {name} a ticket that is {row.status}", status=row.status, allowed_actions=[]
+            ) from exc
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise ActionTimedOut(f"{name} was not taken within {timeout:g}s: it will not be applied") from exc
+        raise ServiceUnavailable(f"Temporal did not accept the {name}: {exc.message}") from exc
+
+
+async def _send(handle: Any, update: Any, sealed: ActorInput, uid: str, timeout: float) -> TicketState:
+    """The Update, within ``timeout`` seconds in all; one that met the run handing over to the
+    next (continue-as-new) is sent again, and so reaches the next run."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     for attempt in range(MOVING_RETRIES + 1):
         try:
-            try:
-                accepted = await asyncio.wait_for(
-                    handle.start_update(update, sealed, id=uid, wait_for_stage=WorkflowUpdateStage.ACCEPTED),
-                    max(deadline - loop.time(), 0.01),
-                )
-            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-                raise ActionTimedOut(
-                    f"{name} was not taken within {timeout:g}s (no worker answered): it will not be applied; "
-                    "send it again", applied=False,
-                ) from exc
-            try:
-                return await asyncio.wait_for(accepted.result(), max(deadline - loop.time(), 0.01))
-            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-                raise ActionTimedOut(
-                    f"{name} was taken but did not finish within {timeout:g}s: it will complete; send it again "
-                    "with the same Idempotency-Key (or read the ticket) to learn the outcome", applied=True,
-                ) from exc
+            accepted = await asyncio.wait_for(
+                handle.start_update(update, sealed, id=uid, wait_for_stage=WorkflowUpdateStage.ACCEPTED),
+                max(deadline - loop.time(), 0.01),
+            )
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            raise ActionTimedOut(
+                f"not taken within {timeout:g}s (no worker answered): it will not be applied; send it again",
+                applied=False,
+            ) from exc
+        try:
+            return await asyncio.wait_for(accepted.result(), max(deadline - loop.time(), 0.01))
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            raise ActionTimedOut(
+                f"taken but not finished within {timeout:g}s: it will complete; send it again with the same "
+                "Idempotency-Key (or read the ticket) to learn the outcome",
+                applied=True,
+            ) from exc
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
-            if isinstance(cause, ApplicationError) and cause.type == MOVING and attempt < MOVING_RETRIES:
-                await asyncio.sleep(0.1 * (attempt + 1))
-                continue
-            _refusal(exc, name)
-            raise
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:  # the workflow has completed: the ticket is final
-                await session.refresh(row)
-                raise InvalidTransition(
-                    f"cannot {name} a ticket that is {row.status}", status=row.status, allowed_actions=[]
-                ) from exc
-            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-                raise ActionTimedOut(f"{name} was not taken within {timeout:g}s: it will not be applied") from exc
-            raise ServiceUnavailable(f"Temporal did not accept the {name}: {exc.message}") from exc
+            if not (isinstance(cause, ApplicationError) and cause.type == MOVING) or attempt == MOVING_RETRIES:
+                raise
+            await asyncio.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
 
 

@@ -49,7 +49,7 @@ async def test_ticket_whole_life_over_http(stack):
     t = r.json()
     assert (t["status"], t["assignee"], t["resolution"], t["comment_count"]) == (
         "closed",
-        "eng-zhao",
+        "eng-zhao",  # who did the last of the work
         "motor replaced",
         1,
     )

@@ -129,8 +129,8 @@ async def test_whole_lifecycle_with_reopen(env_worker):
     desc = await h.describe()
     sa = desc.typed_search_attributes
     assert sa.get(attrs.TICKET_STATUS) == "closed"
-    assert sa.get(attrs.TICKET_ASSIGNEE) is None  # a closed ticket holds nobody's work
-    assert result.state.assignee is None
+    assert sa.get(attrs.TICKET_ASSIGNEE) == "eng-zhao"  # a finished ticket names who did the last of the work
+    assert result.state.assignee == "eng-zhao"
     assert sa.get(attrs.TICKET_PRIORITY) == "high"
 
 
