@@ -74,6 +74,7 @@ from workflows.ticket import (
 )
 
 QUERY_TIMEOUT = timedelta(seconds=5)
+MAX_FIELDS_BYTES = 64 * 1024  # form values in one request (each value is bounded too: domain/forms.py)
 EVENTS_SHOWN = 50  # events GET /tickets/{id} includes (the latest); /events pages through all
 MOVING_RETRIES = 5  # an action that met the run handing over to the next is sent again
 
@@ -335,6 +336,10 @@ def _checked_fields(
     fields, problems = validate_values(version.spec, submitted, roles=actor.roles, intake=intake)
     if problems:
         raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
+    size = len(json.dumps(fields, ensure_ascii=False).encode())
+    if size > MAX_FIELDS_BYTES:
+        raise FieldInvalid("fields", f"form values take {size} bytes; at most {MAX_FIELDS_BYTES} in one request",
+                           "too_large")
     return fields
 
 

@@ -206,3 +206,11 @@ async def test_a_database_that_cannot_take_the_ticket_starts_nothing(stack, db, 
     with pytest.raises(Exception):  # no workflow was started for it
         await devserver.client.get_workflow_handle(f"ticket-{tid}").describe()
     assert (await stack.create(idempotency_key=key)).status_code == 201  # the same request, later: made once
+
+
+async def test_form_values_are_bounded_in_all(stack):
+    """Each value has its own limit (domain/forms.py); together they stay under 64 KB a request."""
+    fields = {"customer_tier": "regular", "complaint": "😀" * 17_000}  # 17,000 characters, 68 KB
+    r = await stack.create(ticket_type="complaint", title="Complaint", fields=fields)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "fields"]
