@@ -1,10 +1,33 @@
-"""What every request passes through before a route: security headers on every response.
+"""What every request passes through before a route: the rate limit, size and shape limits on
+the input, and security headers on every response.
 
 Installed by ``api/app.py`` (``install``). Pure ASGI middleware, so streamed responses pass
-unchanged."""
+unchanged. In order, a request is refused with:
+
+- **429** when its credential (a hash of ``X-API-Key`` or ``Authorization``; the client address
+  without one) has spent its token bucket (``rate_limit_per_minute``, ``rate_limit_burst``);
+- **422** when the path or the query string holds a NUL character (``%00``);
+- **413** when its body is larger than ``max_body_bytes`` (by ``Content-Length`` at once, else
+  counted while it streams in; reading stops at the limit);
+- **422** when the body holds a NUL byte, or a JSON body nests deeper than ``MAX_JSON_DEPTH`` or
+  has a NUL character in a key or a string (``"\\u0000"``), naming where.
+
+The bucket lives in this process: each API replica counts on its own, so N replicas let a
+credential through up to N times the rate.
+"""
+
+import hashlib
+import json
+import math
+import re
+import time
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.bounds import MAX_DEPTH, find_nul, shown
 from models.settings import Settings
 
 # The API answers JSON: nothing in it may be framed, sniffed or cached by a shared cache.
@@ -18,6 +41,14 @@ SECURITY_HEADERS = {
 }
 JSON_CSP = b"default-src 'none'; frame-ancestors 'none'"
 HSTS = b"max-age=31536000; includeSubDomains"
+
+MAX_JSON_DEPTH = MAX_DEPTH
+# Buckets kept at most (least recently used dropped first): memory stays bounded whatever
+# credentials arrive.
+MAX_BUCKETS = 50_000
+# Not rate limited: a load balancer's probe must not be refused because anonymous clients behind
+# the same address spent their bucket.
+UNLIMITED_PATHS = frozenset({"/health"})
 
 
 class SecurityHeaders:
@@ -47,5 +78,238 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+# --- rate limit ----------------------------------------------------------------------------
+
+
+class TokenBuckets:
+    """One token bucket per key: ``burst`` tokens at most, refilled at ``per_minute / 60`` a
+    second; a request takes one."""
+
+    def __init__(self, per_minute: int, burst: int, max_keys: int = MAX_BUCKETS) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(max(burst, 1))
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key → (tokens, at)
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 when the request may pass, else the seconds until it would."""
+        now = time.monotonic() if now is None else now
+        tokens, at = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / self.rate
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def credential_key(scope: Scope) -> str:
+    """Whose bucket a request takes from: a hash of its credential, else its client address."""
+    for name, value in scope.get("headers", []):
+        if name in (b"x-api-key", b"authorization") and value:
+            return "c:" + hashlib.sha256(value).hexdigest()
+    client = scope.get("client")
+    return f"a:{client[0] if client else '?'}"
+
+
+# --- body and JSON checks ------------------------------------------------------------------
+
+# A JSON string token, or one structural character (linear: the alternatives never overlap).
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}:,]', re.DOTALL)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class Refused(Exception):
+    """A request answered at the edge (``status``, FastAPI's 422 list or a problem body)."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _invalid(loc: list[str | int], msg: str, type_: str) -> Refused:
+    return Refused(422, {"detail": [{"loc": loc, "msg": msg, "type": type_}]})
+
+
+def _too_large(limit: int) -> Refused:
+    return Refused(413, {"detail": f"the request body is larger than {limit} bytes", "code": "too_large"})
+
+
+def _too_deep(body: bytes) -> bool:
+    """Whether arrays and objects nest deeper than ``MAX_JSON_DEPTH`` (strings skipped), without
+    parsing."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False  # too few brackets to nest too deep, wherever they are
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
+def _path_at_depth(body: bytes, limit: int) -> list[str | int]:
+    """Where a JSON text first nests deeper than ``limit``: keys and indexes to that point."""
+    frames: list[list[Any]] = []  # [is_object, key or index, last string seen]
+    for m in _JSON_TOKEN.finditer(body):
+        token = m.group()
+        if token in (b"{", b"["):
+            if len(frames) >= limit:
+                break
+            frames.append([token == b"{", None if token == b"{" else 0, None])
+        elif token in (b"}", b"]"):
+            if frames:
+                frames.pop()
+        elif not frames:
+            continue
+        elif token == b":":
+            frames[-1][1] = frames[-1][2]
+        elif token == b",":
+            if not frames[-1][0]:
+                frames[-1][1] += 1
+        else:
+            frames[-1][2] = _decoded(token)
+    return [f[1] if f[1] is not None else "" for f in frames]
+
+
+def _decoded(token: bytes) -> str:
+    try:
+        return json.loads(token)
+    except ValueError:
+        return token.decode(errors="replace")[1:-1]
+
+
+def check_json(body: bytes) -> None:
+    """Refuse a JSON body nested too deep or with a NUL character; leave malformed JSON to the
+    route (FastAPI's own 422)."""
+    if _too_deep(body):
+        where = _path_at_depth(body, MAX_JSON_DEPTH)
+        raise _invalid(["body", *where], f"JSON nests deeper than {MAX_JSON_DEPTH} levels", "json_too_deep")
+    if b"\\u0000" not in body:  # a NUL can only come from its escape (a raw one is refused before)
+        return
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return
+    if (found := find_nul(parsed)) is not None:
+        path, in_key = found
+        what = "a key" if in_key else "a string"
+        raise _invalid(["body", *path], f"NUL characters (\\u0000) are not allowed in {what}", "nul_character")
+
+
+def check_target(scope: Scope) -> None:
+    if "\x00" in scope.get("path", ""):
+        raise _invalid(["path"], "NUL characters are not allowed in the path", "nul_character")
+    query = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                raise _invalid(["query", shown(name)], "NUL characters are not allowed in the query",
+                               "nul_character")
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+    return False
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class EdgeLimits:
+    """Rate limit, then the target, then the body: a refused request never reaches a route."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_body = settings.max_body_bytes
+        self.buckets = (
+            TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
+            if settings.rate_limit_per_minute > 0 else None
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            self._rate_limit(scope)
+            check_target(scope)
+            body = await self._read_body(scope, receive)
+        except Refused as refused:
+            await _answer(send, refused)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _rate_limit(self, scope: Scope) -> None:
+        if self.buckets is None or scope.get("path") in UNLIMITED_PATHS:
+            return
+        wait = self.buckets.take(credential_key(scope))
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise Refused(429, {"detail": f"too many requests: retry in {seconds} s", "code": "rate_limited"},
+                          {"Retry-After": str(seconds)})
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> list[Message]:
+        """The request's body messages, at most ``max_body_bytes`` read."""
+        length = _content_length(scope)
+        if length is not None and length > self.max_body:
+            raise _too_large(self.max_body)
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages  # the client left: the app sees it too
+            size += len(message.get("body", b""))
+            if size > self.max_body:
+                raise _too_large(self.max_body)
+            if not message.get("more_body", False):
+                break
+        if size:
+            body = b"".join(m.get("body", b"") for m in messages)
+            if b"\x00" in body:
+                raise _invalid(["body"], "NUL bytes are not allowed in a request body", "nul_character")
+            if _is_json(scope):
+                check_json(body)
+        return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+async def _answer(send: Send, refused: Refused) -> None:
+    body = json.dumps(refused.body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in refused.headers.items()]
+    if refused.status == 413:
+        headers.append((b"connection", b"close"))  # the rest of the body is never read
+    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def install(app: ASGIApp, settings: Settings) -> None:
+    # Added last is outermost: the headers go on every answer, the limits' refusals included.
+    app.add_middleware(EdgeLimits, settings=settings)  # type: ignore[attr-defined]
     app.add_middleware(SecurityHeaders, hsts=settings.hsts)  # type: ignore[attr-defined]

@@ -6,6 +6,13 @@ thresholds a template compares: up to 15 significant digits); a missing value re
 type's zero (0, "", false, []), so ``amount > 100000`` is simply false when no amount is given.
 
 Deterministic and free of I/O: the workflow evaluates gateways and approval thresholds with it.
+
+What an expression may cost is checked when the template is saved (``check``): at most
+``MAX_LENGTH`` characters and ``MAX_NODES`` syntax nodes, nesting at most ``MAX_NESTING`` deep,
+comprehensions (all/exists/exists_one/map/filter) at most ``MAX_COMPREHENSIONS`` deep, and
+``duration()``/``timestamp()`` only on a short, well-formed string literal — cel-python parses
+their argument with a backtracking regular expression (``duration(title)`` with a title of 26
+characters takes seconds, 4x more per 2 more). ``matches()`` runs on re2: linear time.
 """
 
 import datetime as dt
@@ -15,8 +22,9 @@ from functools import lru_cache
 from typing import Any
 
 import celpy
+import re2
 from celpy import celtypes
-from lark import Tree
+from lark import Token, Tree
 
 from models.template import FieldType
 
@@ -32,11 +40,22 @@ TICKET_VARS: dict[str, FieldType] = {
 _MACROS = {"all", "exists", "exists_one", "map", "filter"}
 _ENV = celpy.Environment()
 
+MAX_LENGTH = 1_000
+MAX_NODES = 200  # operators, calls, names and literals (not the grammar's pass-through levels)
+MAX_NESTING = 12  # parentheses, lists, maps and call arguments inside one another
+MAX_COMPREHENSIONS = 2
+# duration('1h30m') and timestamp('2026-01-01T08:00:00+08:00'): the literals they accept.
+_PARSED_LITERALS = {
+    "duration": re2.compile(r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:h|m|s|ms|us|µs|ns|d))+"),
+    "timestamp": re2.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})"),
+}
+MAX_PARSED_LITERAL = 40
+
 
 class ExpressionError(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind  # "syntax" | "unknown_name" | "type"
+        self.kind = kind  # "syntax" | "unknown_name" | "type" | "cost"
         self.message = message
 
 
@@ -49,6 +68,67 @@ def _compiled(text: str) -> tuple[Tree, Any]:
     return ast, _ENV.program(ast)
 
 
+def _is_pass_through(t: Tree) -> bool:
+    return len(t.children) == 1 and not isinstance(t.children[0], Token)
+
+
+def _string_literal(t: Tree) -> str | None:
+    """The value of a plain quoted string literal that ``t`` is (through pass-through levels)."""
+    while _is_pass_through(t):
+        t = t.children[0]
+    if t.data != "literal" or len(t.children) != 1:
+        return None
+    token = str(t.children[0])
+    if len(token) >= 2 and token[0] in "'\"" and token[-1] == token[0] and not token.startswith(token[0] * 3):
+        return token[1:-1]
+    return None
+
+
+def _parsed_call_problem(name: str, args: Any) -> str | None:
+    shape = {"duration": "duration('1h30m')", "timestamp": "timestamp('2026-01-01T08:00:00+08:00')"}[name]
+    exprs = args.children if isinstance(args, Tree) and args.data == "exprlist" else []
+    value = _string_literal(exprs[0]) if len(exprs) == 1 else None
+    if value is None or len(value) > MAX_PARSED_LITERAL or not _PARSED_LITERALS[name].fullmatch(value):
+        return f"{name}() takes only a short, well-formed string literal, like {shape}"
+    return None
+
+
+def cost_problem(text: str) -> str | None:
+    """Why evaluating ``text`` could cost too much (refused when the template is saved), or None.
+    Never evaluates anything."""
+    if len(text) > MAX_LENGTH:
+        return f"is {len(text)} characters long; at most {MAX_LENGTH}"
+    ast, _ = _compiled(text)
+    nodes = 0
+    todo: list[tuple[Tree, int, int]] = [(ast, 0, 0)]  # (subtree, nesting, comprehensions around it)
+    while todo:
+        t, nesting, loops = todo.pop()
+        if t.data == "expr":
+            nesting += 1
+            if nesting > MAX_NESTING:
+                return f"nests more than {MAX_NESTING} levels deep"
+        if not _is_pass_through(t):
+            nodes += 1
+            if nodes > MAX_NODES:
+                return f"has more than {MAX_NODES} nodes; split it or simplify it"
+        name, args = None, None
+        if t.data == "ident_arg":
+            name, args = str(t.children[0]), t.children[1] if len(t.children) > 1 else None
+        elif t.data == "member_dot_arg" and len(t.children) >= 2:
+            name = str(t.children[1])
+            if name in _PARSED_LITERALS:
+                return f"call {name}() as a function on a literal, e.g. {name}('…'), not as a method"
+            if name in _MACROS and loops + 1 > MAX_COMPREHENSIONS:
+                return f"comprehensions (all, exists, map, filter) nested more than {MAX_COMPREHENSIONS} deep"
+        if name in _PARSED_LITERALS and t.data == "ident_arg" and (problem := _parsed_call_problem(name, args)):
+            return problem
+        for i, child in enumerate(t.children):
+            if isinstance(child, Tree):
+                inside_loop = t.data == "member_dot_arg" and name in _MACROS and i == 2
+                todo.append((child, nesting, loops + inside_loop))
+    return None
+
+
 def names_in(text: str) -> list[str]:
     """The free variable names an expression reads, in order of appearance."""
     ast, _ = _compiled(text)
@@ -56,11 +136,11 @@ def names_in(text: str) -> list[str]:
     for t in ast.iter_subtrees():
         if t.data == "member_dot_arg" and len(t.children) >= 3 and str(t.children[1]) in _MACROS:
             args = t.children[2]
-            first = next(args.iter_subtrees_topdown(), None) if isinstance(args, Tree) else None
-            for sub in first.iter_subtrees() if first is not None else []:
-                if sub.data == "ident":
-                    bound.add(str(sub.children[0]))
-                    break
+            first = args.children[0] if isinstance(args, Tree) and args.children else None
+            while isinstance(first, Tree) and _is_pass_through(first):
+                first = first.children[0]
+            if isinstance(first, Tree) and first.data == "ident":  # the loop variable: xs.all(x, …)
+                bound.add(str(first.children[0]))
     names: list[str] = []
     for t in ast.iter_subtrees_topdown():
         if t.data == "ident":
@@ -175,9 +255,14 @@ def check(text: str, types: Mapping[str, FieldType], want_bool: bool = True) -> 
     """Problems with an expression at save time: syntax, unknown names, type mismatches.
 
     Types are checked by evaluating against sample values of the declared types (twice:
-    with zeros/false and with large/true values, so both sides of && and || run).
+    with zeros/false and with large/true values, so both sides of && and || run) — only once
+    the expression's cost is known to be bounded (``cost_problem``).
     """
+    if len(text) > MAX_LENGTH:
+        return ExpressionError("cost", f"is {len(text)} characters long; at most {MAX_LENGTH}")
     try:
+        if (problem := cost_problem(text)) is not None:
+            return ExpressionError("cost", problem)
         names = names_in(text)
     except ExpressionError as exc:
         return exc

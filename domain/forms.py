@@ -2,27 +2,69 @@
 
 Money travels as ``{"amount": "123.45", "currency": "CNY"}`` with the amount a string (or an
 integer); a float amount is refused, so no binary fraction ever becomes money.
+
+Every value is bounded, so no single field carries megabytes into a workflow: text and file
+values by ``MAX_CHARS`` (or the field's own ``max`` when smaller), numbers and amounts by
+magnitude. A field's ``pattern`` is a template author's regular expression run on customer
+input: it runs on re2 (linear time, no backreferences or lookaround); ``pattern_problem`` says
+why a pattern cannot be used (template validation reports it when the template is saved).
 """
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
+
+import re2
 
 from models.template import FieldType, FormField, TemplateSpec
 
-PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+PHONE = re2.compile(r"\+?[0-9][0-9 \-]{5,19}", options=_RE2_OPTIONS)
+EMAIL = re2.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+", options=_RE2_OPTIONS)
+CURRENCY = re2.compile(r"[A-Za-z]{3}", options=_RE2_OPTIONS)
 FULL_ACCESS = frozenset({"admin"})
+
+# The longest value of each text-like type (a field's own smaller ``max`` still applies).
+MAX_CHARS = {FieldType.TEXT: 2_000, FieldType.LONG_TEXT: 20_000, FieldType.FILE: 2_000}
+MAX_EMAIL, MAX_ADDRESS = 254, 500
+# Numbers and amounts: at most 40 characters, magnitude below 10^15 and no finer than 10^-15.
+MAX_NUMBER_CHARS, MAX_MAGNITUDE, MIN_EXPONENT = 40, 15, -15
+MAX_PATTERN = 1_000
+
+
+@lru_cache(maxsize=1024)
+def _pattern(pattern: str) -> Any:
+    return re2.compile(pattern, options=_RE2_OPTIONS)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why a field's ``pattern`` cannot be used (too long, or not a valid re2 expression:
+    backreferences and lookaround are not supported), or None."""
+    if len(pattern) > MAX_PATTERN:
+        return f"pattern is longer than {MAX_PATTERN} characters"
+    try:
+        _pattern(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        return f"pattern {pattern[:100]!r} is not a valid re2 regular expression ({reason})"
+    return None
+
+
+def _bounded(number: Decimal) -> bool:
+    return number.is_finite() and (number.is_zero() or MIN_EXPONENT <= number.adjusted() < MAX_MAGNITUDE)
 
 
 def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, bool) or isinstance(value, float):
         return None
+    if isinstance(value, str) and len(value) > MAX_NUMBER_CHARS:
+        return None
     try:
         return Decimal(str(value)) if isinstance(value, int | str | Decimal) else None
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):  # ValueError: an int with more digits than Python prints
         return None
 
 
@@ -49,13 +91,22 @@ def check_value(f: FormField, value: Any) -> str | None:  # noqa: C901, PLR0911,
     if t in (FieldType.TEXT, FieldType.LONG_TEXT, FieldType.FILE):
         if not isinstance(value, str):
             return "must be a string"
-        if f.pattern and not re.fullmatch(f.pattern, value):
-            return f"does not match {f.pattern!r}"
-        return _range(f, Decimal(len(value)), "length")
+        if len(value) > MAX_CHARS[t]:
+            return f"length must be at most {MAX_CHARS[t]}"
+        if too_long := _range(f, Decimal(len(value)), "length"):
+            return too_long
+        if f.pattern:
+            if (problem := pattern_problem(f.pattern)) is not None:
+                return problem
+            if not _pattern(f.pattern).fullmatch(value):
+                return f"does not match {f.pattern!r}"
+        return None
     if t == FieldType.NUMBER:
         number = Decimal(repr(value)) if isinstance(value, float) else _decimal(value)
         if number is None or not number.is_finite():
             return "must be a number"
+        if not _bounded(number):
+            return f"must be below 10^{MAX_MAGNITUDE} in size, with at most {-MIN_EXPONENT} decimals"
         return _range(f, number, "value")
     if t == FieldType.MONEY:
         if not isinstance(value, Mapping) or set(value) != {"amount", "currency"}:
@@ -65,8 +116,10 @@ def check_value(f: FormField, value: Any) -> str | None:  # noqa: C901, PLR0911,
         amount = _decimal(value["amount"])
         if amount is None or not amount.is_finite():
             return "amount must be a decimal number"
+        if not _bounded(amount):
+            return f"amount must be below 10^{MAX_MAGNITUDE}, with at most {-MIN_EXPONENT} decimals"
         currency = value["currency"]
-        if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+        if not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
             return "currency must be an ISO 4217 code"
         if f.currency and currency.upper() != f.currency:
             return f"currency must be {f.currency}"
@@ -92,12 +145,16 @@ def check_value(f: FormField, value: Any) -> str | None:  # noqa: C901, PLR0911,
             return "must be an ISO 8601 date-time"
         return None if parsed.tzinfo else "must include a timezone offset"
     if t == FieldType.PHONE:
-        return None if isinstance(value, str) and PHONE.match(value) else "must be a phone number"
+        return None if isinstance(value, str) and PHONE.fullmatch(value) else "must be a phone number"
     if t == FieldType.EMAIL:
-        return None if isinstance(value, str) and EMAIL.match(value) else "must be an email address"
+        ok = isinstance(value, str) and len(value) <= MAX_EMAIL and EMAIL.fullmatch(value)
+        return None if ok else "must be an email address"
     if t == FieldType.LOCATION:
         if not isinstance(value, Mapping) or not {"lat", "lon"} <= set(value) or set(value) - {"lat", "lon", "address"}:
             return 'must be {"lat": 31.23, "lon": 121.47, "address": "…"}'
+        address = value.get("address")
+        if address is not None and (not isinstance(address, str) or len(address) > MAX_ADDRESS):
+            return f"address must be a string of at most {MAX_ADDRESS} characters"
         lat, lon = value["lat"], value["lon"]
         if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (lat, lon)):
             return "lat and lon must be numbers"

@@ -3,10 +3,19 @@
 One URL configures both drivers: ``sqlite:///file.db`` runs through aiosqlite and
 ``postgresql+psycopg://…`` through psycopg 3 (which is async-capable itself).
 Alembic uses the synchronous form of the same URL.
+
+Every statement is bounded in time (``statement_timeout_ms``, from
+``TICKETFLOW_DB_STATEMENT_TIMEOUT_MS``): PostgreSQL's ``statement_timeout`` on each connection,
+SQLite's busy timeout (how long a writer waits for the lock). ``Database.check_writable`` is
+the health probe: can the database take a write right now?
 """
+
+import asyncio
+import sqlite3
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,30 +57,75 @@ def json_text_contains(column: Any, needle: str) -> Any:
     return sa.cast(column, sa.Text).contains(needle, autoescape=True)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+# The longest one statement may run (or, on SQLite, wait for the write lock) unless told otherwise:
+# models.settings.Settings.db_statement_timeout_ms has the same default.
+DEFAULT_STATEMENT_TIMEOUT_MS = 5_000
+# The health probe's own, shorter bound.
+HEALTH_TIMEOUT_MS = 1_000
+
+
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_conn, _record) -> None:  # pragma: no cover - trivial
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes, no fsync per commit
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def _postgres_options(url: str, statement_timeout_ms: int) -> str:
+    """libpq ``options`` with the statement timeout, keeping any the URL already sets."""
+    given = make_url(url).query.get("options") or ""
+    given = " ".join(given) if isinstance(given, tuple) else given
+    return f"{given} -c statement_timeout={int(statement_timeout_ms)}".strip()
+
+
+def create_engine(url: str, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(async_url(url), connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        engine = create_async_engine(async_url(url), connect_args={"timeout": statement_timeout_ms / 1000})
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, statement_timeout_ms))
         return engine
-    return create_async_engine(async_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        async_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True,
+        connect_args={"options": _postgres_options(url, statement_timeout_ms), "connect_timeout": 10},
+    )
+
+
+def _sqlite_write_probe(path: str, timeout_ms: int) -> None:
+    """Take SQLite's write lock on a connection of its own (waiting at most ``timeout_ms``) and
+    let it go: raises ``sqlite3.OperationalError`` ("database is locked") when another holds it."""
+    conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
 
 
 class Database:
     """Holds the engine and hands out sessions; one per process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        self.statement_timeout_ms = statement_timeout_ms
+        self.engine = create_engine(url, statement_timeout_ms)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    async def check_writable(self, timeout_ms: int = HEALTH_TIMEOUT_MS) -> None:
+        """Raise unless the database takes a write within ``timeout_ms`` (SQLite: the write lock
+        is free; PostgreSQL: a connection answers and may write, not a read-only standby)."""
+        u = make_url(self.url)
+        if is_sqlite(self.url):
+            if u.database and u.database != ":memory:":
+                await asyncio.to_thread(_sqlite_write_probe, u.database, timeout_ms)
+                return
+        async with asyncio.timeout(timeout_ms / 1000 + 1), self.engine.connect() as conn:
+            if not is_sqlite(self.url):
+                await conn.execute(sa.text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+                await conn.execute(sa.text("SELECT txid_current()"))  # refused on a read-only standby
+            else:
+                await conn.execute(sa.text("SELECT 1"))
+            await conn.rollback()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from api.bounds import Offset
 from api.deps import CurrentActor, DbSession
 from api.services import inventory as service
 from models.inventory import (
@@ -29,7 +30,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such warehouse in the caller's regions"},
 }
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("/parts", response_model=list[PartOut], responses=ERRORS, summary="The parts catalog")

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from api.bounds import IdPath
 from api.deps import CurrentActor, DbSession
 from api.services import notifications as service
 from models.notifications import ContactIn, ContactOut, NotificationOut, NotificationPage, ReadAllResult
@@ -47,7 +48,7 @@ async def read_all(
     responses={**ERRORS, 404: {"model": Problem, "description": "Not in your inbox"}},
     summary="Mark one notification read (idempotent)",
 )
-async def read_one(notification_id: int, session: DbSession, actor: CurrentActor) -> NotificationOut:
+async def read_one(notification_id: IdPath, session: DbSession, actor: CurrentActor) -> NotificationOut:
     return await service.mark_read(session, actor, notification_id)
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
+from api.bounds import Offset
 from api.deps import CurrentActor, DbSession
 from api.services import settlement as service
 from models.pricing import RegionPricing
@@ -41,7 +42,7 @@ async def ticket_statement(
 async def list_statements(
     session: DbSession, actor: CurrentActor, region: str | None = None, start: From = None, end: To = None,
     status_: Annotated[service.StatusFilter, Query(alias="status")] = "final",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0,
 ) -> StatementPage:
     f = service.StatementFilter(region=region, start=start, end=end, status=status_)
     return await service.list_statements(session, actor, f, limit, offset)

@@ -2,9 +2,10 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Response, status
 from fastapi.responses import PlainTextResponse
 
+from api.bounds import VersionPath, VersionQuery
 from api.deps import CurrentActor, DbSession
 from api.services import templates as service
 from models.schemas import Problem
@@ -58,13 +59,13 @@ async def list_versions(key: str, session: DbSession, actor: CurrentActor) -> li
 
 
 @router.get("/{key}/versions/{version}", response_model=TemplateVersion, responses=ERRORS)
-async def get_version(key: str, version: int, session: DbSession, actor: CurrentActor) -> TemplateVersion:
+async def get_version(key: str, version: VersionPath, session: DbSession, actor: CurrentActor) -> TemplateVersion:
     return await service.get_version(session, key, version)
 
 
 @router.get("/{key}/export", response_class=PlainTextResponse, responses=ERRORS)
 async def export_yaml(
-    key: str, session: DbSession, actor: CurrentActor, version: Annotated[int | None, Query()] = None
+    key: str, session: DbSession, actor: CurrentActor, version: VersionQuery = None
 ) -> PlainTextResponse:
     text = service.export_yaml(await service.get_version(session, key, version))
     return PlainTextResponse(text, media_type="application/yaml")

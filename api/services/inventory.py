@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities import inventory as ledger
+from api.bounds import MAX_INT64
 from api.errors import FieldInvalid, Forbidden, NotFound
 from domain.access import can_access_region, visible_regions
 from models.inventory import (
@@ -108,10 +109,10 @@ class MovementFilter:
 
 def _decode_cursor(cursor: str) -> int:
     try:
-        value = int(cursor)
+        value = int(cursor) if len(cursor) <= 19 else -1
     except ValueError:
         value = -1
-    if value < 0:
+    if not 0 <= value <= MAX_INT64:
         raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query")
     return value
 

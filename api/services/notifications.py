@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.bounds import MAX_INT32
 from api.errors import FieldInvalid, NotFound
 from domain.access import visible_regions
 from models.notifications import (
@@ -42,7 +43,10 @@ def _encode_cursor(row: NotificationInbox) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         created, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(created), int(row_id)
+        at, row_id = datetime.fromisoformat(created), int(row_id)
+        if not 0 <= row_id <= MAX_INT32:
+            raise ValueError("row id out of range")
+        return at, row_id
     except (ValueError, TypeError) as exc:
         raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query") from exc
 

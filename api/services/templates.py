@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities.catalog import catalog
+from api.bounds import MAX_DEPTH, find_nul
 from api.errors import Conflict, Forbidden, NotFound, ProblemList
 from api.services import audit
 from domain.template_validation import ActivitySignature, Problem, validate_template
@@ -42,11 +43,35 @@ def _raise_problems(problems: list[Problem]) -> None:
         raise ProblemList([{"loc": ["body", *p.loc], "msg": p.msg, "type": p.type} for p in problems])
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """YAML without aliases (no "billion laughs": ``*a`` repeating a large ``&a``) and at most
+    ``MAX_DEPTH`` levels deep (PyYAML composes recursively)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nests deeper than {MAX_DEPTH} levels", mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def parse_yaml(text: str) -> TemplateSpec:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise ProblemList([{"loc": ["body"], "msg": f"not valid YAML: {exc}", "type": "yaml_invalid"}]) from exc
+    if (found := find_nul(data)) is not None:
+        path, in_key = found
+        what = "a key" if in_key else "a string"
+        raise ProblemList([{"loc": ["body", *path], "msg": f"NUL characters are not allowed in {what}",
+                            "type": "nul_character"}])
     try:
         return TemplateSpec.model_validate(data)
     except ValidationError as exc:
