@@ -290,7 +290,7 @@ class MemberDiscount(_Frozen):
 class ReferralTier(_Frozen):
     """``min_referrals`` or more referrals → ``percent`` off (the best matching tier applies)."""
 
-    min_referrals: int
+    min_referrals: int = Field(ge=0, le=1_000_000)
     percent: Percent
 
 

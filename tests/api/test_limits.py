@@ -25,6 +25,7 @@ from api.app import create_app
 from api.demo import load_all
 from domain.ids import ticket_id_for_key
 from models.db import Database, is_sqlite
+from models.pricing import RegionPricing
 from tests.conftest import Stack, migrate, settings_for, task_queue
 
 pytestmark = pytest.mark.asyncio
@@ -342,3 +343,12 @@ async def test_database_faults_are_503_and_bugs_stay_500() -> None:
             assert "locked" not in r.text and "UPDATE" not in r.text  # no SQL, no driver text
         assert (await http.get("/bug")).status_code == 500
         assert (await http.get("/sqlite-bug")).status_code == 500
+
+
+async def test_price_rule_integers_are_bounded(stack: Stack) -> None:
+    rules = (await stack.http.get("/pricing/east", headers=ADMIN)).json()["rules"]
+    body = {k: rules[k] for k in RegionPricing.model_fields if k in rules} | {"version": f"probe-{uuid.uuid4().hex[:6]}"}
+    body["discounts"] = {**body.get("discounts", {}), "referral_tiers": [{"min_referrals": 10**20, "percent": "5"}]}
+    r = await stack.http.put("/pricing/east", json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text[:300]
+    assert problems(r)[0]["loc"][:4] == ["body", "discounts", "referral_tiers", 0]
