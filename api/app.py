@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.oidc = identity.OidcVerifier(settings) if identity.oidc_enabled(settings) else None
-        app.state.db = Database(settings.database_url)
+        app.state.db = Database(settings.database_url, settings.db_statement_timeout_ms)
         if settings.environment == "production":
             await _refuse_demo_keys(app.state.db)
         app.state.temporal = client or await connect(

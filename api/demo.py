@@ -53,7 +53,7 @@ async def revoke_demo_keys(db: Database) -> list[str]:
 
 
 async def _main(settings: Settings, revoke: bool) -> None:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.db_statement_timeout_ms)
     try:
         if revoke:
             with audit.acting_as("system", LOADER):

@@ -95,7 +95,7 @@ class ProblemList(DomainError):
 
 async def _handle(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    headers = {"WWW-Authenticate": "ApiKey"} if isinstance(exc, Unauthenticated) else None
+    headers = {"WWW-Authenticate": 'ApiKey, Bearer realm="ticketflow"'} if isinstance(exc, Unauthenticated) else None
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 

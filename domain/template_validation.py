@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.expressions import TICKET_VARS, check
-from domain.forms import check_value
+from domain.forms import check_value, pattern_problem
 from models.template import BUILTIN_EVENTS, FieldType, TemplateSpec
 
 Loc = tuple[str | int, ...]
@@ -109,7 +109,9 @@ def _fields(ctx: _Ctx) -> None:
         seen.add(f.name)
         if f.type in (FieldType.ENUM, FieldType.MULTI_ENUM) and not f.options:
             ctx.add(("fields", i, "options"), "an enum field needs options")
-        if f.default is not None and (msg := check_value(f, f.default)):
+        if f.pattern and (msg := pattern_problem(f.pattern)):
+            ctx.add(("fields", i, "pattern"), msg)
+        elif f.default is not None and (msg := check_value(f, f.default)):
             ctx.add(("fields", i, "default"), f"default {msg}")
 
 

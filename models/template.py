@@ -46,8 +46,8 @@ class FormField(_Spec):
     required: bool = False
     default: Any = None
     options: list[str] | None = None  # enum / multi_enum
-    min: Decimal | None = None  # number / money: value; text: length
-    max: Decimal | None = None
+    min: Decimal | None = Field(default=None, ge=-10**15, le=10**15)  # number / money: value; text: length
+    max: Decimal | None = Field(default=None, ge=-10**15, le=10**15)
     pattern: str | None = None  # text: a regular expression the whole value must match
     currency: str | None = None  # money: the only accepted currency (None: any ISO code)
     # Roles that may see / edit the field; empty means everybody.
@@ -224,7 +224,7 @@ class ActionNode(_Node):
 
 class PartLine(_Spec):
     sku: str
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=10_000)
 
 
 class SettleNode(_Node):
@@ -234,7 +234,7 @@ class SettleNode(_Node):
     hourly_service: str | None = None  # an hourly service code, priced by the minutes worked…
     minutes_field: str | None = None  # …read from this number field
     budget: Decimal | None = Field(default=None, ge=0, decimal_places=4)
-    budget_tolerance_percent: Decimal = Decimal(0)
+    budget_tolerance_percent: Decimal = Field(default=Decimal(0), ge=0, le=1000)
     on_over_budget: str | None = None  # e.g. an approval node; else the ticket goes on
     next: str
 
@@ -311,7 +311,7 @@ class ClassificationRule(_Spec):
     keywords: list[str] = Field(default_factory=list)  # any of, in title or description
     when: str | None = None  # an expression over the submitted form values
     priority: Priority | None = None
-    rank: int = 100  # lower wins when several templates match
+    rank: int = Field(default=100, ge=0, le=1_000_000)  # lower wins when several templates match
 
 
 class TemplateSpec(_Spec):

@@ -39,7 +39,7 @@ def build_worker(client: Client, settings: Settings, task_queue: str | None = No
 
 
 async def run_worker(settings: Settings) -> None:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.db_statement_timeout_ms)
     resources.use_database(db)
     notify.configure(settings)
     client = await connect(settings.temporal_address, settings.temporal_namespace, settings.temporal_connect_timeout_s)

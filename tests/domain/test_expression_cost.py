@@ -110,3 +110,13 @@ def test_text_values_are_capped(ftype: FieldType, cap: int) -> None:
     assert "at most" in forms.check_value(f, "x" * 3_000_000)
     small = field(type=ftype, max=10)  # the field's own max, when smaller, still wins
     assert forms.check_value(small, "x" * 11) is not None
+
+
+def test_a_pattern_re2_cannot_run_is_a_problem_at_save_time():
+    from domain.template_validation import validate_template
+    from tests.support import preset
+
+    spec = preset("general").spec.model_copy(deep=True)
+    spec.fields = [FormField(name="code", type=FieldType.TEXT, pattern=r"(a)\1")]  # a backreference
+    problems = validate_template(spec, {})
+    assert [p.loc for p in problems] == [("fields", 0, "pattern")]
