@@ -239,6 +239,7 @@ class TicketWorkflow:
         wake the nodes waiting for it. The API waits only until it is accepted."""
         if (seen := self._seen(input)) is not None:
             return seen
+        self._refuse_while_moving()
         self._remember("send_event", input)
         event = self._take_event(TicketSignal(name=input.name, actor=input.actor, fields=input.fields, text=input.text))
         await self._project(event)
@@ -247,6 +248,7 @@ class TicketWorkflow:
     @send_event.validator
     def _validate_send_event(self, input: EventInput) -> None:
         self._admit("send_event", input)
+        self._refuse_while_moving()  # the waits of this run are gone: the next run takes it
         try:
             if self.state.status in TERMINAL:
                 raise Refusal("invalid_transition", f"the ticket is {self.state.status.value}", allowed_actions=[])
@@ -630,14 +632,20 @@ class TicketWorkflow:
         retries and reaches the next run. Once the action is sure to be taken, its request id is
         remembered (a repeat returns without acting again)."""
         await workflow.wait_condition(lambda: self._settled() or self.state.status in TERMINAL or self._draining)
-        if self._draining and not self._settled() and self.state.status not in TERMINAL:
-            raise ApplicationError(
-                "the ticket is moving to a new run; retry", {"kind": "moving"}, type=MOVING, non_retryable=True
-            )
+        if not self._settled():
+            self._refuse_while_moving()
         node = self._check(action, input.actor, node_id)
         if remember:  # else the handler remembers it after its own checks
             self._remember(action.value, input)
         return node
+
+    def _refuse_while_moving(self) -> None:
+        """While the run hands over to the next one, refuse with ``TicketMoving``: the caller
+        sends it again and reaches the next run."""
+        if self._draining and self.state.status not in TERMINAL:
+            raise ApplicationError(
+                "the ticket is moving to a new run; retry", {"kind": "moving"}, type=MOVING, non_retryable=True
+            )
 
     # --- requests: signed by the API, taken once ---
 

@@ -20,6 +20,7 @@ from models.ticket import (
     ClaimInput,
     CloseInput,
     CommentInput,
+    EventInput,
     PersonLeft,
     Priority,
     ProjectionInput,
@@ -233,6 +234,9 @@ async def test_actions_and_departures_during_the_hand_over_to_the_next_run(tsenv
                 moving = err.cause
                 break
         assert isinstance(moving, ApplicationError) and moving.type == MOVING
+        with pytest.raises(WorkflowUpdateFailedError) as event:  # an event too: it would be lost on the way
+            await h.execute_update(TicketWorkflow.send_event, EventInput(name="customer_reply", actor=AGENT, text="hi"))
+        assert event.value.cause.type == MOVING
         await h.signal(TicketWorkflow.person_left, PersonLeft(person_id="eng-zhao", reason="left"))
         state = await h.query(TicketWorkflow.get_state)
         assert [p.person_id for p in state.pending_departures] == ["eng-zhao"]  # carried, not lost
