@@ -14,6 +14,7 @@ the API both use them.
 """
 
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
 from models.template import EventSpec
@@ -25,6 +26,35 @@ OPEN_TASK = frozenset({NodeStatus.OPEN, NodeStatus.ASSIGNED, NodeStatus.IN_PROGR
 # Roles that may assign, cancel, reopen and close any ticket of their regions.
 COORDINATORS = frozenset({"agent", "supervisor", "manager", "director", "admin"})
 OVERRIDE = frozenset({"admin"})  # may act on any task
+
+
+class RefusalType(StrEnum):
+    """The ``ApplicationError.type`` of every refusal a ticket answers an Update with, shared by
+    the workflow and the API (``api/services/tickets.py`` maps each to an HTTP status)."""
+
+    INVALID_TRANSITION = "InvalidTransition"  # not in this status / at this node (409)
+    NOT_ALLOWED = "NotAllowed"  # not this actor (403)
+    AMBIGUOUS = "NodeAmbiguous"  # several nodes fit: name one (409)
+    ALREADY_VOTED = "AlreadyVoted"  # (409)
+    FORM = "FormIncomplete"  # required fields missing, or not editable here (422)
+    FROZEN = "FieldFrozen"  # an approval decides on the field (409)
+    EVENT = "EventRefused"  # an event or field the template does not declare (422)
+    MOVING = "TicketMoving"  # the run is handing over to the next: send it again (the API does)
+    UNSIGNED = "RequestNotSigned"  # not signed by the API (or a key the worker lacks): 503 from the API
+    EXPIRED = "RequestExpired"  # reached the ticket after its expiry: never applied (504)
+    KEY_REUSED = "IdempotencyKeyReused"  # the request id was used for another request (422)
+
+
+# Refusal.kind → its type.
+REFUSAL_TYPES = {
+    "invalid_transition": RefusalType.INVALID_TRANSITION,
+    "not_allowed": RefusalType.NOT_ALLOWED,
+    "ambiguous": RefusalType.AMBIGUOUS,
+    "already_voted": RefusalType.ALREADY_VOTED,
+    "form": RefusalType.FORM,
+    "frozen": RefusalType.FROZEN,
+    "event": RefusalType.EVENT,
+}
 
 
 class Refusal(Exception):

@@ -16,6 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from models.dispatch import DispatchCall, DispatchDecision, DispatchOutcome, DispatchRequest, GeoPoint, Strategy
     from models.template import TaskNode
     from models.ticket import SYSTEM, NodeState, NodeStatus
@@ -24,7 +25,7 @@ DISPATCH_TIMEOUT = timedelta(seconds=30)
 DISPATCH_RETRY = RetryPolicy(maximum_attempts=5)
 
 
-def rule_of(wf, node: TaskNode) -> tuple[str | None, str]:
+def rule_of(wf: Run, node: TaskNode) -> tuple[str | None, str]:
     """The task rule's named user (``requester`` resolved), and who may take it: ``user:``,
     ``role:`` or ``group:``."""
     rule = node.assignee
@@ -40,7 +41,7 @@ def _location(value: Any) -> GeoPoint | None:
     return None
 
 
-def request(wf, node: TaskNode, state: NodeState, exclude: list[str]) -> DispatchRequest:
+def request(wf: Run, node: TaskNode, state: NodeState, exclude: list[str]) -> DispatchRequest:
     """What the node asks of the roster (its rule, skills, the site, the customer's tier)."""
     d, rule, fields = node.dispatch, node.assignee, wf.state.fields
     extra: dict[str, Any] = {}
@@ -90,7 +91,7 @@ def explain(decision: DispatchDecision, node_id: str) -> dict[str, Any]:
     }
 
 
-async def decide(wf, call: DispatchCall, node_id: str) -> DispatchDecision | None:
+async def decide(wf: Run, call: DispatchCall, node_id: str) -> DispatchDecision | None:
     """Run the activity; None when it keeps failing (the task stays open for claiming)."""
     label = "first available" if call.named else call.request.strategy.value
     try:
@@ -109,7 +110,7 @@ async def decide(wf, call: DispatchCall, node_id: str) -> DispatchDecision | Non
         return None
 
 
-async def assign_on_open(wf, node: TaskNode, state: NodeState, user: str | None) -> None:
+async def assign_on_open(wf: Run, node: TaskNode, state: NodeState, user: str | None) -> None:
     """A new task: the named user (or the first available backup), or a dispatch decision."""
     if user and node.assignee.backups:
         call = DispatchCall(request=request(wf, node, state, []), named=[user, *node.assignee.backups])
@@ -123,7 +124,7 @@ async def assign_on_open(wf, node: TaskNode, state: NodeState, user: str | None)
         await apply(wf, node, state, decision)
 
 
-async def apply(wf, node: TaskNode, state: NodeState, decision: DispatchDecision, action: str = "dispatched") -> None:
+async def apply(wf: Run, node: TaskNode, state: NodeState, decision: DispatchDecision, action: str = "dispatched") -> None:
     data = explain(decision, node.id)
     if decision.outcome in (DispatchOutcome.ASSIGNED, DispatchOutcome.BACKUP) and decision.chosen_id:
         if state.assignee == decision.chosen_id:
@@ -146,7 +147,7 @@ async def apply(wf, node: TaskNode, state: NodeState, decision: DispatchDecision
         wf.tell("unassigned", "high", ["role:supervisor"], decision.explanation)
 
 
-async def offer_window(wf, node: TaskNode, state: NodeState) -> None:
+async def offer_window(wf: Run, node: TaskNode, state: NodeState) -> None:
     """Grab pool: wait for the first claim; nobody in time → the best score gets it."""
     if state.offer_until is None or state.status != NodeStatus.OPEN:
         return
@@ -166,7 +167,7 @@ async def offer_window(wf, node: TaskNode, state: NodeState) -> None:
         wf.tell("assigned", "normal", [fallback], "nobody claimed the offer in time")
 
 
-async def redispatch(wf, reason: str, only: str | None = None) -> None:
+async def redispatch(wf: Run, reason: str, only: str | None = None) -> None:
     """SLA breach: tasks nobody has started, whose node dispatches, go to someone else (only
     the clock's own node when it has one). Runs beside the walk, so people may act while the
     decision is made: anything that changed the task meanwhile wins over the decision."""
@@ -191,7 +192,7 @@ async def redispatch(wf, reason: str, only: str | None = None) -> None:
         await apply(wf, spec, state, decision, action="reassigned")
 
 
-async def release(wf, node: TaskNode, state: NodeState, person: str, reason: str) -> None:
+async def release(wf: Run, node: TaskNode, state: NodeState, person: str, reason: str) -> None:
     """``person`` left. An offer to them is withdrawn and a delegation they made is dropped (so
     nothing is handed back to them). A task they hold goes back to whoever delegated it to
     them, else to its rule and is given again without them — the named user's first available

@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from domain.calendar import add_business_time, business_time_between
     from models import search_attributes as attrs
     from models.calendar import BusinessCalendar
@@ -28,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
 LEVELS = ["supervisor", "manager", "director"]  # who the breach and the escalations reach
 
 
-def milestones(wf) -> list[tuple[float, str, str | None]]:
+def milestones(wf: Run) -> list[tuple[float, str, str | None]]:
     """(share of the target, what, who is told), from the template's ``sla_policy``."""
     policy = wf.spec.sla_policy
     out: list[tuple[float, str, str | None]] = [(r, "reminder", None) for r in policy.reminders]
@@ -39,7 +40,7 @@ RESPONDED = frozenset({"claim", "assign", "start", "complete", "resolve", "appro
 RESOLVED = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.CANCELLED})
 
 
-def targets(wf) -> dict[str, timedelta]:
+def targets(wf: Run) -> dict[str, timedelta]:
     """Per-priority targets of the template, else the first task's own SLA."""
     sla = wf.spec.sla.get(wf.state.priority)
     if sla is None:
@@ -50,13 +51,13 @@ def targets(wf) -> dict[str, timedelta]:
     return {k: v for k, v in (("response", sla.response), ("resolution", sla.resolution)) if v}
 
 
-def start_clocks(wf) -> None:
+def start_clocks(wf: Run) -> None:
     for kind, target in targets(wf).items():
         # From the workflow's start (the intake's clock may differ by a moment).
         wf.state.sla.clocks[kind] = SlaClock(target=target, running_since=workflow.now())
 
 
-def retarget(wf) -> dict[str, str]:
+def retarget(wf: Run) -> dict[str, str]:
     """The priority changed: running clocks take the new priority's targets (time already used
     stays used; the next milestone is computed afresh). Returns the new targets."""
     changed = {}
@@ -68,7 +69,7 @@ def retarget(wf) -> dict[str, str]:
     return changed
 
 
-def start_node_clocks(wf, node) -> list[str]:
+def start_node_clocks(wf: Run, node) -> list[str]:
     """A task with its own ``sla`` gets clocks of its own ("<node>.response", "<node>.resolution"),
     from when it opens — unless it is the first task whose SLA already is the ticket's."""
     if node.sla is None or (wf.spec.sla.get(wf.state.priority) is None and node.id == wf.spec.start):
@@ -81,7 +82,7 @@ def start_node_clocks(wf, node) -> list[str]:
     return keys
 
 
-def on_change(wf, action: str, actor_id: str, node: str | None = None) -> None:
+def on_change(wf: Run, action: str, actor_id: str, node: str | None = None) -> None:
     """Called for every state change: stop the clocks whose goal was reached. A ticket clock
     ("response") is answered by anyone's first action; a node's ("visit.response") by an
     action on that node; a node's resolution ends when the node does."""
@@ -100,7 +101,7 @@ def on_change(wf, action: str, actor_id: str, node: str | None = None) -> None:
             clock.done_at = now
 
 
-def paused(wf, key: str) -> bool:
+def paused(wf: Run, key: str) -> bool:
     """Waiting on the customer: for the ticket's clocks, a wait node for an event or a task that
     asked for information; for a node's own clocks, that node asking."""
     owner = _owner(key)
@@ -113,12 +114,12 @@ def paused(wf, key: str) -> bool:
     )
 
 
-def holding(wf, key: str, clock: SlaClock) -> bool:
+def holding(wf: Run, key: str, clock: SlaClock) -> bool:
     """Paused now: waiting on the customer, and the template's ``max_pause`` not used up."""
     return not clock.pause_spent and paused(wf, key)
 
 
-async def _hold(wf, kind: str, clock: SlaClock, cal: BusinessCalendar) -> None:
+async def _hold(wf: Run, kind: str, clock: SlaClock, cal: BusinessCalendar) -> None:
     """Stay paused until the customer answers (or the clock is done) — at most what is left of
     the template's ``max_pause``; then the clock runs again and the holders are told."""
     released = lambda: not paused(wf, kind) or clock.done_at is not None  # noqa: E731
@@ -146,7 +147,7 @@ async def _hold(wf, kind: str, clock: SlaClock, cal: BusinessCalendar) -> None:
         wf.firing -= 1
 
 
-async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
+async def run_clock(wf: Run, kind: str, cal: BusinessCalendar) -> None:
     clock = wf.state.sla.clocks[kind]
     steps = milestones(wf)
     while clock.milestone < len(steps) and clock.done_at is None:
@@ -187,7 +188,7 @@ async def run_clock(wf, kind: str, cal: BusinessCalendar) -> None:
         clock.milestone += 1
 
 
-async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: str | None) -> None:
+async def _fire(wf: Run, kind: str, clock: SlaClock, share: float, what: str, who: str | None) -> None:
     """One milestone: recorded first (nothing below may hold it up), then the breach's
     re-dispatch and the management chain, then the notification. The workflow does not
     continue as new while a milestone fires (``wf.firing``)."""
@@ -198,7 +199,7 @@ async def _fire(wf, kind: str, clock: SlaClock, share: float, what: str, who: st
         wf.firing -= 1
 
 
-async def _fire_milestone(wf, kind: str, clock: SlaClock, share: float, what: str, who: str | None) -> None:
+async def _fire_milestone(wf: Run, kind: str, clock: SlaClock, share: float, what: str, who: str | None) -> None:
     data = {"sla": kind, "share": share, "target": str(clock.target), "due": clock.due.isoformat() if clock.due else None}
     owner = _owner(kind)
     if what == "breach":
@@ -245,7 +246,7 @@ def _whom(clock: SlaClock, who: str) -> str:
 CHAIN_RETRY = RetryPolicy(maximum_attempts=3)
 
 
-async def _managers_up(wf, holders: list[str]) -> list[str]:
+async def _managers_up(wf: Run, holders: list[str]) -> list[str]:
     """The first holder's manager, then theirs, up to one per escalation level. A directory
     that does not answer leaves the chain short: the region's role holders are told anyway."""
     start = next((h for h in holders if ":" not in h), None)
@@ -269,7 +270,7 @@ async def _managers_up(wf, holders: list[str]) -> list[str]:
     return chain
 
 
-def _holders(wf, owner: str | None = None) -> list[str]:
+def _holders(wf: Run, owner: str | None = None) -> list[str]:
     """Who holds the work: of the clock's own node, or of every active node."""
     out = []
     for n in wf.state.active if owner is None else [owner]:
@@ -279,7 +280,7 @@ def _holders(wf, owner: str | None = None) -> list[str]:
     return [o for o in out if o] or [wf.state.created_by]
 
 
-def details(wf) -> str:
+def details(wf: Run) -> str:
     """The SLA line of the workflow's current details in the Temporal UI."""
     parts = []
     for kind, clock in wf.state.sla.clocks.items():
@@ -294,7 +295,7 @@ def details(wf) -> str:
     return f"\nSLA: {'; '.join(parts)}" if parts else ""
 
 
-def search_attributes(wf) -> list:
+def search_attributes(wf: Run) -> list:
     sla = wf.state.sla
     return [
         attrs.TICKET_SLA_BREACHED.value_set("true" if sla.breached else "false"),

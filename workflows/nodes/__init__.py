@@ -1,4 +1,4 @@
-"""Node interpreters: one module per node type, each ``async def run(wf, node, branch) -> next node id``.
+"""Node interpreters: one module per node type, each ``async def run(wf: Run, node, branch) -> next node id``.
 
 They are deterministic workflow code (called from TicketWorkflow), never I/O.
 """

@@ -4,16 +4,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from domain.expressions import evaluate
-    from models.template import ActionNode, FieldType
+    from workflows.protocol import Run
+    from models.template import ActionNode
     from models.ticket import SYSTEM, NodeStatus
 
 
-async def run(wf, node: ActionNode, branch: str | None) -> str:
+async def run(wf: Run, node: ActionNode, branch: str | None) -> str:
     state, _ = wf.open_node(node, branch, NodeStatus.WAITING)
-    types = {**wf._types, "ticket_id": FieldType.TEXT}
-    values = wf.values()
-    args = {name: evaluate(expr, types, values) for name, expr in node.inputs.items()}
+    args = {name: wf.evaluate(expr) for name, expr in node.inputs.items()}
     result = await workflow.execute_activity(
         node.activity,
         args,

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from activities.directory import resolve_people
     from models.directory import PeopleQuery
     from models.template import ApprovalNode, ApproverRule, Quorum
@@ -24,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from models.ticket import SYSTEM, NodeStatus
 
 
-async def _approvers(wf, rule: ApproverRule, node_id: str) -> list[str]:
+async def _approvers(wf: Run, rule: ApproverRule, node_id: str) -> list[str]:
     if rule.user:
         return [wf.state.created_by if rule.user == "requester" else rule.user]
     manager_of = None
@@ -40,7 +41,7 @@ async def _approvers(wf, rule: ApproverRule, node_id: str) -> list[str]:
     return result.ids
 
 
-async def run(wf, node: ApprovalNode, branch: str | None) -> str:
+async def run(wf: Run, node: ApprovalNode, branch: str | None) -> str:
     levels = [lvl for lvl in node.levels if lvl.when is None or wf.holds(lvl.when)]
     state, new = wf.open_node(node, branch, NodeStatus.OPEN, levels=[lvl.name for lvl in levels])
     if new:
@@ -80,7 +81,7 @@ async def run(wf, node: ApprovalNode, branch: str | None) -> str:
     return node.next
 
 
-async def _await_decision(wf, node: ApprovalNode, state, level) -> None:
+async def _await_decision(wf: Run, node: ApprovalNode, state, level) -> None:
     due = state.result.get("due")
     if due is not None:
         left = (datetime.fromisoformat(due) - workflow.now()).total_seconds()
@@ -96,7 +97,7 @@ async def _await_decision(wf, node: ApprovalNode, state, level) -> None:
     await wf.wait(lambda: _decided(state) is not None)
 
 
-async def _on_timeout(wf, node: ApprovalNode, state, level) -> None:
+async def _on_timeout(wf: Run, node: ApprovalNode, state, level) -> None:
     data = {"node": node.id, "level": state.level + 1, "level_name": level.name, "timeout": str(level.timeout)}
     if level.on_timeout in ("approve", "reject"):
         state.result[f"auto:{state.level}"] = "approved" if level.on_timeout == "approve" else "rejected"
@@ -129,7 +130,7 @@ def _decided(state) -> str | None:
     return None
 
 
-async def replace_approver(wf, node: ApprovalNode, state, person: str, reason: str) -> None:
+async def replace_approver(wf: Run, node: ApprovalNode, state, person: str, reason: str) -> None:
     """``person`` left. A vote they delegated stays with the delegate (it is never handed back to
     them). A seat of the current level they still owe goes back to whoever delegated it to them,
     else to their manager (the first active one up), else to the region's supervisors; with
@@ -166,14 +167,14 @@ async def replace_approver(wf, node: ApprovalNode, state, person: str, reason: s
         wf.tell("approval_needed", "normal", heirs, f"{node.name or node.id}: {person} left ({reason})")
 
 
-async def _find(wf, node: ApprovalNode, query: PeopleQuery, summary: str) -> list[str]:
+async def _find(wf: Run, node: ApprovalNode, query: PeopleQuery, summary: str) -> list[str]:
     found = await workflow.execute_activity(
         resolve_people, query, start_to_close_timeout=timedelta(seconds=30), summary=f"{node.id}: {summary}"
     )
     return found.ids
 
 
-def decided_fields(wf, node: ApprovalNode) -> list[str]:
+def decided_fields(wf: Run, node: ApprovalNode) -> list[str]:
     """The form fields this approval decides on: declared, else those its levels' conditions read."""
     if node.decides is not None:
         return list(node.decides)
@@ -181,12 +182,12 @@ def decided_fields(wf, node: ApprovalNode) -> list[str]:
     return [n for n in dict.fromkeys(names) if wf.spec.field(n) is not None]
 
 
-def _freeze(wf, node: ApprovalNode) -> None:
+def _freeze(wf: Run, node: ApprovalNode) -> None:
     """From when the approval opens, what it decides on cannot change (until it rejects)."""
     fields = decided_fields(wf, node)
     if fields:
         wf.state.frozen = {**wf.state.frozen, **{f: node.id for f in fields}}
 
 
-def _unfreeze(wf, node: ApprovalNode) -> None:
+def _unfreeze(wf: Run, node: ApprovalNode) -> None:
     wf.state.frozen = {f: by for f, by in wf.state.frozen.items() if by != node.id}

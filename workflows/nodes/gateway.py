@@ -3,11 +3,12 @@
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from models.template import GatewayNode
     from models.ticket import SYSTEM, NodeStatus
 
 
-async def run(wf, node: GatewayNode, branch: str | None) -> str:
+async def run(wf: Run, node: GatewayNode, branch: str | None) -> str:
     target = next((c.to for c in node.conditions if wf.holds(c.when)), node.default)
     matched = next((c.when for c in node.conditions if c.to == target), "default")
     if target is None:  # validation forbids a gateway without default; stay safe anyway

@@ -6,11 +6,12 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from models.template import NotifyNode
     from models.ticket import SYSTEM, NodeStatus
 
 
-def recipients(wf, wanted: list[str]) -> list[str]:
+def recipients(wf: Run, wanted: list[str]) -> list[str]:
     out: list[str] = []
     for r in wanted:
         if r == "requester":
@@ -24,7 +25,7 @@ def recipients(wf, wanted: list[str]) -> list[str]:
     return list(dict.fromkeys(o for o in out if o))
 
 
-async def run(wf, node: NotifyNode, branch: str | None) -> str:
+async def run(wf: Run, node: NotifyNode, branch: str | None) -> str:
     state, _ = wf.open_node(node, branch, NodeStatus.WAITING)
     to = recipients(wf, node.recipients)
     await send(wf, node.id, node.event, node.urgency, to)
@@ -33,7 +34,7 @@ async def run(wf, node: NotifyNode, branch: str | None) -> str:
     return node.next
 
 
-def message(wf, key: str, event: str, urgency: str, to: list[str], text: str | None = None) -> dict[str, Any]:
+def message(wf: Run, key: str, event: str, urgency: str, to: list[str], text: str | None = None) -> dict[str, Any]:
     """A ``notify.send`` input, as of now (the ticket's status and amount at this moment)."""
     s = wf.state
     amount = s.fields.get("amount")
@@ -57,6 +58,6 @@ async def deliver(payload: dict[str, Any]) -> None:
     )
 
 
-async def send(wf, node_id: str, event: str, urgency: str, to: list[str], text: str | None = None) -> None:
+async def send(wf: Run, node_id: str, event: str, urgency: str, to: list[str], text: str | None = None) -> None:
     """Send now and wait for it (the notify node, SLA milestones)."""
     await deliver(message(wf, f"{node_id}:{len(wf.state.path)}", event, urgency, to, text))

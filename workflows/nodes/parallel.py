@@ -5,13 +5,14 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from models.template import ParallelNode
     from models.ticket import SYSTEM, NodeStatus
 
 JOINED = "$joined"
 
 
-async def run(wf, node: ParallelNode, branch: str | None) -> str:
+async def run(wf: Run, node: ParallelNode, branch: str | None) -> str:
     state, new = wf.open_node(node, branch, NodeStatus.WAITING)
     frame = wf.state.branches.setdefault(node.id, {b.name: b.start for b in node.branches})
     if new:
@@ -22,10 +23,10 @@ async def run(wf, node: ParallelNode, branch: str | None) -> str:
             await wf.walk(frame[name], stop_at=node.next, frame=node.id, branch=name)
             frame[name] = JOINED
         finally:
-            wf._busy -= 1  # this strand ends
+            wf.add_strands(-1)  # this strand ends
 
     names = [b.name for b in node.branches if frame[b.name] != JOINED]
-    wf._busy += len(names)  # each branch is a running strand of the walk
+    wf.add_strands(len(names))  # each branch is a running strand of the walk
     pending = [asyncio.create_task(run_branch(name)) for name in names]
     if node.join == "all" or not pending:
         await wf.idle(asyncio.gather(*pending))

@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from models.pricing import PartItem, ServiceItem
     from models.settlement import SettleInput, SettleItems, SettleResult
     from models.template import SettleNode
@@ -22,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
 RETRY_EVENT = "retry_settlement"
 
 
-def _items(wf, node: SettleNode) -> SettleItems:
+def _items(wf: Run, node: SettleNode) -> SettleItems:
     services = [ServiceItem(code=code) for code in node.services]
     if node.hourly_service:
         minutes = int(Decimal(str(wf.state.fields.get(node.minutes_field or "", 0) or 0)))
@@ -36,7 +37,7 @@ def _items(wf, node: SettleNode) -> SettleItems:
     return SettleItems(services=tuple(services), parts=tuple(parts))
 
 
-async def run(wf, node: SettleNode, branch: str | None) -> str:
+async def run(wf: Run, node: SettleNode, branch: str | None) -> str:
     state, _ = wf.open_node(node, branch, NodeStatus.WAITING)
     version = wf.state.path.count(node.id)  # settling again after a reopen is a new version
     request = SettleInput(

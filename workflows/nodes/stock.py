@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from models.inventory import (
         ConsumeInput,
         ConsumeResult,
@@ -33,7 +34,7 @@ STOCK_TIMEOUT = timedelta(seconds=30)
 STOCK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 
-def _lines(wf, node: ReservePartsNode) -> list[PartLine]:
+def _lines(wf: Run, node: ReservePartsNode) -> list[PartLine]:
     if node.parts:
         return [PartLine(sku=p.sku, quantity=p.quantity) for p in node.parts]
     sku = wf.state.fields.get(node.sku_field or "")
@@ -41,7 +42,7 @@ def _lines(wf, node: ReservePartsNode) -> list[PartLine]:
     return [PartLine(sku=sku, quantity=quantity)] if sku and quantity > 0 else []
 
 
-async def reserve_parts(wf, node: ReservePartsNode, branch: str | None) -> str:
+async def reserve_parts(wf: Run, node: ReservePartsNode, branch: str | None) -> str:
     state, _ = wf.open_node(node, branch, NodeStatus.WAITING)
     lines = _lines(wf, node)
     if not lines:
@@ -70,7 +71,7 @@ async def reserve_parts(wf, node: ReservePartsNode, branch: str | None) -> str:
     return node.next
 
 
-async def _reserve(wf, node: ReservePartsNode, lines: list[PartLine], location) -> ReserveResult:
+async def _reserve(wf: Run, node: ReservePartsNode, lines: list[PartLine], location) -> ReserveResult:
     return await workflow.execute_activity(
         "inventory.reserve",
         ReserveInput(
@@ -88,7 +89,7 @@ async def _reserve(wf, node: ReservePartsNode, lines: list[PartLine], location) 
     )
 
 
-async def consume_parts(wf, node: ConsumePartsNode, branch: str | None) -> str:
+async def consume_parts(wf: Run, node: ConsumePartsNode, branch: str | None) -> str:
     state, _ = wf.open_node(node, branch, NodeStatus.WAITING)
     reserved = wf.state.nodes.get(node.reservation)
     allocations = (reserved.result.get("allocations", []) if reserved else []) or []
@@ -128,7 +129,7 @@ async def consume_parts(wf, node: ConsumePartsNode, branch: str | None) -> str:
     return node.next
 
 
-async def announce_low_stock(wf, node_id: str) -> None:
+async def announce_low_stock(wf: Run, node_id: str) -> None:
     """Tell warehouse staff about reorder points this movement crossed (once per crossing)."""
     try:
         await workflow.execute_activity(
@@ -150,7 +151,7 @@ def _merge(used: list) -> list:
     return [UsedPart(sku=sku, quantity=q) for sku, q in total.items()]
 
 
-async def release_all(wf) -> list[dict]:
+async def release_all(wf: Run) -> list[dict]:
     """Compensation on cancel: release every reservation still held, newest first."""
     released: list[dict] = []
     for node_id in reversed(list(wf.state.reservations)):

@@ -9,11 +9,12 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.protocol import Run
     from models.template import WaitNode
     from models.ticket import SYSTEM, NodeStatus
 
 
-async def run(wf, node: WaitNode, branch: str | None) -> str:
+async def run(wf: Run, node: WaitNode, branch: str | None) -> str:
     state, new = wf.open_node(node, branch, NodeStatus.WAITING)
     if new:
         state.result = {"signals_before": len(wf.signals)}  # events from now on count
@@ -41,7 +42,7 @@ async def run(wf, node: WaitNode, branch: str | None) -> str:
     return node.next
 
 
-def _take_early(wf, node: WaitNode) -> bool:
+def _take_early(wf: Run, node: WaitNode) -> bool:
     """Take the oldest kept event for this wait that came within its window; drop older ones."""
     oldest = workflow.now() - node.early_window
     fresh = [e for e in wf.state.unclaimed_events if e.name != node.signal or e.at >= oldest]
