@@ -46,71 +46,8 @@ class TicketCreate(_Body):
     fields: dict[str, Any] = Field(default_factory=dict, description="Form values.")
 
 
-# --- action bodies ---
-
-
-class NodeBody(_Body):
-    node: str | None = Field(default=None, description="The active node to act on; needed only when several fit.")
-
-
-class EmptyBody(NodeBody):
-    pass
-
-
-class AssignBody(NodeBody):
-    assignee: str = Field(min_length=1, max_length=64)
-
-
-class DelegateBody(NodeBody):
-    to: str = Field(min_length=1, max_length=64, description="Who takes your task (or your vote) for now.")
-    reason: str | None = Field(default=None, max_length=2_000)
-
-
-class ReturnBody(NodeBody):
-    reason: str | None = Field(default=None, max_length=2_000)
-
-
-class RequestInfoBody(NodeBody):
-    question: str = Field(
-        min_length=1, max_length=5_000, description="Put to the customer; the SLA pauses until a customer_reply event."
-    )
-
-
-class PriorityBody(_Body):
-    priority: Priority
-    reason: str = Field(min_length=1, max_length=2_000)
-
-
-class CompleteBody(NodeBody):
-    fields: dict[str, Any] = Field(default_factory=dict, description="Form values this step edits.")
-    resolution: str | None = Field(default=None, max_length=5_000)
-
-
-class ResolveBody(CompleteBody):
-    resolution: str = Field(min_length=1, max_length=5_000)
-
-
-class ApproveBody(NodeBody):
-    reason: str | None = Field(default=None, max_length=2_000)
-
-
-class RejectBody(NodeBody):
-    reason: str = Field(min_length=1, max_length=2_000)
-
-
-class ReasonBody(_Body):
-    reason: str = Field(min_length=1, max_length=2_000)
-
-
-class CommentBody(_Body):
-    text: str = Field(min_length=1, max_length=10_000)
-
-
-class EventBody(_Body):
-    name: str = Field(min_length=1, max_length=64, examples=["customer_reply"],
-                      description="An event the ticket's template declares (422 lists them otherwise)")
-    fields: dict[str, Any] = Field(default_factory=dict)
-    text: str | None = Field(default=None, max_length=10_000)
+# Action and event bodies are derived from their workflow inputs (models/ticket.py) by
+# api/routers/tickets.py: one definition per action.
 
 
 # --- responses ---

@@ -5,7 +5,7 @@ Plain Pydantic v2 models — the only shapes that travel through Temporal.
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -261,8 +261,17 @@ class ActorInput(BaseModel):
     proof: Proof | None = None
 
 
+# The HTTP body of each action is its input without ``actor`` and ``proof``
+# (``api/routers/tickets.py`` derives it): the limits below are the API's limits too.
+Reason = Annotated[str, Field(min_length=1, max_length=2_000)]
+OptionalReason = Annotated[str | None, Field(max_length=2_000)]
+PersonId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class NodeInput(ActorInput):
-    node: str | None = None  # which active node; needed only when several could take the action
+    node: str | None = Field(
+        default=None, max_length=64, description="The active node to act on; needed only when several fit."
+    )
 
 
 class ClaimInput(NodeInput):
@@ -270,7 +279,7 @@ class ClaimInput(NodeInput):
 
 
 class AssignInput(NodeInput):
-    assignee: str
+    assignee: PersonId
 
 
 class StartInput(NodeInput):
@@ -278,42 +287,44 @@ class StartInput(NodeInput):
 
 
 class CompleteInput(NodeInput):
-    fields: dict[str, Any] = Field(default_factory=dict)
-    resolution: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict, description="Form values this step edits.")
+    resolution: str | None = Field(default=None, max_length=5_000)
 
 
 class ResolveInput(CompleteInput):
-    resolution: str | None = None
+    resolution: str = Field(min_length=1, max_length=5_000)  # type: ignore[assignment]
 
 
 class ApproveInput(NodeInput):
-    reason: str | None = None
+    reason: OptionalReason = None
 
 
 class RejectInput(NodeInput):
-    reason: str
+    reason: Reason
 
 
 class DelegateInput(NodeInput):
-    to: str
-    reason: str | None = None
+    to: PersonId = Field(description="Who takes your task (or your vote) for now.")
+    reason: OptionalReason = None
 
 
 class ReturnInput(NodeInput):
-    reason: str | None = None
+    reason: OptionalReason = None
 
 
 class RequestInfoInput(NodeInput):
-    question: str
+    question: str = Field(
+        min_length=1, max_length=5_000, description="Put to the customer; the SLA pauses until a customer_reply event."
+    )
 
 
 class ChangePriorityInput(ActorInput):
     priority: Priority
-    reason: str
+    reason: Reason
 
 
 class ReopenInput(ActorInput):
-    reason: str
+    reason: Reason
 
 
 class CloseInput(ActorInput):
@@ -321,11 +332,11 @@ class CloseInput(ActorInput):
 
 
 class CancelInput(ActorInput):
-    reason: str
+    reason: Reason
 
 
 class CommentInput(ActorInput):
-    text: str
+    text: str = Field(min_length=1, max_length=10_000)
 
 
 CUSTOMER_REPLY = "customer_reply"  # the signal that answers a request_info
@@ -335,9 +346,10 @@ class EventInput(ActorInput):
     """An event (the ``send_event`` update): customer replied, ERP status changed, …; the
     template declares who may send it and which fields it may set."""
 
-    name: str
+    name: str = Field(min_length=1, max_length=64, examples=["customer_reply"],
+                      description="An event the ticket's template declares (422 lists them otherwise)")
     fields: dict[str, Any] = Field(default_factory=dict)
-    text: str | None = None
+    text: str | None = Field(default=None, max_length=10_000)
 
 
 class TicketSignal(BaseModel):

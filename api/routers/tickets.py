@@ -4,52 +4,20 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, create_model
 
 from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
 from api.services import tickets as service
 from models.schemas import (
-    ApproveBody,
-    AssignBody,
-    CommentBody,
-    CompleteBody,
-    DelegateBody,
-    EmptyBody,
     EventAccepted,
-    EventBody,
-    PriorityBody,
     Problem,
-    ReasonBody,
-    RejectBody,
-    RequestInfoBody,
-    ResolveBody,
-    ReturnBody,
     TicketCreate,
     TicketEventPage,
     TicketOut,
     TicketPage,
 )
-from models.ticket import (
-    Action,
-    ApproveInput,
-    AssignInput,
-    CancelInput,
-    ChangePriorityInput,
-    ClaimInput,
-    CloseInput,
-    CommentInput,
-    CompleteInput,
-    DelegateInput,
-    Priority,
-    RejectInput,
-    ReopenInput,
-    RequestInfoInput,
-    ResolveInput,
-    ReturnInput,
-    StartInput,
-    TicketStatus,
-)
-from workflows.ticket import TicketWorkflow
+from models.ticket import EventInput, Priority, TicketStatus
+from workflows.actions import ACTIONS, ActionDef
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 TicketId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -114,34 +82,18 @@ async def get_ticket(ticket_id: TicketId, session: DbSession, client: TemporalCl
     return await service.get_ticket(session, client, actor, ticket_id)
 
 
-# Each action: (request body, update input, the workflow's update method, what it does).
-ACTIONS: dict[Action, tuple[type[BaseModel], type[BaseModel], Any, str]] = {
-    Action.CLAIM: (EmptyBody, ClaimInput, TicketWorkflow.claim, "Take an open task as your own."),
-    Action.ASSIGN: (AssignBody, AssignInput, TicketWorkflow.assign, "Assign, reassign or delegate a task."),
-    Action.START: (EmptyBody, StartInput, TicketWorkflow.start, "Begin work on your task."),
-    Action.COMPLETE: (CompleteBody, CompleteInput, TicketWorkflow.complete, "Finish your task with its form data."),
-    Action.RESOLVE: (ResolveBody, ResolveInput, TicketWorkflow.resolve, "Finish your task with a resolution."),
-    Action.APPROVE: (ApproveBody, ApproveInput, TicketWorkflow.approve, "Approve at your approval level."),
-    Action.REJECT: (RejectBody, RejectInput, TicketWorkflow.reject, "Reject with a reason."),
-    Action.REOPEN: (ReasonBody, ReopenInput, TicketWorkflow.reopen, "Send a resolved ticket back to work."),
-    Action.CLOSE: (EmptyBody, CloseInput, TicketWorkflow.close, "Close a resolved ticket (final)."),
-    Action.CANCEL: (ReasonBody, CancelInput, TicketWorkflow.cancel, "Cancel an open ticket (final)."),
-    Action.COMMENT: (CommentBody, CommentInput, TicketWorkflow.comment, "Add a comment."),
-    Action.DELEGATE: (DelegateBody, DelegateInput, TicketWorkflow.delegate, "Hand your task or vote to someone for now."),
-    Action.RETURN: (ReturnBody, ReturnInput, TicketWorkflow.return_, "Give a delegated task or vote back."),
-    Action.CHANGE_PRIORITY: (
-        PriorityBody,
-        ChangePriorityInput,
-        TicketWorkflow.change_priority,
-        "Change the priority; the SLA deadlines are recomputed.",
-    ),
-    Action.REQUEST_INFO: (
-        RequestInfoBody,
-        RequestInfoInput,
-        TicketWorkflow.request_info,
-        "Ask the customer; the SLA pauses until their customer_reply event.",
-    ),
-}
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def body_model(input_model: type[BaseModel]) -> type[BaseModel]:
+    """An action's HTTP body: its workflow input without ``actor`` and ``proof`` (the API adds
+    them), with the same fields and limits."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, info) for name, info in input_model.model_fields.items() if name not in ("actor", "proof")
+    }
+    return create_model(input_model.__name__.removesuffix("Input") + "Body", __base__=_Body, **fields)
+
 
 ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
@@ -161,13 +113,13 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _action_endpoint(action: Action, body_model: type[BaseModel], input_model: type[BaseModel], update: Any):
-    async def run(ticket_id, session, client, settings, actor, body: BaseModel | None, key: str | None) -> TicketOut:
-        fields = body.model_dump() if body is not None else {}
-        update_input = input_model(actor=actor, **fields)
-        return await service.act(session, client, settings, actor, ticket_id, action, update, update_input, key)
+def _action_endpoint(d: ActionDef, body_type: type[BaseModel]) -> Any:
+    async def run(ticket_id, session, client, settings, actor, payload: BaseModel | None, key: str | None) -> TicketOut:
+        values = payload.model_dump() if payload is not None else {}
+        update_input = d.input(actor=actor, **values)
+        return await service.act(session, client, settings, actor, ticket_id, d, update_input, key)
 
-    if not any(f.is_required() for f in body_model.model_fields.values()):  # the body may be left out
+    if not any(f.is_required() for f in body_type.model_fields.values()):  # the body may be left out
 
         async def endpoint(
             ticket_id: TicketId,
@@ -175,10 +127,10 @@ def _action_endpoint(action: Action, body_model: type[BaseModel], input_model: t
             client: TemporalClient,
             settings: AppSettings,
             actor: CurrentActor,
-            body: body_model | None = None,  # type: ignore[valid-type]
+            payload: body_type | None = None,  # type: ignore[valid-type]
             idempotency_key: IdempotencyKey = None,
         ) -> TicketOut:
-            return await run(ticket_id, session, client, settings, actor, body, idempotency_key)
+            return await run(ticket_id, session, client, settings, actor, payload, idempotency_key)
 
     else:
 
@@ -188,24 +140,28 @@ def _action_endpoint(action: Action, body_model: type[BaseModel], input_model: t
             client: TemporalClient,
             settings: AppSettings,
             actor: CurrentActor,
-            body: body_model,  # type: ignore[valid-type]
+            payload: body_type,  # type: ignore[valid-type]
             idempotency_key: IdempotencyKey = None,
         ) -> TicketOut:
-            return await run(ticket_id, session, client, settings, actor, body, idempotency_key)
+            return await run(ticket_id, session, client, settings, actor, payload, idempotency_key)
 
-    endpoint.__name__ = f"{action.value}_ticket"
+    endpoint.__name__ = f"{d.name}_ticket"
     return endpoint
 
 
-for _action, (_body, _input, _update, _doc) in ACTIONS.items():
+for _d in ACTIONS.values():
+    if _d.action is None:  # events have their own route below
+        continue
     router.add_api_route(
-        f"/{{ticket_id}}/actions/{_action.value}",
-        _action_endpoint(_action, _body, _input, _update),
+        f"/{{ticket_id}}/actions/{_d.name}",
+        _action_endpoint(_d, body_model(_d.input)),
         methods=["POST"],
         response_model=TicketOut,
         responses=ACTION_ERRORS,
-        summary=f"{_action.value.capitalize()}: {_doc}",
+        summary=f"{_d.name.capitalize()}: {_d.summary}",
     )
+
+EventBody = body_model(EventInput)
 
 
 @router.post(

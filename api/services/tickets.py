@@ -2,6 +2,7 @@
 a ticket outside them is ``NotFound`` and Temporal is never asked about it."""
 
 import asyncio
+from collections.abc import Callable
 import base64
 import hashlib
 import json
@@ -31,6 +32,7 @@ from activities.projection import ticket_row
 from api.errors import (
     ActionTimedOut,
     Conflict,
+    DomainError,
     FieldInvalid,
     Forbidden,
     InvalidTransition,
@@ -44,7 +46,7 @@ from domain.ids import new_ticket_id, ticket_id_for_key
 from domain.calendar import freeze_holidays
 from domain.classification import classify
 from domain.forms import validate_values, visible_values
-from domain.lifecycle import TERMINAL, allowed_actions, allowed_for
+from domain.lifecycle import TERMINAL, RefusalType, allowed_actions, allowed_for
 from models import search_attributes as attrs
 from models.calendar import BusinessCalendar
 from models.schemas import TicketCreate, TicketEventOut, TicketEventPage, TicketOut, TicketPage, TicketSummary
@@ -63,15 +65,8 @@ from models.ticket import (
     initial_state,
 )
 from api.signing import seal, update_id
-from workflows.ticket import (
-    EXPIRED,
-    INVALID_TRANSITION,
-    KEY_REUSED,
-    MOVING,
-    UNSIGNED,
-    TicketWorkflow,
-    workflow_id,
-)
+from workflows.actions import ActionDef
+from workflows.ticket import TicketWorkflow, workflow_id
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 MAX_FIELDS_BYTES = 64 * 1024  # form values in one request (each value is bounded too: domain/forms.py)
@@ -439,13 +434,14 @@ async def act(
     settings: Settings,
     actor: ActorRef,
     ticket_id: str,
-    action: Action,
-    update: Any,
+    d: ActionDef,
     update_input: ActorInput,
     idempotency_key: str | None = None,
 ) -> TicketOut:
-    """Run one action as a Temporal Update; the validator's rejection becomes a 4xx."""
+    """Run one action (a row of the action table) as a Temporal Update; the validator's
+    rejection becomes a 4xx."""
     row = await _visible_row(session, actor, ticket_id)
+    action = d.action
     if action is Action.ASSIGN:
         await _check_assignee(session, getattr(update_input, "assignee"), row.region)
     if action is Action.DELEGATE:
@@ -456,7 +452,7 @@ async def act(
     version = await _template_of_row(session, row)
     if submitted := getattr(update_input, "fields", None):
         update_input = update_input.model_copy(update={"fields": _checked_fields(version, submitted, actor)})
-    state = await _execute(session, client, settings, actor, row, action.value, update, update_input, idempotency_key)
+    state = await _execute(session, client, settings, actor, row, d.name, update_input, idempotency_key)
     return _out(state, "workflow", actor=actor, spec=version.spec)
 
 
@@ -492,8 +488,7 @@ async def send_event(
         ])
     fields = _checked_fields(version, submitted, actor)
     event = EventInput(actor=actor, name=name, fields=fields, text=text)
-    await _execute(session, client, settings, actor, row, "send_event", TicketWorkflow.send_event, event,
-                   idempotency_key)
+    await _execute(session, client, settings, actor, row, "send_event", event, idempotency_key)
 
 
 async def _execute(
@@ -503,7 +498,6 @@ async def _execute(
     actor: ActorRef,
     row: Ticket,
     name: str,
-    update: Any,
     update_input: ActorInput,
     idempotency_key: str | None,
 ) -> TicketState:
@@ -520,7 +514,7 @@ async def _execute(
     sealed = seal(update_input, row.id, name, key_id, keys[key_id], expires, request_id)
     handle = client.get_workflow_handle(workflow_id(row.id))
     try:
-        return await _send(handle, update, sealed, update_id(name, sealed), timeout)
+        return await _send(handle, name, sealed, update_id(name, sealed), timeout)
     except WorkflowUpdateFailedError as exc:
         _refusal(exc, name)
         raise
@@ -535,7 +529,7 @@ async def _execute(
         raise ServiceUnavailable(f"Temporal did not accept the {name}: {exc.message}") from exc
 
 
-async def _send(handle: Any, update: Any, sealed: ActorInput, uid: str, timeout: float) -> TicketState:
+async def _send(handle: Any, update: str, sealed: ActorInput, uid: str, timeout: float) -> TicketState:
     """The Update, within ``timeout`` seconds in all; one that met the run handing over to the
     next (continue-as-new) is sent again, and so reaches the next run."""
     loop = asyncio.get_running_loop()
@@ -543,7 +537,9 @@ async def _send(handle: Any, update: Any, sealed: ActorInput, uid: str, timeout:
     for attempt in range(MOVING_RETRIES + 1):
         try:
             accepted = await asyncio.wait_for(
-                handle.start_update(update, sealed, id=uid, wait_for_stage=WorkflowUpdateStage.ACCEPTED),
+                handle.start_update(
+                    update, sealed, id=uid, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=TicketState
+                ),
                 max(deadline - loop.time(), 0.01),
             )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
@@ -561,44 +557,48 @@ async def _send(handle: Any, update: Any, sealed: ActorInput, uid: str, timeout:
             ) from exc
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
-            if not (isinstance(cause, ApplicationError) and cause.type == MOVING) or attempt == MOVING_RETRIES:
+            if not (isinstance(cause, ApplicationError) and cause.type == RefusalType.MOVING) or attempt == MOVING_RETRIES:
                 raise
             await asyncio.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
 def _refusal(exc: WorkflowUpdateFailedError, name: str) -> None:
-    """The workflow refused the request: raise the matching domain error."""
+    """The workflow refused the request: raise the domain error of its ``RefusalType`` (the one
+    place a refusal becomes HTTP, through ``api/errors.py``)."""
     cause = exc.cause
-    if not isinstance(cause, ApplicationError):
+    if not isinstance(cause, ApplicationError) or cause.type not in RefusalType._value2member_map_:
         return
     info: dict[str, Any] = cause.details[0] if cause.details else {}
-    if cause.type == INVALID_TRANSITION:
-        raise InvalidTransition(cause.message, status=info.get("status"), allowed_actions=info.get("allowed_actions", [])) from exc
-    if cause.type == "NotAllowed":
-        raise Forbidden(cause.message) from exc
-    if cause.type in ("NodeAmbiguous", "AlreadyVoted"):
-        extra = {"nodes": info["nodes"]} if "nodes" in info else {}
-        raise Conflict(cause.message, **extra) from exc
-    if cause.type == "FieldFrozen":
-        raise Conflict(cause.message, code="field_frozen", fields=info.get("fields", [])) from exc
-    if cause.type == "EventRefused":
-        field = str(info.get("field", "name"))
-        raise FieldInvalid(field, cause.message, "event_refused") from exc
-    if cause.type == MOVING:
-        raise ServiceUnavailable("the ticket is moving to a new run: retry in a moment") from exc
-    if cause.type == EXPIRED:
-        raise ActionTimedOut(f"{name} reached the ticket too late and was not applied: send it again",
-                             applied=False) from exc
-    if cause.type == KEY_REUSED:
-        raise FieldInvalid("Idempotency-Key", "this Idempotency-Key was already used with a different request",
-                           "idempotency_key_reused", location="header") from exc
-    if cause.type == UNSIGNED:  # the worker does not hold the API's signing key: a deployment fault
-        raise ServiceUnavailable(f"the ticket worker refused the API's signature ({cause.message}): "
-                                 "TICKETFLOW_ACTION_SIGNING_KEY must be the same for the API and the workers") from exc
-    if cause.type == "FormIncomplete":
-        problems = info.get("problems", [])
-        raise ProblemList([{"loc": ["body", "fields", p["field"]], "msg": p["msg"], "type": "form_incomplete"} for p in problems]) from exc
+    raise _REFUSALS[RefusalType(cause.type)](cause.message, info, name) from exc
+
+
+def _form_problems(message: str, info: dict[str, Any], name: str) -> DomainError:
+    return ProblemList([{"loc": ["body", "fields", p["field"]], "msg": p["msg"], "type": "form_incomplete"}
+                        for p in info.get("problems", [])])
+
+
+R = RefusalType
+_REFUSALS: dict[RefusalType, Callable[[str, dict[str, Any], str], DomainError]] = {
+    R.INVALID_TRANSITION: lambda m, i, n: InvalidTransition(
+        m, status=i.get("status"), allowed_actions=i.get("allowed_actions", [])),
+    R.NOT_ALLOWED: lambda m, i, n: Forbidden(m),
+    R.AMBIGUOUS: lambda m, i, n: Conflict(m, **({"nodes": i["nodes"]} if "nodes" in i else {})),
+    R.ALREADY_VOTED: lambda m, i, n: Conflict(m),
+    R.FORM: _form_problems,
+    R.FROZEN: lambda m, i, n: Conflict(m, code="field_frozen", fields=i.get("fields", [])),
+    R.EVENT: lambda m, i, n: FieldInvalid(str(i.get("field", "name")), m, "event_refused"),
+    R.MOVING: lambda m, i, n: ServiceUnavailable("the ticket is moving to a new run: retry in a moment"),
+    R.EXPIRED: lambda m, i, n: ActionTimedOut(f"{n} reached the ticket too late and was not applied: send it again",
+                                              applied=False),
+    R.KEY_REUSED: lambda m, i, n: FieldInvalid(
+        "Idempotency-Key", "this Idempotency-Key was already used with a different request",
+        "idempotency_key_reused", location="header"),
+    # The worker does not hold the API's signing key: a deployment fault, not the caller's.
+    R.UNSIGNED: lambda m, i, n: ServiceUnavailable(
+        f"the ticket worker refused the API's signature ({m}): TICKETFLOW_ACTION_SIGNING_KEY must be the "
+        "same for the API and the workers"),
+}
 
 
 async def _check_assignee(session: AsyncSession, assignee_id: str, region: str, field: str = "assignee") -> None:

@@ -22,7 +22,7 @@ class Handle:
     def __init__(self, *failures: str, hang: bool = False) -> None:
         self.failures, self.calls, self.hang = list(failures), 0, hang
 
-    async def start_update(self, update, arg, id, wait_for_stage):
+    async def start_update(self, update, arg, id, wait_for_stage, result_type=None):
         self.calls += 1
         if self.hang:
             await asyncio.sleep(3600)
