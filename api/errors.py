@@ -7,6 +7,7 @@ that cannot answer now (locked, timed out, unreachable, out of connections) is a
 
 import logging
 import sqlite3
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -102,9 +103,15 @@ async def _handle(_request: Request, exc: Exception) -> JSONResponse:
 def _echo(value: Any) -> Any:
     if isinstance(value, str):
         return value if len(value) <= MAX_ECHO else value[: MAX_ECHO - 1] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # inf / nan: not JSON, shown as text
     if value is None or isinstance(value, bool | int | float):
         return value if len(repr(value)) <= MAX_ECHO else None
     return None
+
+
+def _finite(value: float) -> float | str:
+    return value if math.isfinite(value) else repr(value)
 
 
 def validation_problems(errors: Any) -> list[dict[str, Any]]:
@@ -118,7 +125,7 @@ def validation_problems(errors: Any) -> list[dict[str, Any]]:
         if shown is not None:
             item["input"] = shown
         if ctx := e.get("ctx"):
-            ctx = jsonable_encoder(ctx, custom_encoder={Exception: str})
+            ctx = jsonable_encoder(ctx, custom_encoder={Exception: str, float: _finite})
             if len(repr(ctx)) <= MAX_ECHO:
                 item["ctx"] = ctx
         out.append(item)

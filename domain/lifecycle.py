@@ -275,12 +275,19 @@ def check_region(state: TicketState, actor: ActorRef) -> None:
         raise Refusal("not_allowed", f"{actor.id} does not work in region {state.region}")
 
 
+def worked_on(state: TicketState, actor_id: str) -> bool:
+    """``actor_id`` held a task of this ticket (now or before)."""
+    return any(n.type == "task" and n.assignee == actor_id for n in state.nodes.values())
+
+
 def may_send(state: TicketState, event: EventSpec, actor: ActorRef) -> bool:
-    """One of the event's declared senders: requester, channel, assignee or role:<name>."""
+    """One of the event's declared senders: requester, channel, assignee or role:<name>. The
+    requester counts only while they did none of the ticket's work: whoever did the work never
+    speaks for the customer about it (an engineer who filed a ticket cannot confirm its repair)."""
     for sender in event.senders:
         kind, _, value = sender.partition(":")
         if (
-            (kind == "requester" and actor.id == state.created_by)
+            (kind == "requester" and actor.id == state.created_by and not worked_on(state, actor.id))
             or (kind == "channel" and "channel" in actor.roles)
             or (kind == "assignee" and any(state.nodes[n].assignee == actor.id for n in state.active))
             or (kind == "role" and value in actor.roles)

@@ -164,7 +164,8 @@ class ApprovalNode(_Node):
     type: Literal["approval"] = "approval"
     levels: list[ApprovalLevel] = Field(min_length=1)
     # Form fields this approval decides on: frozen from when it opens (no action or event
-    # changes them while it is pending, nor after it approved; a rejection frees them).
+    # changes them while it is pending, nor after it approved). A rejection (of any approval)
+    # frees every frozen field: route the revision back through the approvals that decided them.
     # None: the fields its levels' ``when`` conditions read (e.g. ``amount``).
     decides: list[str] | None = None
     on_reject: str

@@ -22,6 +22,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import lifecycle
+    from domain.access import machine_only
     from domain.lifecycle import TERMINAL, Refusal
     from models.template import FieldType
     from models.ticket import (
@@ -253,6 +254,10 @@ class ActionDef:
     def check(self, run: TicketRun, input: Any) -> None:
         """The validator: the request first (signed, fresh, in region, id not reused), then the action."""
         run.admit(self.name, input)
+        if run.seen(input) is not None:
+            return  # a repeat of a request already taken: the handler answers with the state
+        if self.action is not None and machine_only(input.actor):
+            raise run.refused(Refusal("not_allowed", f"{input.actor.id} is a channel account: it sends events only"))
         if self.validate is not None:
             self.validate(run, input)
         elif self.action is not None:

@@ -352,3 +352,13 @@ async def test_price_rule_integers_are_bounded(stack: Stack) -> None:
     r = await stack.http.put("/pricing/east", json=body, headers=ADMIN)
     assert r.status_code == 422, r.text[:300]
     assert problems(r)[0]["loc"][:4] == ["body", "discounts", "referral_tiers", 0]
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity"])
+async def test_a_non_finite_number_is_a_422_not_a_500(stack, number):
+    """Probe (attacker review): {"text": 1e999} crashed the 422 renderer into a 500."""
+    tid = (await stack.create()).json()["ticket_id"]
+    r = await stack.http.post(f"/tickets/{tid}/actions/comment", content=f'{{"text": {number}}}',
+                              headers={**stack.as_actor("agent-wang"), "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "text"]

@@ -25,11 +25,13 @@ from models.ticket import (
     ApproveInput,
     ClaimInput,
     CommentInput,
+    CompleteInput,
     EventInput,
     PersonLeft,
     Priority,
     ProjectionInput,
     RejectInput,
+    StartInput,
     TicketInput,
     TicketSignal,
     TicketState,
@@ -80,11 +82,11 @@ async def start(tsenv: WorkflowEnvironment):
     mocks = Mocks()
     async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=mocks.activities):
 
-        async def start(template: TemplateVersion, **fields) -> WorkflowHandle:
+        async def start(template: TemplateVersion, by: ActorRef = AGENT, **fields) -> WorkflowHandle:
             ticket_id = f"T{uuid.uuid4().hex[:12].upper()}"
             inp = TicketInput(
                 ticket_id=ticket_id, ticket_type=template.key, region="east", priority=Priority.NORMAL,
-                title="trust", created_by=AGENT, created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+                title="trust", created_by=by, created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
                 template=template, fields=fields,
             )
             return await tsenv.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{ticket_id}", task_queue=queue)
@@ -221,14 +223,14 @@ def discount_with_amount_event() -> TemplateVersion:
     """The discount preset plus an event that may set the amount (as an integration might)."""
     spec = discount().spec.model_copy(deep=True)
     spec.events = [*(spec.events or []), spec.event("customer_reply").model_copy(
-        update={"name": "erp_update", "senders": ["requester"], "fields": ["amount"]})]
+        update={"name": "erp_update", "senders": ["role:agent"], "fields": ["amount"]})]
     return TemplateVersion(key=spec.key, version=1, spec=spec)
 
 
 async def test_what_an_approval_decides_on_is_frozen_until_it_rejects(start):
     h = await start(discount_with_amount_event(), customer="ACME", amount=MONEY, justification="framework")
     s = await until(h, lambda s: s.nodes.get("approve") and s.nodes["approve"].approvers, "approvers")
-    assert s.frozen == {"amount": "approve"}  # read by the levels' conditions
+    assert s.frozen["amount"] == "approve"  # what the approvers decide on (the preset's decides list)
     more = EventInput(name="erp_update", actor=AGENT, fields={"amount": {"amount": "9999999", "currency": "CNY"}})
     with pytest.raises(WorkflowUpdateFailedError) as err:  # while the approval is pending
         await h.execute_update(TicketWorkflow.send_event, more)
@@ -273,3 +275,47 @@ async def test_a_departure_of_someone_still_active_is_ignored(start, tsenv):
     await attacker(h, tsenv).signal(TicketWorkflow.person_left, PersonLeft(person_id="eng-li"))  # forged
     s = await until(h, lambda s: not s.pending_departures, "departure handled")
     assert s.nodes["work"].assignee == "eng-li"
+
+
+async def test_whoever_did_the_work_never_confirms_it_for_the_customer(start):
+    """Attacker review: an engineer who filed the ticket was its requester, and so could send
+    customer_confirmed for their own repair."""
+    h = await start(preset("general"), by=ENGINEER)
+    await until(h, lambda s: s.active == ["work"], "task open")
+    await h.execute_update(TicketWorkflow.send_event, EventInput(name="customer_reply", actor=ENGINEER))  # not yet
+    await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENGINEER))
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await h.execute_update(TicketWorkflow.send_event, EventInput(name="customer_reply", actor=ENGINEER))
+    assert refusal(err).type == "NotAllowed"
+
+
+async def test_a_repeated_request_gets_its_first_outcome_even_when_its_check_would_now_refuse(start, tsenv):
+    """Attacker review: a request taken before, sent again under another update id (as after a
+    continue-as-new), was refused (already voted) instead of answered."""
+    h = await start(discount(), customer="ACME", amount=MONEY, justification="framework")
+    await until(h, lambda s: s.nodes.get("approve") and s.nodes["approve"].approvers, "approvers")
+    expires = datetime.now(UTC) + timedelta(days=3650)
+    sealed = seal(ApproveInput(actor=MANAGER), h.id.removeprefix("ticket-"), "approve", SIGNING_KEY_ID,
+                  SIGNING_KEY.encode(), expires, request_id="vote-1")
+    first = await attacker(h, tsenv).execute_update(TicketWorkflow.approve, sealed, id="first")
+    again = await attacker(h, tsenv).execute_update(TicketWorkflow.approve, sealed, id="second")
+    assert [v.actor_id for v in again.nodes["approve"].votes] == ["mgr-sun"] == [v.actor_id for v in first.nodes["approve"].votes]
+
+
+async def test_a_contract_rejected_by_legal_goes_to_legal_again(start):
+    """Attacker review: after legal rejected, the revision unticked contract_attached (the file
+    stayed), the manager approved again and the gateway skipped legal."""
+    contract = {"contract_attached": True, "contract_file": "contracts/acme.pdf"}
+    h = await start(discount(), customer="ACME", amount=MONEY, justification="framework", **contract)
+    await until(h, lambda s: s.nodes.get("approve") and s.nodes["approve"].approvers, "approvers")
+    await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=MANAGER))
+    await until(h, lambda s: s.nodes.get("legal_review") and s.nodes["legal_review"].approvers, "legal")
+    legal = ActorRef(id="fin-qian", roles=["legal"], regions=["*"])  # the mocked directory answers fin-qian
+    await h.execute_update(TicketWorkflow.reject, RejectInput(actor=legal, reason="clause 7"))
+    await until(h, lambda s: s.active == ["revise"], "revise")
+    await h.execute_update(TicketWorkflow.start, StartInput(actor=AGENT))
+    await h.execute_update(TicketWorkflow.complete, CompleteInput(actor=AGENT, fields={"contract_attached": False}))
+    await until(h, lambda s: s.nodes["approve"].approvers and s.active == ["approve"], "approve again")
+    await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=MANAGER))
+    s = await until(h, lambda s: "legal_review" in s.active or s.status == "resolved", "legal or end")
+    assert "legal_review" in s.active and s.status != "resolved"

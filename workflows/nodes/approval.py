@@ -190,4 +190,6 @@ def _freeze(wf: Run, node: ApprovalNode) -> None:
 
 
 def _unfreeze(wf: Run, node: ApprovalNode) -> None:
-    wf.state.frozen = {f: by for f, by in wf.state.frozen.items() if by != node.id}
+    """A rejection sends the request back for revision: every approval's decision is open again
+    (each one re-decides, and freezes again, when the walk reaches it anew)."""
+    wf.state.frozen = {}
