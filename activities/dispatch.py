@@ -15,14 +15,12 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from sqlmodel import col, select
 from temporalio import activity
 
 from activities.resources import database
 from domain.access import can_access_region
 from domain.dispatch import CandidatePool, decide, first_available
 from models.calendar import BusinessCalendar
-from models.db import upsert_statement
 from models.dispatch import (
     Candidate,
     DispatchCall,
@@ -32,8 +30,9 @@ from models.dispatch import (
     Period,
     Strategy,
 )
-from models.tables import Actor, DispatchCursor, load_query, roster_revision_query
+from models.tables import Actor
 from models.ticket import ActorRef
+from store import people, tickets
 
 log = logging.getLogger(__name__)
 ROSTER_TTL_S = 300.0
@@ -66,8 +65,8 @@ async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalend
     """Every active person covering ``region`` (loads 0), and the working-hour calendars they
     name. A profile that does not validate is left out (and logged), never the whole region."""
     async with database().session() as session:
-        actors = (await session.exec(select(Actor).where(col(Actor.active)).order_by(col(Actor.id)))).all()
-    people: list[Candidate] = []
+        actors = await people.active_people(session)
+    found: list[Candidate] = []
     calendars: dict[str, BusinessCalendar] = {}
     for a in actors:
         if not can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region):
@@ -79,21 +78,21 @@ async def roster(region: str) -> tuple[list[Candidate], dict[str, BusinessCalend
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             log.warning("dispatch: profile of %s left out: %s", a.id, exc)
             continue
-        people.append(person)
-    return people, calendars
+        found.append(person)
+    return found, calendars
 
 
 async def pool_for(region: str) -> CandidatePool:
     """The region's scoring pool (rebuilt when the roster revision moved, or after
     ``ROSTER_TTL_S``) with everyone's load as of now."""
     async with database().session() as session:
-        revision = (await session.exec(roster_revision_query())).first() or 0
-        loads = {assignee: n for assignee, n in await session.exec(load_query())}
+        revision = await people.roster_revision(session)
+        loads = await tickets.loads(session)
     now = time.monotonic()
     cached = _pools.get(region)
     if cached is None or cached[1] != revision or now - cached[0] > ROSTER_TTL_S:
-        people, calendars = await roster(region)
-        cached = (now, revision, CandidatePool.build(people, calendars))
+        candidates, calendars = await roster(region)
+        cached = (now, revision, CandidatePool.build(candidates, calendars))
         _pools[region] = cached
     pool = cached[2]
     return pool.with_state(loads={cid: loads.get(cid, 0) for cid in pool.index})
@@ -118,21 +117,8 @@ async def decide_assignee(call: DispatchCall) -> DispatchDecision:
 
 
 async def _rotate(pool: CandidatePool, req: DispatchRequest, key: str) -> DispatchDecision:
-    """Round robin in one transaction with the cursor row locked, so two tickets dispatched at
-    once get different people; a retry for the same ticket gets the same person again."""
-    db = database()
-    ensure = upsert_statement(db.engine.dialect.name, DispatchCursor.__table__).values(
-        key=key, last_id="", updated_at=datetime.now(UTC)
+    """Round robin from where the rotation stands (``store.people.rotate`` locks it): two tickets
+    dispatched at once get different people; a retry for the same ticket gets the same person."""
+    return await people.rotate(
+        database(), key, req.ticket_id, lambda start: decide(pool, req.model_copy(update={"round_robin_cursor": start}))
     )
-    async with db.session() as session:
-        await session.exec(ensure.on_conflict_do_nothing(index_elements=["key"]))  # takes the write lock on SQLite
-        cursor = (await session.exec(select(DispatchCursor).where(DispatchCursor.key == key).with_for_update())).one()
-        repeat = cursor.last_ticket is not None and cursor.last_ticket == req.ticket_id
-        start = cursor.prev_id if repeat else cursor.last_id
-        decision = decide(pool, req.model_copy(update={"round_robin_cursor": start or None}))
-        if decision.chosen_id is not None and not repeat:
-            cursor.prev_id, cursor.last_id = cursor.last_id, decision.chosen_id
-            cursor.last_ticket, cursor.updated_at = req.ticket_id or None, datetime.now(UTC)
-            session.add(cursor)
-        await session.commit()
-    return decision

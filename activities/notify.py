@@ -21,12 +21,10 @@ import asyncio
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import and_, or_, update
-from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -34,19 +32,18 @@ from activities.channels import DeliveryError, NotificationChannel, OutboundMess
 from activities.resources import database
 from domain import notify_rules as rules
 from domain.access import can_access_region
-from models.db import Database, upsert_statement
+from models.db import Database
 from models.notifications import (
     Channel,
     DeliveryOutcome,
     DeliveryStatus,
-    NotificationContact,
     NotificationOutbox,
     NotifyInput,
     NotifyResult,
 )
 from models.settings import Settings, get_settings
-from models.tables import Actor
 from models.ticket import ActorRef
+from store import notifications, people
 
 PENDING_ERROR = "NotificationDeliveryPending"
 CONFIG_ERROR = "NotificationConfigInvalid"
@@ -153,7 +150,7 @@ async def resolve_contacts(
     skipped: list[DeliveryOutcome] = []
     async with db.session() as s:
         ids = list(wanted.actor_ids)
-        found = {a.id: a for a in await s.exec(select(Actor).where(col(Actor.id).in_(ids)))} if ids else {}
+        found = await people.by_ids(s, ids)
         for actor_id in ids:
             a = found.get(actor_id)
             if a is None or not a.active:
@@ -162,15 +159,12 @@ async def resolve_contacts(
         chosen = [i for i in ids if i in found and found[i].active]
         if wanted.roles or wanted.groups:
             members = []
-            for a in await s.exec(select(Actor).where(col(Actor.active).is_(True)).order_by(col(Actor.id))):
+            for a in await people.active_people(s):
                 in_region = can_access_region(ActorRef(id=a.id, regions=list(a.regions)), region)
                 if in_region and (set(a.roles) & set(wanted.roles) or set(a.groups) & set(wanted.groups)):
                     members.append(a.id)
             chosen += [m for m in members if m not in chosen]
-        contacts: dict[str, NotificationContact] = {}
-        if chosen:
-            q = select(NotificationContact).where(col(NotificationContact.actor_id).in_(chosen))
-            contacts = {c.actor_id: c for c in await s.exec(q)}
+        contacts = await notifications.contacts_of(s, chosen)
     out = []
     for actor_id in chosen:
         c = contacts.get(actor_id)
@@ -223,23 +217,6 @@ def outbox_rows(req: NotifyInput, deliveries: Sequence[rules.Delivery], threshol
     return rows
 
 
-async def write_outbox(db: Database, rows: list[dict[str, Any]]) -> list[NotificationOutbox]:
-    """Insert the rows that are not there yet; answer all of them as stored (first write wins)."""
-    if not rows:
-        return []
-    table = NotificationOutbox.__table__
-    insert = upsert_statement(db.engine.dialect.name, table).values(rows).on_conflict_do_nothing(
-        index_elements=["dedup_key"]
-    )
-    async with db.engine.begin() as conn:
-        await conn.execute(insert)
-    keys = [r["dedup_key"] for r in rows]
-    async with db.session() as s:
-        q = select(NotificationOutbox).where(col(NotificationOutbox.dedup_key).in_(keys))
-        stored = {r.dedup_key: r for r in await s.exec(q)}
-    return [stored[k] for k in keys]
-
-
 def message_of(row: NotificationOutbox) -> OutboundMessage:
     return OutboundMessage(
         delivery_id=row.delivery_id,
@@ -271,33 +248,6 @@ def _outcome(
     )
 
 
-async def _claim(db: Database, row: NotificationOutbox, lease_s: float) -> int | None:
-    """Take the row for one send; the new attempt count, or None if it is sent, failed or held."""
-    now = datetime.now(UTC)
-    t = NotificationOutbox
-    stmt = (
-        update(t)
-        .where(
-            and_(
-                col(t.id) == row.id,
-                col(t.status) == DeliveryStatus.PENDING.value,
-                or_(col(t.claimed_until).is_(None), col(t.claimed_until) < now),
-            )
-        )
-        .values(claimed_until=now + timedelta(seconds=lease_s), attempts=col(t.attempts) + 1, updated_at=now)
-        .returning(col(t.attempts))
-    )
-    async with db.engine.begin() as conn:
-        got = (await conn.execute(stmt)).first()
-    return None if got is None else int(got[0])
-
-
-async def _finish(db: Database, row_id: int | None, **values: Any) -> None:
-    values["updated_at"] = datetime.now(UTC)
-    async with db.engine.begin() as conn:
-        await conn.execute(update(NotificationOutbox).where(col(NotificationOutbox.id) == row_id).values(**values))
-
-
 async def deliver(
     db: Database, row: NotificationOutbox, channel: NotificationChannel, max_attempts: int, lease_s: float
 ) -> DeliveryOutcome:
@@ -305,10 +255,9 @@ async def deliver(
         return _outcome(row, "already_sent")
     if row.status == DeliveryStatus.FAILED:
         return _outcome(row, "failed", row.last_error)
-    attempts = await _claim(db, row, lease_s)
+    attempts = await notifications.claim(db, row.id, lease_s)
     if attempts is None:  # someone else finished it, gave it up, or is sending it right now
-        async with db.session() as s:
-            now_row = await s.get(NotificationOutbox, row.id)
+        now_row = await notifications.outbox_row(db, row.id)
         assert now_row is not None
         if now_row.status == DeliveryStatus.SENT:
             return _outcome(now_row, "already_sent")
@@ -322,9 +271,9 @@ async def deliver(
         error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
         give_up = permanent or attempts >= max_attempts
         status = DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING
-        await _finish(db, row.id, status=status.value, last_error=error[:2000], claimed_until=None)
+        await notifications.finish(db, row.id, status=status.value, last_error=error[:2000], claimed_until=None)
         return _outcome(row, "failed" if give_up else "pending", error, attempts)
-    await _finish(db, row.id, status=DeliveryStatus.SENT.value, sent_at=datetime.now(UTC), claimed_until=None)
+    await notifications.finish(db, row.id, status=DeliveryStatus.SENT.value, sent_at=datetime.now(UTC), claimed_until=None)
     return _outcome(row, "sent", None, attempts)
 
 
@@ -375,7 +324,7 @@ async def send_notification(req: NotifyInput) -> NotifyResult:
         for s in plan.skipped
     ]
 
-    rows = await write_outbox(db, outbox_rows(req, plan.deliveries, threshold))
+    rows = await notifications.write_outbox(db, outbox_rows(req, plan.deliveries, threshold))
     channels = _config.channels or build_channels(settings, db)
     outcomes = await dispatch(db, rows, channels, max_attempts=_config.max_attempts, lease_s=_config.lease_s)
 

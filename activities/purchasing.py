@@ -10,16 +10,12 @@ A template's ``action`` node calls it by name::
       next: wait_for_parts
 """
 
-from datetime import UTC, datetime
-
 from pydantic import BaseModel, Field
-from sqlmodel import select
 from temporalio import activity
 
 from activities.catalog import ticket_activity
 from activities.resources import database
-from models.db import upsert_statement
-from models.tables import PurchaseRequest
+from store import purchasing
 
 
 class PurchaseRequestIn(BaseModel):
@@ -37,24 +33,6 @@ class PurchaseRequestOut(BaseModel):
 @ticket_activity("purchasing.create_request", "Ask purchasing for spare parts a ticket needs")
 async def create_request(request: PurchaseRequestIn) -> PurchaseRequestOut:
     """Idempotent by its business key (ticket, SKU): a retry returns the same request."""
-    db = database()
-    insert = upsert_statement(db.engine.dialect.name, PurchaseRequest.__table__).values(
-        ticket_id=request.ticket_id,
-        sku=request.sku,
-        quantity=request.quantity,
-        reason=request.reason,
-        status="requested",
-        created_at=datetime.now(UTC),
-    )
-    async with db.session() as session:
-        await session.exec(insert.on_conflict_do_nothing(index_elements=["ticket_id", "sku"]))  # type: ignore[call-overload]
-        await session.commit()
-        row = (
-            await session.exec(
-                select(PurchaseRequest).where(
-                    PurchaseRequest.ticket_id == request.ticket_id, PurchaseRequest.sku == request.sku
-                )
-            )
-        ).one()
+    row = await purchasing.request_once(database(), request.ticket_id, request.sku, request.quantity, request.reason)
     activity.logger.info("purchase request %s for %s × %s", row.id, request.quantity, request.sku)
     return PurchaseRequestOut(request_id=row.id or 0, status=row.status)

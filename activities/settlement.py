@@ -19,26 +19,24 @@ and any retry return identical results. See docs/settlement.md.
 """
 
 from datetime import UTC, datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.resources import database
 from domain.pricing import PricingError, compile_rules, price
-from models.db import Database, upsert_statement
-from models.pricing import CURRENCIES, PricingRequest, RegionPricing, Statement
-from models.settlement import PriceRules, SettleInput, SettleItems, SettlementKind, SettleResult, StatementRow
+from models.db import Database
+from models.pricing import PricingRequest, RegionPricing, Statement
+from models.settlement import SettleInput, SettleItems, SettlementKind, SettleResult, StatementRow
+from store import statements
+from store.statements import budget_check, budget_reason, in_currency, plain
 
 NO_PRICE_RULES = "Settlement:NoPriceRules"
 AMOUNT_TOO_LARGE = "Settlement:AmountTooLarge"
 PRICING_ERROR_PREFIX = "Pricing:"
 
-_STATEMENT = StatementRow.__table__
 _MAX_AMOUNT = Decimal(10) ** 14  # NUMERIC(18, 4): 14 digits before the point
-_KEY = ["ticket_id", "ticket_version", "status"]
 
 
 @activity.defn(name="settlement.settle")
@@ -55,10 +53,10 @@ async def settle_ticket(inp: SettleInput) -> SettleResult:
 
 async def settle(db: Database, inp: SettleInput) -> SettleResult:
     async with db.session() as session:
-        stored = await find_statement(session, inp.ticket_id, inp.ticket_version, inp.kind)
+        stored = await statements.find(session, inp.ticket_id, inp.ticket_version, inp.kind)
         if stored is not None:
             return result_from_row(stored)
-        rules_row = await active_rules(session, inp.region)
+        rules_row = await statements.active_rules(session, inp.region)
         if rules_row is None:
             raise ApplicationError(
                 f"region {inp.region!r} has no active price rules (PUT /pricing/{inp.region})",
@@ -71,29 +69,28 @@ async def settle(db: Database, inp: SettleInput) -> SettleResult:
                                    type=AMOUNT_TOO_LARGE, non_retryable=True)
         pre = None
         if inp.kind is SettlementKind.FINAL:
-            pre = await pre_settlement_for(session, inp.ticket_id, inp.ticket_version)
+            pre = await statements.pre_settlement_for(session, inp.ticket_id, inp.ticket_version)
         over, _ = budget_check(totals.total, inp.budget, inp.budget_tolerance_percent)
-        insert = upsert_statement(db.engine.dialect.name, _STATEMENT).values(
-            ticket_id=inp.ticket_id,
-            ticket_version=inp.ticket_version,
-            status=inp.kind.value,
-            region=inp.region,
-            ticket_type=inp.ticket_type,
-            rules_version=statement.rules_version,
-            currency=statement.currency,
-            net=totals.net,
-            tax=totals.tax,
-            total=totals.total,
-            statement=statement.model_dump(mode="json"),
-            pre_settlement_total=pre.total if pre is not None else None,
-            over_budget=over,
-            budget=inp.budget,
-            budget_tolerance_percent=inp.budget_tolerance_percent if inp.budget is not None else None,
-            created_at=datetime.now(UTC),
-        )
-        await session.exec(insert.on_conflict_do_nothing(index_elements=_KEY))  # type: ignore[call-overload]
+        await statements.insert_once(session, {
+            "ticket_id": inp.ticket_id,
+            "ticket_version": inp.ticket_version,
+            "status": inp.kind.value,
+            "region": inp.region,
+            "ticket_type": inp.ticket_type,
+            "rules_version": statement.rules_version,
+            "currency": statement.currency,
+            "net": totals.net,
+            "tax": totals.tax,
+            "total": totals.total,
+            "statement": statement.model_dump(mode="json"),
+            "pre_settlement_total": pre.total if pre is not None else None,
+            "over_budget": over,
+            "budget": inp.budget,
+            "budget_tolerance_percent": inp.budget_tolerance_percent if inp.budget is not None else None,
+            "created_at": datetime.now(UTC),
+        })
         await session.commit()
-        stored = await find_statement(session, inp.ticket_id, inp.ticket_version, inp.kind)
+        stored = await statements.find(session, inp.ticket_id, inp.ticket_version, inp.kind)
     if stored is None:  # pragma: no cover - the row was just inserted or already there
         raise RuntimeError(f"statement of {inp.ticket_id} v{inp.ticket_version} {inp.kind} vanished")
     return result_from_row(stored)
@@ -138,78 +135,7 @@ def pricing_failure(exc: PricingError) -> ApplicationError:
     )
 
 
-def budget_check(total: Decimal, budget: Decimal | None, tolerance_percent: Decimal | None) -> tuple[bool, Decimal | None]:
-    """``(over, limit)``: over when ``total > budget × (1 + tolerance / 100)``, computed exactly."""
-    if budget is None:
-        return False, None
-    with localcontext() as ctx:
-        ctx.prec = 64  # budget ≤ 18 digits, tolerance ≤ 9: the product is exact
-        limit = budget * (100 + (tolerance_percent or 0)) / 100
-    return total > limit, limit
-
-
-# --- reads shared with the API ---
-
-
-async def find_statement(session: AsyncSession, ticket_id: str, version: int, kind: SettlementKind) -> StatementRow | None:
-    q = select(StatementRow).where(
-        StatementRow.ticket_id == ticket_id, StatementRow.ticket_version == version, StatementRow.status == kind.value
-    )
-    return (await session.exec(q)).first()
-
-
-async def pre_settlement_for(session: AsyncSession, ticket_id: str, version: int) -> StatementRow | None:
-    """The pre-settlement a final settlement is checked against: the same version's, else the
-    latest earlier one."""
-    q = (
-        select(StatementRow)
-        .where(
-            StatementRow.ticket_id == ticket_id,
-            StatementRow.status == SettlementKind.PRE_SETTLEMENT.value,
-            StatementRow.ticket_version <= version,
-        )
-        .order_by(col(StatementRow.ticket_version).desc())
-        .limit(1)
-    )
-    return (await session.exec(q)).first()
-
-
-async def active_rules(session: AsyncSession, region: str) -> PriceRules | None:
-    q = select(PriceRules).where(PriceRules.region == region, col(PriceRules.active).is_(True))
-    return (await session.exec(q)).first()
-
-
 # --- the answer, always from the stored row ---
-
-
-def in_currency(value: Decimal | None, currency: str) -> Decimal | None:
-    """A stored amount (NUMERIC(18, 4): ``123.5100``) shown at the currency's minor unit
-    (``123.51``) when that loses nothing, else without trailing zeros."""
-    if value is None:
-        return None
-    spec = CURRENCIES.get(currency)
-    if spec is not None and value == value.quantize(spec.quantum):
-        return value.quantize(spec.quantum)
-    return plain(value)
-
-
-def plain(value: Decimal) -> Decimal:
-    """Without trailing zeros, never in exponent notation (``10.0000`` → ``10``)."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
-
-
-def budget_reason(row: StatementRow, limit: Decimal | None) -> str | None:
-    if not row.over_budget or row.budget is None or limit is None:
-        return None
-    cur = row.currency
-    total, budget = in_currency(row.total, cur), in_currency(row.budget, cur)
-    tolerance = plain(row.budget_tolerance_percent or Decimal(0))
-    allowed = f"the budget {budget} {cur}"
-    if tolerance:
-        allowed += f" + {tolerance} % tolerance = {in_currency(limit, cur)} {cur}"
-    return f"total {total} {cur} exceeds {allowed} by {in_currency(row.total - limit, cur)} {cur}"
 
 
 def result_from_row(row: StatementRow) -> SettleResult:

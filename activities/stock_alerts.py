@@ -6,16 +6,13 @@ not been announced yet through ``notify.send``'s outbox (de-duplicated by the al
 stamps ``notified_at``; the workflow calls it after every reservation and consumption.
 """
 
-from datetime import UTC, datetime
-
 from pydantic import BaseModel
-from sqlmodel import col, select
 from temporalio import activity
 
 from activities.notify import send_notification
 from activities.resources import database
-from models.inventory_tables import StockAlert, Warehouse
 from models.notifications import NotifyInput, TicketBrief
+from store import inventory
 
 
 class LowStockCheck(BaseModel):
@@ -29,15 +26,7 @@ class LowStockResult(BaseModel):
 @activity.defn(name="inventory.announce_low_stock")
 async def announce_low_stock(check: LowStockCheck) -> LowStockResult:
     db = database()
-    async with db.session() as session:
-        q = (
-            select(StockAlert, Warehouse)
-            .join(Warehouse, col(Warehouse.code) == col(StockAlert.warehouse))
-            .where(col(StockAlert.status) == "open", col(StockAlert.notified_at).is_(None))
-            .order_by(col(StockAlert.id))
-            .limit(100)
-        )
-        pending = (await session.exec(q)).all()
+    pending = await inventory.unannounced_alerts(db)
     announced: list[int] = []
     for alert, warehouse in pending:
         text = (
@@ -54,11 +43,6 @@ async def announce_low_stock(check: LowStockCheck) -> LowStockResult:
                 text=text,
             )
         )
-        async with db.session() as session:
-            row = await session.get(StockAlert, alert.id)
-            if row is not None and row.notified_at is None:
-                row.notified_at = datetime.now(UTC)
-                session.add(row)
-                await session.commit()
+        await inventory.mark_announced(db, alert.id)
         announced.append(alert.id or 0)
     return LowStockResult(announced=announced)

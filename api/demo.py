@@ -11,11 +11,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+import store.demo
 from api.services import audit, identity, templates
 from models import demo
 from models.db import Database
-from models.demo_pricing import load_demo_pricing
-from models.inventory import load_demo_inventory
 from models.settings import Settings, get_settings
 from models.ticket import ActorRef
 
@@ -35,9 +34,9 @@ async def publish_presets(db: Database, folder: Path = PRESETS) -> list[tuple[st
 
 
 async def load_all(db: Database) -> list[tuple[str, int, bool]]:
-    await demo.load(db)
-    await load_demo_inventory(db)
-    await load_demo_pricing(db)
+    await store.demo.load_people(db)
+    await store.demo.load_inventory(db)
+    await store.demo.load_pricing(db)
     return await publish_presets(db)
 
 

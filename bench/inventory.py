@@ -7,7 +7,7 @@ postgresql+psycopg://postgres@127.0.0.1:5432/test): one warehouse, ``--skus`` ho
 ``--stock`` units between them, and ``--reservations`` single-unit requests spread over the parts,
 driven by ``--workers`` concurrent workers (each its own pooled connection and transaction).
 
-- **ledger**: ``activities.inventory.reserve`` — the ticket lock, the idempotency read, the
+- **ledger**: ``store.inventory.reserve`` — the ticket lock, the idempotency read, the
   candidate read, the conditional UPDATE, the ledger row and the alert check in one transaction;
 - **baseline**: the bare ``UPDATE stock_level SET reserved = reserved + 1 WHERE … AND
   on_hand - reserved >= 1`` in its own transaction, nothing else.
@@ -43,7 +43,7 @@ from alembic.config import Config  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from activities import inventory  # noqa: E402
+from store import inventory  # noqa: E402
 from models.db import Database, async_url, sync_url  # noqa: E402
 from models.inventory import Location, PartLine, ReservationStatus, ReserveInput  # noqa: E402
 from models.inventory_tables import Part, StockLevel, StockMovement, Warehouse  # noqa: E402

@@ -1,8 +1,8 @@
 """Demo reference data for ``make run``: three regions, the people of every preset's roles,
 and a roster of field engineers with dispatch profiles (skills, home, capacity, hours, absences).
 
-Loaded (idempotently) by ``python -m api.demo`` together with the preset templates, never in
-production. Every demo actor's API key is ``demo-<actor id>``; it never expires, and loading
+Loaded (idempotently) by ``python -m api.demo`` (``store/demo.py``) together with the preset
+templates, never in production. Every demo actor's API key is ``demo-<actor id>``; it never expires, and loading
 the demo again makes it work again (as it resets the demo people). The roster is generated deterministically
 (``random.Random(7)``): the same ids, homes and skills on every run.
 """
@@ -10,14 +10,13 @@ the demo again makes it work again (as it resets the demo people). The roster is
 import hashlib
 import math
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from models.calendar import BusinessCalendar
-from models.db import Database, upsert_statement
 from models.people import SKILLS, TEAMS, PersonFields
-from models.tables import Actor, ApiKey, Region, bump_roster_revision
+from models.tables import Actor, ApiKey, Region
 
 _CN_WEEK = BusinessCalendar.weekly("Asia/Shanghai", ["09:00-12:00", "13:00-18:00"], "mon-fri", holiday_country="CN")
 _SOUTH_WEEK = BusinessCalendar.weekly("Asia/Shanghai", "08:30-20:30", "mon-sat", holiday_country="CN")
@@ -166,7 +165,8 @@ def demo_key_id(actor_id: str) -> str:
     return f"key_demo{hashlib.sha256(actor_id.encode()).hexdigest()[:16]}"
 
 
-def _demo_keys(now: datetime) -> list[dict[str, Any]]:
+def demo_keys(now: datetime) -> list[dict[str, Any]]:
+    """The ``api_key`` rows of every demo person's ``demo-<id>`` key."""
     return [
         {"id": demo_key_id(a.id), "actor_id": a.id, "key_hash": ApiKey.hash(demo_api_key(a.id)),
          "label": "demo data", "created_at": now, "created_by": "demo-loader", "expires_at": None, "revoked_at": None}
@@ -179,19 +179,3 @@ ACTORS = [
     *(_actor(*row) for row in _roster()),
 ]
 
-
-async def load(db: Database) -> None:
-    """Regions, actors and their ``demo-<id>`` keys (the templates are published by
-    ``python -m api.demo``). A demo key revoked or expired since works again."""
-    async with db.session() as session:
-        for row in [*REGIONS, *ACTORS]:
-            await session.merge(row.model_copy())
-        await session.flush()
-        table = ApiKey.__table__
-        insert = upsert_statement(session.bind.dialect.name, table).values(_demo_keys(datetime.now(UTC)))  # type: ignore[arg-type]
-        await session.exec(insert.on_conflict_do_update(  # type: ignore[call-overload]
-            index_elements=["key_hash"],
-            set_={"actor_id": insert.excluded.actor_id, "expires_at": None, "revoked_at": None},
-        ))
-        await session.exec(bump_roster_revision(session.bind.dialect.name))
-        await session.commit()

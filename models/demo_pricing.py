@@ -4,18 +4,12 @@ A small service catalog for the preset ticket types, the demo parts, an urban pr
 east (a lower-tier-city discount in south), night / rush / travel surcharges, member and
 referral discounts, and a 3-way revenue split platform / provider / engineer.
 
-``load_demo_pricing(db)`` publishes each region's rules as version ``demo-1`` and activates
-it only when the region has no active rules yet, so it is idempotent and never undoes a
-version finance published since. It needs the regions (``models.demo.load``) first.
+``store.demo.load_pricing(db)`` publishes each region's rules as version ``demo-1`` and
+activates it only when the region has no active rules yet, so it is idempotent and never undoes
+a version finance published since.
 """
 
-from datetime import UTC, datetime
-
-from sqlmodel import col, select
-
-from models.db import Database, upsert_statement
 from models.pricing import RegionPricing
-from models.settlement import PriceRules
 
 DEMO_VERSION = "demo-1"
 
@@ -85,24 +79,3 @@ DEMO_PRICING: dict[str, RegionPricing] = {
     ]),
 }
 
-
-async def load_demo_pricing(db: Database) -> list[tuple[str, str, bool]]:
-    """Publish the demo rules of every region; ``(region, version, active)`` per region."""
-    table = PriceRules.__table__
-    loaded = []
-    async with db.session() as session:
-        for region, rules in DEMO_PRICING.items():
-            has_active = (await session.exec(
-                select(PriceRules.id).where(PriceRules.region == region, col(PriceRules.active).is_(True))
-            )).first() is not None
-            insert = upsert_statement(db.engine.dialect.name, table).values(
-                region=region, version=rules.version, rules=rules.model_dump(mode="json"),
-                active=not has_active, created_by="demo", created_at=datetime.now(UTC),
-            )
-            await session.exec(insert.on_conflict_do_nothing(index_elements=["region", "version"]))  # type: ignore[call-overload]
-            row = (await session.exec(
-                select(PriceRules).where(PriceRules.region == region, PriceRules.version == rules.version)
-            )).one()
-            loaded.append((region, row.version, row.active))
-        await session.commit()
-    return loaded

@@ -4,14 +4,13 @@ through Temporal), the HTTP schemas of /inventory, and the demo catalog and stoc
 The tables are in ``models/inventory_tables.py``.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.db import Database, upsert_statement
-from models.inventory_tables import Part, StockLevel, StockMovement, Warehouse
+from models.inventory_tables import Part, Warehouse
 
 # Ticket and node ids go into ledger idempotency keys ``<ticket>:<node>:<line>.<allocation>:<kind>``.
 _KEY_PART = r"^[^:\s]+$"
@@ -256,7 +255,7 @@ class WarehouseOut(BaseModel):
 
 
 # ============================================================================================
-# Demo catalog and stock (``make run``)
+# Demo catalog and stock (``make run``; loaded by ``store/demo.py``)
 # ============================================================================================
 
 DEMO_PARTS = [
@@ -285,34 +284,3 @@ DEMO_STOCK = [
     ("WH-SZ-LG", "FAN-CMP-120", 6), ("WH-SZ-LG", "SNS-TEMP-PT100", 30), ("WH-SZ-LG", "SEAL-DOOR-1800", 12),
 ]
 
-
-async def load_demo_inventory(db: Database) -> None:
-    """Parts and warehouses are inserted or brought back to these values; each demo stock
-    quantity is received once, as a ledger receipt (key ``demo:<warehouse>:<sku>``), so running
-    this again adds nothing. Needs the demo regions (``models.demo.load``) first."""
-    now = datetime.now(UTC)
-    async with db.session() as session:
-        for row in [*DEMO_PARTS, *DEMO_WAREHOUSES]:
-            await session.merge(row.model_copy())
-        await session.flush()
-        conn = await session.connection()
-        dialect = conn.dialect.name
-        level = StockLevel.__table__
-        for warehouse, sku, qty in DEMO_STOCK:
-            receipt = (
-                upsert_statement(dialect, StockMovement.__table__)
-                .values(idempotency_key=f"demo:{warehouse}:{sku}", kind=MovementKind.RECEIPT.value,
-                        warehouse=warehouse, sku=sku, quantity=qty, actor_id="demo", at=now, note="demo stock")
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(StockMovement.__table__.c.id)
-            )
-            if (await conn.execute(receipt)).first() is None:
-                continue  # received on an earlier run
-            add = upsert_statement(dialect, level).values(warehouse=warehouse, sku=sku, on_hand=qty, reserved=0,
-                                                          updated_at=now)
-            add = add.on_conflict_do_update(
-                index_elements=["warehouse", "sku"],
-                set_={"on_hand": level.c.on_hand + add.excluded.on_hand, "updated_at": add.excluded.updated_at},
-            )
-            await conn.execute(add)
-        await session.commit()

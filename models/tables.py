@@ -1,15 +1,13 @@
-"""SQLModel tables of the read model and reference data. Never sent in a Temporal payload."""
+"""SQLModel tables of the read model and reference data (queried by ``store/``). Never sent in a
+Temporal payload."""
 
 import hashlib
-import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel, col, select
-
-from models.db import json_text_contains, upsert_statement
+from sqlmodel import Field, SQLModel
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -101,17 +99,10 @@ class ApiKey(SQLModel, table=True):
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
-def valid_keys(now: datetime) -> Any:
-    """The SQL condition of a key that works at ``now`` (the person's ``active`` is checked apart)."""
-    return sa.and_(
-        col(ApiKey.revoked_at).is_(None), sa.or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > now)
-    )
-
-
 class AuditLog(SQLModel, table=True):
     """Who changed what, with which credential, when, before and after: one row per change to
     people, roles, keys, templates and prices, written in the transaction of the change.
-    Never a secret or a key's hash. Read through ``GET /audit`` (``api/services/audit.py``)."""
+    Never a secret or a key's hash. Read through ``GET /audit`` (``store/audit.py``)."""
 
     __tablename__ = "audit_log"
     __table_args__ = (
@@ -135,28 +126,13 @@ class AuditLog(SQLModel, table=True):
 
 class RosterRevision(SQLModel, table=True):
     """One row whose ``revision`` goes up in the same transaction as every write to people
-    (``bump_roster_revision``): dispatch workers compare it with the revision their cached
+    (``store.people.bump_roster_revision``): dispatch workers compare it with the revision their cached
     rosters were built at and rebuild when it moved, whichever process made the change."""
 
     __tablename__ = "roster_revision"
 
     id: int = Field(default=1, primary_key=True)
     revision: int = 0
-
-
-def bump_roster_revision(dialect: str) -> Any:
-    """The statement to run inside a transaction that changes people (profiles, absences): an
-    upsert, so a missing row (a restored dump, a truncated table) is created, never skipped."""
-    table = RosterRevision.__table__
-    return (
-        upsert_statement(dialect, table)  # type: ignore[arg-type]
-        .values(id=1, revision=1)
-        .on_conflict_do_update(index_elements=["id"], set_={"revision": table.c.revision + 1})
-    )
-
-
-def roster_revision_query() -> Any:
-    return select(RosterRevision.revision).where(col(RosterRevision.id) == 1)
 
 
 class DispatchCursor(SQLModel, table=True):
@@ -232,46 +208,6 @@ class Ticket(SQLModel, table=True):
     seq: int = 0
     # Latest full TicketState as JSON (serves reads after the workflow's retention ends).
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
-
-
-OPEN_STATUSES = ("new", "assigned", "in_progress")  # a ticket in one of these counts towards its assignee's load
-
-
-def load_query(person_ids: list[str] | None = None):
-    """Open tickets per assignee in the read model (everyone's, or only ``person_ids``'):
-    the load dispatch weighs and ``GET /people`` shows. Rows are (assignee, count)."""
-    q = select(Ticket.assignee, sa.func.count()).where(
-        col(Ticket.assignee).is_not(None), col(Ticket.status).in_(OPEN_STATUSES)
-    )
-    if person_ids is not None:
-        q = q.where(col(Ticket.assignee).in_(person_ids))
-    return q.group_by(Ticket.assignee)
-
-
-async def held_by(session: Any, person_id: str) -> list[str]:
-    """Tickets not closed or cancelled where ``person_id`` holds work (``holds``), by id: the
-    read model's snapshots, pre-filtered in SQL on their text."""
-    q = select(Ticket.id, Ticket.snapshot).where(
-        col(Ticket.status).not_in(("closed", "cancelled")), json_text_contains(Ticket.snapshot, json.dumps(person_id))
-    )
-    return sorted(tid for tid, snapshot in (await session.exec(q)).all() if holds(snapshot or {}, person_id))
-
-
-def holds(snapshot: dict[str, Any], person_id: str) -> bool:
-    """An active node of the ticket is a task ``person_id`` holds, is offered or delegated, or
-    an approval they sit on or delegated their vote in."""
-    nodes = snapshot.get("nodes") or {}
-    for node_id in snapshot.get("active") or []:
-        node = nodes.get(node_id) or {}
-        offers = str(node.get("candidates") or "").removeprefix("offer:").split(",")
-        if (
-            node.get("assignee") == person_id
-            or person_id in (node.get("approvers") or [])
-            or person_id in (node.get("delegations") or {}).values()
-            or (str(node.get("candidates") or "").startswith("offer:") and person_id in offers)
-        ):
-            return True
-    return False
 
 
 class TicketEventRow(SQLModel, table=True):

@@ -8,8 +8,8 @@ between writing the row and marking the outbox row sent.
 from datetime import UTC, datetime
 
 from activities.channels import DeliveryError, OutboundMessage
-from models.db import Database, upsert_statement
-from models.notifications import NotificationInbox
+from models.db import Database
+from store import notifications
 
 
 class InboxChannel:
@@ -20,20 +20,14 @@ class InboxChannel:
         if not m.actor_id:
             raise DeliveryError("the inbox needs an actor id", permanent=True)
         ticket = m.data.get("ticket") or {}
-        insert = (
-            upsert_statement(self.db.engine.dialect.name, NotificationInbox.__table__)
-            .values(
-                dedup_key=m.dedup_key,
-                actor_id=m.actor_id,
-                ticket_id=m.ticket_id,
-                region=ticket.get("region", ""),
-                event=m.event,
-                title=m.subject,
-                body=m.body,
-                link=ticket.get("link"),
-                created_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-        )
-        async with self.db.engine.begin() as conn:
-            await conn.execute(insert)
+        await notifications.deliver_to_inbox(self.db, {
+            "dedup_key": m.dedup_key,
+            "actor_id": m.actor_id,
+            "ticket_id": m.ticket_id,
+            "region": ticket.get("region", ""),
+            "event": m.event,
+            "title": m.subject,
+            "body": m.body,
+            "link": ticket.get("link"),
+            "created_at": datetime.now(UTC),
+        })

@@ -15,17 +15,16 @@ label, expiry; never the secret or its hash).
 import secrets
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import store.people
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound
 from api.services import audit
 from api.services.identity import Credential
 from api.services.people import ADMIN, self_or_writer_row
 from models.people import ApiKeyCreate, ApiKeyIssued, ApiKeyOut
 from models.settings import Settings
-from models.tables import ApiKey, valid_keys
+from models.tables import ApiKey
 from models.ticket import ActorRef
 
 MAX_WORKING_KEYS = 10  # per person: rotation needs two, a few devices a few more
@@ -56,15 +55,13 @@ async def issue(
     if not row.active:
         raise Conflict(f"{person_id} is deactivated")
     now = datetime.now(UTC)
-    working = (await session.exec(
-        select(sa.func.count()).select_from(ApiKey).where(col(ApiKey.actor_id) == person_id, valid_keys(now))
-    )).one()
+    working = await store.people.count_working_keys(session, person_id, now)
     if working >= MAX_WORKING_KEYS:
         raise Conflict(f"{person_id} holds {working} working keys already: revoke one first")
     secret = f"tf_{secrets.token_urlsafe(32)}"
     key = ApiKey.for_secret(person_id, secret, created_by=actor.id, expires_at=now + timedelta(days=days),
                             label=body.label)
-    session.add(key)
+    store.people.add_key(session, key)
     audit.record(session, actor, "api_key.issue", "person", person_id, None, _summary(key))
     await session.commit()
     return ApiKeyIssued(**_out(key, None).model_dump(), api_key=secret)
@@ -75,10 +72,7 @@ async def list_keys(
 ) -> list[ApiKeyOut]:
     """Newest first, revoked and expired ones included."""
     await self_or_writer_row(session, actor, person_id)
-    rows = (await session.exec(
-        select(ApiKey).where(col(ApiKey.actor_id) == person_id).order_by(col(ApiKey.created_at).desc())
-    )).all()
-    return [_out(r, credential) for r in rows]
+    return [_out(r, credential) for r in await store.people.keys_of(session, person_id)]
 
 
 async def revoke(
@@ -86,7 +80,7 @@ async def revoke(
 ) -> None:
     """Revoke one key (again: nothing changes). 404 for a key that is not this person's."""
     await self_or_writer_row(session, actor, person_id)
-    row = await session.get(ApiKey, key_id)
+    row = await store.people.get_key(session, key_id)
     if row is None or row.actor_id != person_id:
         raise NotFound(f"{person_id} has no API key {key_id!r}")
     if credential.kind == "api_key" and credential.id == key_id:
@@ -94,10 +88,6 @@ async def revoke(
     if row.revoked_at is not None:
         return
     now = datetime.now(UTC)
-    table = ApiKey.__table__
-    done = await session.exec(  # type: ignore[call-overload]
-        sa.update(table).where(table.c.id == key_id, table.c.revoked_at.is_(None)).values(revoked_at=now)
-    )
-    if done.rowcount:
+    if await store.people.revoke_keys(session, [key_id], now):
         audit.record(session, actor, "api_key.revoke", "person", person_id, _summary(row), {"revoked_at": now})
     await session.commit()

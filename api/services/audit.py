@@ -7,8 +7,6 @@ that are not handed the credential (templates, prices) still record it. A change
 request names what made it with ``acting_as`` (e.g. the demo loader).
 """
 
-import base64
-import binascii
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,10 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import to_jsonable_python
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.errors import FieldInvalid, Forbidden
+import store.audit
+from api.errors import Forbidden
+from api.services.paging import cursor_key
 from domain.access import ALL_REGIONS
 from models.audit import AuditEntry, AuditPage
 from models.tables import AuditLog
@@ -59,7 +58,7 @@ def record(
 ) -> None:
     """Add an entry to ``session`` (the caller commits it with the change). Never pass a secret."""
     actor_id = actor if isinstance(actor, str) else actor.id
-    session.add(AuditLog(
+    store.audit.add(session, AuditLog(
         at=datetime.now(UTC), actor_id=actor_id, credential=_credential_of(actor_id), action=action,
         target_type=target_type, target_id=target_id,
         before=to_jsonable_python(before) if before is not None else None,
@@ -77,20 +76,6 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, An
 # --- reading ---
 
 
-def _encode_cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(str(entry_id).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        value = int(base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query") from exc
-    if not 0 < value < 2**63:
-        raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query")
-    return value
-
-
 async def list_entries(
     session: AsyncSession,
     actor: ActorRef,
@@ -106,16 +91,8 @@ async def list_entries(
     all regions."""
     if READERS.isdisjoint(actor.roles) or ALL_REGIONS not in actor.regions:
         raise Forbidden("only an admin of every region reads the audit log")
-    q = select(AuditLog)
-    for column, value in ((AuditLog.target_type, target_type), (AuditLog.target_id, target_id),
-                          (AuditLog.actor_id, actor_id), (AuditLog.action, action)):
-        if value is not None:
-            q = q.where(col(column) == value)
-    if cursor is not None:
-        q = q.where(col(AuditLog.id) < _decode_cursor(cursor))
-    rows = list((await session.exec(q.order_by(col(AuditLog.id).desc()).limit(limit + 1))).all())
-    more, rows = len(rows) > limit, rows[:limit]
-    return AuditPage(
-        items=[AuditEntry.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=_encode_cursor(rows[-1].id) if more and rows[-1].id is not None else None,
+    rows, next_cursor = await store.audit.page(
+        session, target_type=target_type, target_id=target_id, actor_id=actor_id, action=action, limit=limit,
+        after=cursor_key(cursor, int),
     )
+    return AuditPage(items=[AuditEntry.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor)

@@ -20,14 +20,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import jwt
-import sqlalchemy as sa
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import store.people
 from api.errors import ServiceUnavailable, Unauthenticated
 from models.demo import demo_api_key
 from models.settings import Settings
-from models.tables import Actor, ApiKey, valid_keys
+from models.tables import Actor, ApiKey
 
 # The one answer to a credential that does not work (unknown, revoked, expired, deactivated…).
 REFUSED = "invalid or expired credentials"
@@ -54,10 +53,7 @@ class Credential:
 async def by_api_key(session: AsyncSession, secret: str) -> tuple[Actor, Credential]:
     if not secret.strip():
         raise Unauthenticated(REFUSED)
-    q = select(ApiKey, Actor).join(Actor, col(Actor.id) == col(ApiKey.actor_id)).where(
-        col(ApiKey.key_hash) == ApiKey.hash(secret)
-    )
-    found = (await session.exec(q)).first()
+    found = await store.people.key_and_person(session, ApiKey.hash(secret))
     if found is None:
         raise Unauthenticated(REFUSED)
     key, actor = found
@@ -145,7 +141,7 @@ class OidcVerifier:
 async def by_token(session: AsyncSession, verifier: OidcVerifier | None, token: str) -> tuple[Actor, Credential]:
     if verifier is None or not token.strip():
         raise Unauthenticated(REFUSED)
-    actor = await session.get(Actor, await verifier.subject(token))
+    actor = await store.people.get(session, await verifier.subject(token))
     if actor is None or not actor.active:
         raise Unauthenticated(REFUSED)
     return actor, Credential(kind="oidc", id=OIDC, actor_id=actor.id)
@@ -157,12 +153,11 @@ async def by_token(session: AsyncSession, verifier: OidcVerifier | None, token: 
 async def working_demo_keys(session: AsyncSession) -> list[ApiKey]:
     """Keys neither revoked nor expired that are some person's ``demo-<id>`` (``models/demo.py``):
     public knowledge, so never acceptable in production."""
-    ids = list((await session.exec(select(Actor.id))).all())
+    ids = await store.people.ids(session)
     found: list[ApiKey] = []
     for start in range(0, len(ids), 500):
         hashes = [ApiKey.hash(demo_api_key(i)) for i in ids[start:start + 500]]
-        q = select(ApiKey).where(col(ApiKey.key_hash).in_(hashes), valid_keys(datetime.now(UTC)))
-        found += (await session.exec(q)).all()
+        found += await store.people.working_keys_by_hash(session, hashes, datetime.now(UTC))
     return found
 
 
@@ -170,8 +165,5 @@ async def revoke_demo_keys(session: AsyncSession) -> list[ApiKey]:
     """Revoke every working demo key (``python -m api.demo --revoke-demo-keys``)."""
     keys = await working_demo_keys(session)
     if keys:
-        table = ApiKey.__table__
-        await session.exec(  # type: ignore[call-overload]
-            sa.update(table).where(table.c.id.in_([k.id for k in keys])).values(revoked_at=datetime.now(UTC))
-        )
+        await store.people.revoke_keys(session, [k.id for k in keys], datetime.now(UTC))
     return keys

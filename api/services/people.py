@@ -17,25 +17,26 @@ never deleted, only deactivated (which revokes their API keys, ``api/services/ap
 Every change is recorded in the audit log, in the transaction of the change.
 """
 
-import base64
-import binascii
-import json
 from collections import Counter, defaultdict
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+import store.keyset
+import store.people
+import store.regions
+import store.tickets
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList, ServiceUnavailable
 from api.services import audit
+from api.services.paging import cursor_key
 from domain import roles as grants
 from domain.access import ALL_REGIONS, can_access_region
 from models.people import (
@@ -50,8 +51,7 @@ from models.people import (
     TeamManager,
     TeamOut,
 )
-from models.db import json_text_contains
-from models.tables import Actor, ApiKey, Region, bump_roster_revision, held_by, load_query, valid_keys
+from models.tables import Actor
 from models.ticket import ActorRef, PersonLeftInput
 from workflows import person_left
 from workflows.person_left import PersonLeftWorkflow
@@ -64,7 +64,6 @@ ABSENCES = "out_of_office"
 KEYS = "has_api_key"
 # A change to these on oneself is refused (they decide what one may do, and whose approval counts).
 NOT_ON_ONESELF = ("roles", "regions", "manager_id")
-_SCAN_BATCH = 200  # rows read per round while a page fills up
 
 
 # --- scope ---
@@ -93,7 +92,7 @@ def _require_writer(actor: ActorRef) -> None:
 
 
 async def _visible_row(session: AsyncSession, actor: ActorRef, person_id: str, lock: bool = False) -> Actor:
-    row = await session.get(Actor, person_id, with_for_update=lock)
+    row = await store.people.get(session, person_id, lock)
     if row is None or not _visible(actor, list(row.regions)):
         raise NotFound(f"person {person_id} not found")
     return row
@@ -148,24 +147,9 @@ def _out(row: Actor, load: int, viewer: ActorRef, has_key: bool) -> PersonOut:
     )
 
 
-async def loads(session: AsyncSession, person_ids: list[str]) -> dict[str, int]:
-    """Open tickets (new, assigned, in progress) per assignee, from the read model."""
-    if not person_ids:
-        return {}
-    return {assignee: n for assignee, n in (await session.exec(load_query(person_ids))).all()}
-
-
-async def _with_keys(session: AsyncSession, person_ids: list[str]) -> set[str]:
-    """Those of ``person_ids`` who hold a working API key."""
-    if not person_ids:
-        return set()
-    q = select(ApiKey.actor_id).where(col(ApiKey.actor_id).in_(person_ids), valid_keys(datetime.now(UTC)))
-    return set((await session.exec(q.distinct())).all())
-
-
 async def _one_out(session: AsyncSession, row: Actor, viewer: ActorRef) -> PersonOut:
-    load = (await loads(session, [row.id])).get(row.id, 0)
-    return _out(row, load, viewer, row.id in await _with_keys(session, [row.id]))
+    load = (await store.tickets.loads(session, [row.id])).get(row.id, 0)
+    return _out(row, load, viewer, row.id in await store.people.with_working_keys(session, [row.id], datetime.now(UTC)))
 
 
 # --- reads ---
@@ -178,20 +162,6 @@ class PeopleFilter:
     team: str | None = None
     skill: str | None = None  # has the skill, any level
     active: bool | None = None  # None: both
-
-
-def _encode_cursor(person_id: str) -> str:
-    return base64.urlsafe_b64encode(person_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query") from exc
-    if not value:
-        raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query")
-    return value
 
 
 def _matches(row: Actor, actor: ActorRef, f: PeopleFilter) -> bool:
@@ -211,34 +181,23 @@ async def list_people(
     _require_roster_reader(actor)
     if f.region is not None and not can_access_region(actor, f.region):
         raise Forbidden(f"actor {actor.id!r} may not list people of region {f.region!r}")
-    q = select(Actor)
-    if f.team is not None:
-        q = q.where(col(Actor.team) == f.team)
-    if f.active is not None:
-        q = q.where(col(Actor.active).is_(f.active))
     regions = [f.region] if f.region is not None else (None if ALL_REGIONS in actor.regions else actor.regions)
-    if regions is not None:
-        q = q.where(sa.or_(*(json_text_contains(Actor.regions, json.dumps(r)) for r in [*regions, ALL_REGIONS])))
-    if f.role is not None:
-        q = q.where(json_text_contains(Actor.roles, json.dumps(f.role)))
-    if f.skill is not None:
-        q = q.where(json_text_contains(Actor.skills, json.dumps(f.skill) + ":"))
-    after = _decode_cursor(cursor) if cursor else None
-    rows: list[Actor] = []
-    while len(rows) <= limit:
-        batch_q = q.where(col(Actor.id) > after) if after is not None else q
-        batch = list((await session.exec(batch_q.order_by(col(Actor.id)).limit(_SCAN_BATCH))).all())
-        rows.extend(r for r in batch if _matches(r, actor, f))
-        if len(batch) < _SCAN_BATCH:
-            break
-        after = batch[-1].id
-    more, rows = len(rows) > limit, rows[:limit]
-    ids = [r.id for r in rows]
-    load, keyed = await loads(session, ids), await _with_keys(session, ids)
-    return PersonPage(
-        items=[_out(r, load.get(r.id, 0), actor, r.id in keyed) for r in rows],
-        next_cursor=_encode_cursor(rows[-1].id) if more else None,
+    after = cursor_key(cursor, str)
+    found: list[Actor] = []
+    batches = store.people.batches(
+        session, team=f.team, active=f.active, works_in=None if regions is None else [*regions, ALL_REGIONS],
+        role=f.role, skill=f.skill, after=after[0] if after else None,
     )
+    async with aclosing(batches):
+        async for batch in batches:  # until the page and one more are found
+            found.extend(r for r in batch if _matches(r, actor, f))
+            if len(found) > limit:
+                break
+    rows, next_cursor = store.keyset.page(found, limit, lambda r: (r.id,))
+    ids = [r.id for r in rows]
+    load = await store.tickets.loads(session, ids)
+    keyed = await store.people.with_working_keys(session, ids, datetime.now(UTC))
+    return PersonPage(items=[_out(r, load.get(r.id, 0), actor, r.id in keyed) for r in rows], next_cursor=next_cursor)
 
 
 async def get_person(session: AsyncSession, actor: ActorRef, person_id: str) -> PersonOut:
@@ -251,8 +210,7 @@ async def list_teams(session: AsyncSession, actor: ActorRef) -> list[TeamOut]:
     """Primary teams and groups of the active people the caller can see."""
     _require_roster_reader(actor)
     people = [
-        p for p in (await session.exec(select(Actor).where(col(Actor.active).is_(True)).order_by(col(Actor.id)))).all()
-        if _visible(actor, list(p.regions))
+        p for p in await store.people.active_people(session) if _visible(actor, list(p.regions))
     ]
     members: dict[tuple[str, str], list[Actor]] = defaultdict(list)
     for p in people:
@@ -285,7 +243,7 @@ async def list_teams(session: AsyncSession, actor: ActorRef) -> list[TeamOut]:
 async def _check_references(session: AsyncSession, actor: ActorRef, person_id: str, body: PersonFields) -> None:
     """Regions exist and are the caller's; the manager exists and heads no cycle."""
     for i, code in enumerate(body.regions):
-        if code != ALL_REGIONS and await session.get(Region, code) is None:
+        if code != ALL_REGIONS and await store.regions.get(session, code) is None:
             raise _invalid(["regions", i], f"unknown region {code!r}", "unknown_region")
     if not _covers(actor, body.regions):
         raise Forbidden(f"actor {actor.id!r} may not place people in regions {body.regions}")
@@ -293,7 +251,7 @@ async def _check_references(session: AsyncSession, actor: ActorRef, person_id: s
         return
     if body.manager_id == person_id:
         raise _invalid(["manager_id"], "a person cannot be their own manager", "manager_cycle")
-    manager = await session.get(Actor, body.manager_id)
+    manager = await store.people.get(session, body.manager_id)
     if manager is None:
         raise _invalid(["manager_id"], f"unknown person {body.manager_id!r}", "unknown_manager")
     chain, seen, current = [body.manager_id], {body.manager_id}, manager.manager_id
@@ -304,7 +262,7 @@ async def _check_references(session: AsyncSession, actor: ActorRef, person_id: s
                 ["manager_id"], f"{body.manager_id!r} reports to {person_id!r} ({' → '.join(chain)})", "manager_cycle"
             )
         seen.add(current)
-        row = await session.get(Actor, current)
+        row = await store.people.get(session, current)
         current = row.manager_id if row is not None else None
 
 
@@ -331,7 +289,7 @@ def _check_not_self_deactivation(actor: ActorRef, person_id: str, active: bool) 
 async def _commit(session: AsyncSession, conflict: str) -> None:
     """Commit a change to people, with the roster revision that tells dispatch workers."""
     try:
-        await session.exec(bump_roster_revision(session.bind.dialect.name))
+        await store.people.bump_roster_revision(session)
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
@@ -340,12 +298,12 @@ async def _commit(session: AsyncSession, conflict: str) -> None:
 
 async def create_person(session: AsyncSession, actor: ActorRef, body: PersonCreate) -> PersonOut:
     _require_writer(actor)
-    if await session.get(Actor, body.id) is not None:
+    if await store.people.get(session, body.id) is not None:
         raise Conflict(f"person {body.id!r} already exists")
     await _check_references(session, actor, body.id, body)
     _check_grants(actor, body.id, {}, {"roles": body.roles})
     row = Actor(**body.columns())
-    session.add(row)
+    store.people.save(session, row)
     audit.record(session, actor, "person.create", "person", row.id, None, _stored(row))
     await _commit(session, f"person {body.id!r} already exists")
     return await _one_out(session, row, actor)
@@ -362,7 +320,7 @@ async def _store(session: AsyncSession, actor: ActorRef, row: Actor, body: Perso
         )
     for name, value in after.items():
         setattr(row, name, value)
-    session.add(row)
+    store.people.save(session, row)
     _record_update(session, actor, row.id, before, after)
     await _commit(session, f"person {row.id!r} changed at the same moment; retry")
     return await _one_out(session, row, actor)
@@ -412,21 +370,16 @@ async def deactivate_person(
     row = await _writable_row(session, actor, person_id, lock=True)
     _check_not_self_deactivation(actor, person_id, False)
     now = datetime.now(UTC)
-    keys = list((await session.exec(
-        select(ApiKey.id).where(col(ApiKey.actor_id) == person_id, valid_keys(now)).order_by(col(ApiKey.id))
-    )).all())
+    keys = await store.people.working_key_ids(session, person_id, now)
     if row.active or keys:
         was_active, row.active = row.active, False
-        session.add(row)
+        store.people.save(session, row)
         if keys:  # every key stops working; a reactivated person needs a new one
-            table = ApiKey.__table__
-            await session.exec(  # type: ignore[call-overload]
-                sa.update(table).where(table.c.id.in_(keys), table.c.revoked_at.is_(None)).values(revoked_at=now)
-            )
+            await store.people.revoke_keys(session, keys, now)
         audit.record(session, actor, "person.deactivate", "person", person_id, {"active": was_active},
                      {"active": False, "revoked_keys": keys})
         await _commit(session, f"person {person_id!r} changed at the same moment; retry")
-    held = await held_by(session, person_id)
+    held = await store.tickets.held_by(session, person_id)
     if not held:
         return None
     wid = person_left.workflow_id(person_id)
@@ -452,7 +405,7 @@ async def deactivate_person(
 async def self_or_writer_row(session: AsyncSession, actor: ActorRef, person_id: str, lock: bool = False) -> Actor:
     """Self, or a writer whose scope covers the person (``lock``: held until the commit)."""
     if actor.id == person_id:
-        row = await session.get(Actor, person_id, with_for_update=lock)
+        row = await store.people.get(session, person_id, lock)
         if row is None:
             raise NotFound(f"person {person_id} not found")
         return row
@@ -494,4 +447,4 @@ def _set_absences(session: AsyncSession, actor: ActorRef, row: Actor, absences: 
     audit.record(session, actor, "person.update", "person", row.id, {ABSENCES: row.out_of_office},
                  {ABSENCES: absences})
     row.out_of_office = absences
-    session.add(row)
+    store.people.save(session, row)

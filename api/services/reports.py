@@ -12,22 +12,19 @@ the regions' counts (and sums, for means), so a caller's total only ever holds t
 of the report.
 """
 
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import store.regions
+import store.reports
 from api.errors import FieldInvalid, Forbidden
 from domain.access import ALL_REGIONS, can_access_region, visible_regions
 from models.common import Priority, TicketStatus
-from models.db import json_text_contains
 from models.reports import (
     Figures,
     OpenTickets,
@@ -41,14 +38,14 @@ from models.reports import (
     Throughput,
     Workload,
 )
-from models.tables import OPEN_STATUSES, Actor, Region, Ticket, TicketEventRow, load_query
 from models.ticket import ActorRef
+from store.tickets import OPEN_STATUSES
 from workflows.sla import LEVELS as ESCALATION_LEVELS
 
 READERS = frozenset({"supervisor", "manager", "director", "general_manager", "admin"})
 DEFAULT_PERIOD = timedelta(days=30)
 NO_ESCALATION = "none"
-RESOLVED, CLOSED, CANCELLED = TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value, TicketStatus.CANCELLED.value
+RESOLVED, CLOSED = TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value
 # Statuses a ticket can leave, so the snapshot's time_in_status may hold them.
 TIMED_STATUSES = (*OPEN_STATUSES, RESOLVED)
 
@@ -68,17 +65,13 @@ async def report_regions(session: AsyncSession, actor: ActorRef, region: str | N
     region the caller can access."""
     _require_reader(actor)
     if region is not None:
-        row = await session.get(Region, region)
+        row = await store.regions.get(session, region)
         if row is None:
             raise FieldInvalid("region", f"unknown region {region!r}", "unknown_region", location="query")
         if not can_access_region(actor, region):
             raise Forbidden(f"actor {actor.id!r} may not read reports of region {region!r}")
         return [(row.code, row.name)]
-    q = select(Region.code, Region.name).order_by(col(Region.code))
-    visible = visible_regions(actor)
-    if visible is not None:
-        q = q.where(col(Region.code).in_(visible))
-    return [(code, name) for code, name in (await session.exec(q)).all()]
+    return await store.regions.names(session, visible_regions(actor))
 
 
 def report_period(since: datetime | None, until: datetime | None, now: datetime) -> tuple[datetime, datetime]:
@@ -94,10 +87,6 @@ def report_period(since: datetime | None, until: datetime | None, now: datetime)
             location="query",
         )
     return start, end
-
-
-def _count_if(condition: Any) -> Any:
-    return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
 # --- overview ---
@@ -131,32 +120,8 @@ class _Tally:
         self.durations.extend(other.durations)
 
 
-def _resolutions(since: datetime, until: datetime) -> Any:
-    """Per ticket resolved in the period: its last move into ``resolved`` in the period (a
-    comment on a resolved ticket is an event resolved → resolved, not a resolution)."""
-    e = TicketEventRow
-    return (
-        select(col(e.ticket_id).label("ticket_id"), sa.func.max(col(e.at)).label("resolved_at"))
-        .where(
-            col(e.to_status) == RESOLVED,
-            sa.or_(col(e.from_status).is_(None), col(e.from_status) != RESOLVED),
-            col(e.at) >= since,
-            col(e.at) < until,
-        )
-        .group_by(col(e.ticket_id))
-        .subquery("resolutions")
-    )
-
-
 async def _count_open(session: AsyncSession, codes: list[str], tally: dict[str, _Tally]) -> None:
-    t = Ticket
-    dims = (col(t.region), col(t.status), col(t.priority), col(t.ticket_type), col(t.escalation), col(t.sla_breached))
-    q = (
-        select(*dims, sa.func.count())  # type: ignore[call-overload]  # typed for up to 4 columns
-        .where(col(t.region).in_(codes), col(t.status).in_([*OPEN_STATUSES, RESOLVED]))
-        .group_by(*dims)
-    )
-    for region, status, priority, ticket_type, escalation, breached, n in (await session.exec(q)).all():
+    for region, status, priority, ticket_type, escalation, breached, n in await store.reports.open_counts(session, codes):
         r = tally[region]
         if status == RESOLVED:
             r.awaiting_close += n
@@ -171,26 +136,10 @@ async def _count_open(session: AsyncSession, codes: list[str], tally: dict[str, 
 async def _count_period(
     session: AsyncSession, codes: list[str], since: datetime, until: datetime, tally: dict[str, _Tally]
 ) -> None:
-    t = Ticket
-    created = (
-        select(col(t.region), sa.func.count(), _count_if(col(t.sla_breached)))
-        .where(col(t.region).in_(codes), col(t.created_at) >= since, col(t.created_at) < until)
-        .group_by(col(t.region))
-    )
-    for region, n, breached in (await session.exec(created)).all():
+    for region, n, breached in await store.reports.created_counts(session, codes, since, until):
         tally[region].created += n
         tally[region].created_breached += int(breached or 0)
-    ended = (
-        select(col(t.region), col(t.status), sa.func.count())
-        .where(
-            col(t.region).in_(codes),
-            col(t.status).in_([CLOSED, CANCELLED]),
-            col(t.closed_at) >= since,
-            col(t.closed_at) < until,
-        )
-        .group_by(col(t.region), col(t.status))
-    )
-    for region, status, n in (await session.exec(ended)).all():
+    for region, status, n in await store.reports.ended_counts(session, codes, since, until):
         if status == CLOSED:
             tally[region].closed += n
         else:
@@ -200,13 +149,7 @@ async def _count_period(
 async def _resolution_times(
     session: AsyncSession, codes: list[str], since: datetime, until: datetime, tally: dict[str, _Tally]
 ) -> None:
-    res = _resolutions(since, until)
-    q = (
-        select(col(Ticket.region), col(Ticket.created_at), res.c.resolved_at)
-        .join(res, res.c.ticket_id == col(Ticket.id))
-        .where(col(Ticket.region).in_(codes))
-    )
-    for region, created_at, resolved_at in (await session.exec(q)).all():
+    for region, created_at, resolved_at in await store.reports.resolutions(session, codes, since, until):
         tally[region].durations.append(max((resolved_at - created_at).total_seconds(), 0.0))
 
 
@@ -216,22 +159,7 @@ async def _status_times(
     """Sum and count of each status's seconds (the snapshot's ``time_in_status``) over the
     tickets resolved in the period or closed in it. A status a ticket is still in is not in
     ``time_in_status`` yet, so it counts only the tickets that have left it."""
-    res = _resolutions(since, until)
-    t = Ticket
-    seconds = {s: col(t.snapshot)[("time_in_status", s)].as_float() for s in TIMED_STATUSES}
-    columns = [agg for s in TIMED_STATUSES for agg in (sa.func.sum(seconds[s]), sa.func.count(seconds[s]))]
-    q = (
-        select(col(t.region), *columns)  # type: ignore[call-overload]  # typed for up to 4 columns
-        .where(
-            col(t.region).in_(codes),
-            sa.or_(
-                col(t.id).in_(select(res.c.ticket_id)),
-                sa.and_(col(t.status) == CLOSED, col(t.closed_at) >= since, col(t.closed_at) < until),
-            ),
-        )
-        .group_by(col(t.region))
-    )
-    for row in (await session.exec(q)).all():
+    for row in await store.reports.status_times(session, codes, since, until, TIMED_STATUSES):
         region, aggs = row[0], row[1:]
         for i, status in enumerate(TIMED_STATUSES):
             total, n = aggs[2 * i], aggs[2 * i + 1]
@@ -345,19 +273,9 @@ async def workload(
     codes = [code for code, _ in regions]
     if not codes:
         return Workload(regions=[], people=[], teams=[])
-    a = Actor
-    columns = (col(a.id), col(a.name), col(a.team), col(a.roles), col(a.regions), col(a.capacity))
-    q = select(*columns).where(  # type: ignore[call-overload]  # typed for up to 4 columns
-        col(a.active).is_(True),
-        sa.or_(*(json_text_contains(a.regions, json.dumps(r)) for r in [*codes, ALL_REGIONS])),
-    )
-    if team is not None:
-        q = q.where(col(a.team) == team)
-    if role is not None:
-        q = q.where(json_text_contains(a.roles, json.dumps(role)))
     people = [  # the SQL filters on the JSON text were coarse: check the lists themselves
         p
-        for p in (await session.exec(q)).all()
+        for p in await store.reports.workload_people(session, codes, role, team)
         if (ALL_REGIONS in p.regions or any(c in p.regions for c in codes)) and (role is None or role in p.roles)
     ]
     ids = [p.id for p in people]
@@ -366,9 +284,7 @@ async def workload(
     breached: Counter[str] = Counter()
     if ids:
         # The load /people shows and dispatch weighs, split by region, with the breached part.
-        held = load_query(ids).add_columns(col(Ticket.region), _count_if(col(Ticket.sla_breached)))
-        held = held.group_by(col(Ticket.region))
-        for assignee, n, ticket_region, n_breached in (await session.exec(held)).all():
+        for assignee, n, ticket_region, n_breached in await store.reports.held_per_region(session, ids):
             load[assignee] += n
             if ticket_region in codes:  # breaches of other regions are not the caller's to see
                 load_here[assignee] += n

@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from activities.settlement import active_rules, budget_check, budget_reason, in_currency, plain
+import store.regions
+import store.statements
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
 from api.services import audit
 from domain.access import can_access_region, visible_regions
@@ -39,6 +38,7 @@ from models.settlement import (
 )
 from models.tables import Region
 from models.ticket import ActorRef
+from store.statements import budget_check, budget_reason, in_currency, plain
 
 FINANCE_ROLES = frozenset({"finance", "admin"})
 STATEMENT_LIST_ROLES = frozenset({"finance", "admin", "manager", "supervisor"})
@@ -107,12 +107,7 @@ async def ticket_statement(
 ) -> StatementOut:
     """The ticket's latest final statement, else its latest pre-settlement (or the latest of
     ``kind``)."""
-    q = select(StatementRow).where(StatementRow.ticket_id == ticket_id)
-    if kind is not None:
-        q = q.where(StatementRow.status == kind.value)
-    # 'final' sorts before 'pre_settlement': finals first, then the highest version.
-    q = q.order_by(col(StatementRow.status), col(StatementRow.ticket_version).desc())
-    row = (await session.exec(q.limit(1))).first()
+    row = await store.statements.of_ticket(session, ticket_id, kind)
     if row is None or not can_access_region(actor, row.region):
         raise NotFound(f"no statement for ticket {ticket_id!r}")
     return statement_out(row, actor)
@@ -135,33 +130,27 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _query(actor: ActorRef, f: StatementFilter, roles: frozenset[str]):
-    if roles.isdisjoint(actor.roles):
-        raise Forbidden(f"listing statements needs one of the roles {', '.join(sorted(roles))}")
-    q = select(StatementRow)
-    if f.region is not None:
-        if not can_access_region(actor, f.region):
-            raise NotFound(f"no region {f.region!r}")
-        q = q.where(StatementRow.region == f.region)
-    regions = visible_regions(actor)
-    if regions is not None:
-        q = q.where(col(StatementRow.region).in_(regions))
+async def _matching(
+    session: AsyncSession, actor: ActorRef, f: StatementFilter, limit: int | None = None, offset: int = 0
+) -> list[StatementRow]:
+    """The caller's statements that ``f`` selects, oldest first."""
+    if STATEMENT_LIST_ROLES.isdisjoint(actor.roles):
+        raise Forbidden(f"listing statements needs one of the roles {', '.join(sorted(STATEMENT_LIST_ROLES))}")
+    if f.region is not None and not can_access_region(actor, f.region):
+        raise NotFound(f"no region {f.region!r}")
     start, end = _utc(f.start), _utc(f.end)
     if start is not None and end is not None and end < start:
         raise FieldInvalid("to", "'to' is before 'from'", location="query")
-    if start is not None:
-        q = q.where(col(StatementRow.created_at) >= start)
-    if end is not None:
-        q = q.where(col(StatementRow.created_at) < end)
-    if f.status != "all":
-        q = q.where(StatementRow.status == f.status)
-    return q.order_by(col(StatementRow.created_at), col(StatementRow.id))
+    return await store.statements.matching(
+        session, region=f.region, regions=visible_regions(actor), start=start, end=end,
+        status=None if f.status == "all" else f.status, limit=limit, offset=offset,
+    )
 
 
 async def list_statements(
     session: AsyncSession, actor: ActorRef, f: StatementFilter, limit: int = 100, offset: int = 0
 ) -> StatementPage:
-    rows = (await session.exec(_query(actor, f, STATEMENT_LIST_ROLES).limit(limit).offset(offset))).all()
+    rows = await _matching(session, actor, f, limit, offset)
     return StatementPage(items=[StatementSummary(**_summary_fields(r)) for r in rows], limit=limit, offset=offset)
 
 
@@ -173,7 +162,7 @@ async def export_csv(session: AsyncSession, actor: ActorRef, f: StatementFilter)
     """One row per statement, oldest first, then one ``TOTAL`` row per currency (sorted by code)
     whose net, tax and total are the exact sums of the rows above it (``TOTAL`` with zeros and
     no currency when nothing matched)."""
-    rows = (await session.exec(_query(actor, f, STATEMENT_LIST_ROLES))).all()
+    rows = await _matching(session, actor, f)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -229,10 +218,7 @@ def _rules_out(row: PriceRules, actor: ActorRef) -> PriceRulesOut:
 async def _region(session: AsyncSession, actor: ActorRef, region: str, *, lock: bool = False) -> Region:
     if not can_access_region(actor, region):
         raise NotFound(f"no region {region!r}")
-    q = select(Region).where(Region.code == region)
-    if lock:
-        q = q.with_for_update()  # serializes publishing per region on PostgreSQL (SQLite: one writer anyway)
-    found = (await session.exec(q)).first()
+    found = await store.regions.get(session, region, lock=lock)  # lock: one publisher per region at a time
     if found is None:
         raise NotFound(f"no region {region!r}")
     return found
@@ -258,9 +244,7 @@ async def publish_rules(
         raise ProblemList([{"loc": pricing_error_loc(exc.path), "msg": exc.message, "type": str(exc.code)}]) from exc
     await _region(session, actor, region, lock=True)
     dump = rules.model_dump(mode="json")
-    existing = (await session.exec(
-        select(PriceRules).where(PriceRules.region == region, PriceRules.version == rules.version)
-    )).first()
+    existing = await store.statements.rules_version(session, region, rules.version)
     if existing is not None:
         if existing.rules != dump:
             raise Conflict(f"version {rules.version!r} of region {region!r} is already published with other "
@@ -269,14 +253,10 @@ async def publish_rules(
             raise Conflict(f"version {rules.version!r} of region {region!r} was superseded; publish it under a "
                            "new version to use it again")
         return _rules_out(existing, actor), False
-    previous = await active_rules(session, region)
-    table = PriceRules.__table__
-    await session.exec(  # type: ignore[call-overload]
-        sa.update(table).where(table.c.region == region, table.c.active.is_(True)).values(active=False)
-    )
+    previous = await store.statements.active_rules(session, region)
     row = PriceRules(region=region, version=rules.version, rules=dump, active=True, created_by=actor.id,
                      created_at=datetime.now(UTC))
-    session.add(row)
+    await store.statements.activate_rules(session, row)
     audit.record(session, actor, "price_rules.publish", "price_rules", region,
                  {"version": previous.version} if previous else None, {"version": row.version})
     await session.commit()
@@ -286,11 +266,9 @@ async def publish_rules(
 async def get_rules(session: AsyncSession, actor: ActorRef, region: str, version: str | None = None) -> PriceRulesOut:
     await _region(session, actor, region)
     if version is None:
-        row = await active_rules(session, region)
+        row = await store.statements.active_rules(session, region)
     else:
-        row = (await session.exec(
-            select(PriceRules).where(PriceRules.region == region, PriceRules.version == version)
-        )).first()
+        row = await store.statements.rules_version(session, region, version)
     if row is None:
         missing = "active price rules" if version is None else f"version {version!r}"
         raise NotFound(f"region {region!r} has no {missing}")
@@ -299,9 +277,7 @@ async def get_rules(session: AsyncSession, actor: ActorRef, region: str, version
 
 async def list_rule_versions(session: AsyncSession, actor: ActorRef, region: str) -> list[PriceRulesVersion]:
     await _region(session, actor, region)
-    rows = (await session.exec(
-        select(PriceRules).where(PriceRules.region == region).order_by(col(PriceRules.created_at), col(PriceRules.id))
-    )).all()
+    rows = await store.statements.rule_versions(session, region)
     return [PriceRulesVersion(region=r.region, version=r.version, active=r.active, created_by=r.created_by,
                               created_at=r.created_at) for r in rows]
 

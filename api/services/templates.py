@@ -5,11 +5,10 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import store.templates
 from activities.catalog import catalog
 from api.bounds import MAX_DEPTH, find_nul
 from api.errors import Conflict, Forbidden, NotFound, ProblemList
@@ -84,16 +83,11 @@ def to_version(row: Template) -> TemplateVersion:
     return TemplateVersion(key=row.key, version=row.version, spec=TemplateSpec.model_validate(row.spec))
 
 
-async def latest(session: AsyncSession, key: str) -> Template | None:
-    q = select(Template).where(Template.key == key).order_by(col(Template.version).desc()).limit(1)
-    return (await session.exec(q)).first()
-
-
 async def get_version(session: AsyncSession, key: str, version: int | None = None) -> TemplateVersion:
     if version is None:
-        row = await latest(session, key)
+        row = await store.templates.latest(session, key)
     else:
-        row = (await session.exec(select(Template).where(Template.key == key, Template.version == version))).first()
+        row = await store.templates.version(session, key, version)
     if row is None:
         raise NotFound(f"template {key!r}" + (f" version {version}" if version else "") + " not found")
     return to_version(row)
@@ -104,7 +98,7 @@ async def publish(session: AsyncSession, actor: ActorRef, spec: TemplateSpec) ->
     if not set(actor.roles) & AUTHORS:
         raise Forbidden("only admin or process_admin may publish templates")
     _raise_problems(check(spec))
-    current = await latest(session, spec.key)
+    current = await store.templates.latest(session, spec.key)
     body = spec.model_dump(mode="json")
     if current is not None and current.spec == body:
         return to_version(current), False
@@ -116,7 +110,7 @@ async def publish(session: AsyncSession, actor: ActorRef, spec: TemplateSpec) ->
         created_by=actor.id,
         created_at=datetime.now(UTC),
     )
-    session.add(row)
+    store.templates.add(session, row)
     audit.record(session, actor, "template.publish", "template", spec.key,
                  {"version": current.version} if current else None, {"version": row.version, "name": row.name})
     try:
@@ -128,14 +122,11 @@ async def publish(session: AsyncSession, actor: ActorRef, spec: TemplateSpec) ->
 
 
 async def list_latest(session: AsyncSession) -> list[dict[str, Any]]:
-    newest = select(Template.key, func.max(Template.version).label("v")).group_by(Template.key).subquery()
-    q = select(Template).join(newest, (Template.key == newest.c.key) & (Template.version == newest.c.v))
-    rows = (await session.exec(q.order_by(Template.key))).all()
-    return [_summary(r) for r in rows]
+    return [_summary(r) for r in await store.templates.latest_of_each(session, by_key=True)]
 
 
 async def list_versions(session: AsyncSession, key: str) -> list[dict[str, Any]]:
-    rows = (await session.exec(select(Template).where(Template.key == key).order_by(col(Template.version)))).all()
+    rows = await store.templates.versions(session, key)
     if not rows:
         raise NotFound(f"template {key!r} not found")
     return [_summary(r) for r in rows]
@@ -146,9 +137,7 @@ def _summary(r: Template) -> dict[str, Any]:
 
 
 async def all_latest_specs(session: AsyncSession) -> list[TemplateVersion]:
-    newest = select(Template.key, func.max(Template.version).label("v")).group_by(Template.key).subquery()
-    q = select(Template).join(newest, (Template.key == newest.c.key) & (Template.version == newest.c.v))
-    return [to_version(r) for r in (await session.exec(q)).all()]
+    return [to_version(r) for r in await store.templates.latest_of_each(session)]
 
 
 def export_yaml(version: TemplateVersion) -> str:

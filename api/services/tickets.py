@@ -3,18 +3,13 @@ a ticket outside them is ``NotFound`` and Temporal is never asked about it."""
 
 import asyncio
 from collections.abc import Callable
-import base64
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_
-from sqlalchemy import delete as sa_delete
-from sqlalchemy import insert as sa_insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import (
     Client,
@@ -28,7 +23,10 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.projection import ticket_row
+import store.people
+import store.regions
+import store.templates
+import store.tickets
 from api.errors import (
     ActionTimedOut,
     Conflict,
@@ -41,6 +39,7 @@ from api.errors import (
     ServiceUnavailable,
 )
 from api.services import templates
+from api.services.paging import cursor_key
 from domain.access import can_access_region, visible_regions
 from domain.ids import new_ticket_id, ticket_id_for_key
 from domain.calendar import freeze_holidays
@@ -51,7 +50,7 @@ from models import search_attributes as attrs
 from models.calendar import BusinessCalendar
 from models.schemas import TicketCreate, TicketEventOut, TicketEventPage, TicketOut, TicketPage, TicketSummary
 from models.settings import Settings
-from models.tables import Actor, Region, Ticket, TicketEventRow
+from models.tables import Region, Ticket, TicketEventRow
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import (
     Action,
@@ -103,7 +102,7 @@ async def create_ticket(
     body: TicketCreate,
     idempotency_key: str | None,
 ) -> Created:
-    region = await session.get(Region, body.region)
+    region = await store.regions.get(session, body.region)
     if region is None:
         raise FieldInvalid("region", f"unknown region {body.region!r}", "unknown_region")
     if not can_access_region(actor, body.region):
@@ -114,7 +113,7 @@ async def create_ticket(
     key = _dedup_key(body, idempotency_key)
     request_hash = _request_hash(body)
     ticket_id = ticket_id_for_key(key) if key else new_ticket_id()
-    if key and (existing := await session.get(Ticket, ticket_id)) is not None:
+    if key and (existing := await store.tickets.get(session, ticket_id)) is not None:
         return await _repeat(session, client, actor, existing, request_hash, bool(idempotency_key))
 
     ticket_input = TicketInput(
@@ -171,7 +170,7 @@ async def create_ticket(
 
 async def _forget_intake(session: AsyncSession, ticket_id: str) -> None:
     """The workflow did not start: the intake row goes, unless the projection already wrote to it."""
-    await session.exec(sa_delete(Ticket).where(col(Ticket.id) == ticket_id, col(Ticket.seq) == 0))  # type: ignore[call-overload]
+    await store.tickets.forget_intake(session, ticket_id)
     await session.commit()
 
 
@@ -189,7 +188,7 @@ def region_calendar(region: Region) -> BusinessCalendar:
 async def _pick_template(session: AsyncSession, body: TicketCreate) -> tuple[TemplateVersion, Priority]:
     """The template named by ticket_type, else the one the classification rules pick."""
     if body.ticket_type:
-        row = await templates.latest(session, body.ticket_type)
+        row = await store.templates.latest(session, body.ticket_type)
         if row is None:
             raise FieldInvalid("ticket_type", f"unknown ticket type {body.ticket_type!r}", "unknown_ticket_type")
         version = templates.to_version(row)
@@ -205,8 +204,7 @@ async def _pick_template(session: AsyncSession, body: TicketCreate) -> tuple[Tem
 async def _record_intake(session: AsyncSession, state: TicketState, key: str | None, request_hash: str) -> None:
     """Insert the ticket row before the workflow starts (the projection then keeps it current).
     A row with this id already there (the same key a moment ago) raises IntegrityError."""
-    row = {**ticket_row(state), "idempotency_key": key, "request_hash": request_hash}
-    await session.exec(sa_insert(Ticket).values(**row))  # type: ignore[call-overload]
+    await store.tickets.insert_intake(session, state, key, request_hash)
     await session.commit()
 
 
@@ -251,7 +249,7 @@ def _out(
 
 
 async def _visible_row(session: AsyncSession, actor: ActorRef, ticket_id: str) -> Ticket:
-    row = await session.get(Ticket, ticket_id)
+    row = await store.tickets.get(session, ticket_id)
     if row is None or not can_access_region(actor, row.region):
         raise NotFound(f"ticket {ticket_id} not found")
     return row
@@ -276,13 +274,7 @@ async def _view(
     spec = (await _template_of(session, state)).spec
     events, more = None, False
     if with_events:  # the latest ones; GET /tickets/{id}/events pages through them all
-        q = (
-            select(TicketEventRow)
-            .where(TicketEventRow.ticket_id == ticket_id)
-            .order_by(col(TicketEventRow.seq).desc())
-            .limit(EVENTS_SHOWN + 1)
-        )
-        rows = list(await session.exec(q))
+        rows = await store.tickets.latest_events(session, ticket_id, EVENTS_SHOWN + 1)
         more = len(rows) > EVENTS_SHOWN
         events = [_event_out(e, spec, actor) for e in reversed(rows[:EVENTS_SHOWN])]
     return _out(state, source, events, actor=actor, spec=spec, more_events=more)
@@ -302,13 +294,7 @@ async def list_events(
     """A ticket's history in seq order, a page at a time (read model only: Temporal is not asked)."""
     row = await _visible_row(session, actor, ticket_id)
     spec = (await _template_of_row(session, row)).spec
-    q = (
-        select(TicketEventRow)
-        .where(TicketEventRow.ticket_id == ticket_id, col(TicketEventRow.seq) > after_seq)
-        .order_by(col(TicketEventRow.seq))
-        .limit(limit + 1)
-    )
-    rows = list(await session.exec(q))
+    rows = await store.tickets.events_after(session, ticket_id, after_seq, limit + 1)
     more, rows = len(rows) > limit, rows[:limit]
     return TicketEventPage(
         items=[_event_out(e, spec, actor) for e in rows], next_after_seq=rows[-1].seq if more else None
@@ -340,7 +326,7 @@ def _checked_fields(
 
 async def _view_just_started(session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str) -> TicketOut:
     """The ticket a concurrent request is creating: its row may not be written yet, so ask the workflow."""
-    if await session.get(Ticket, ticket_id) is not None:
+    if await store.tickets.get(session, ticket_id) is not None:
         return await _view(session, client, actor, ticket_id, with_events=False)
     try:
         state = await client.get_workflow_handle(workflow_id(ticket_id)).query(
@@ -369,19 +355,6 @@ class TicketFilter:
     sla_breached: bool | None = None
 
 
-def _encode_cursor(row: Ticket) -> str:
-    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, ticket_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(created), str(ticket_id)
-    except (ValueError, TypeError) as exc:
-        raise FieldInvalid("cursor", "malformed cursor: pass back next_cursor unchanged", location="query") from exc
-
-
 async def list_tickets(
     session: AsyncSession, actor: ActorRef, f: TicketFilter, limit: int, cursor: str | None
 ) -> TicketPage:
@@ -389,40 +362,21 @@ async def list_tickets(
     A ``region`` outside the caller's scope is refused (403), as the people and reports lists do."""
     if f.region is not None and not can_access_region(actor, f.region):
         raise Forbidden(f"actor {actor.id!r} may not list tickets of region {f.region!r}")
-    q = select(Ticket)
-    regions = visible_regions(actor)
-    if regions is not None:
-        q = q.where(col(Ticket.region).in_(regions))
-    conditions: list[Any] = []
-    for column, value in (
-        (Ticket.status, f.status),
-        (Ticket.region, f.region),
-        (Ticket.priority, f.priority),
-        (Ticket.assignee, f.assignee),
-        (Ticket.ticket_type, f.ticket_type),
-        (Ticket.sla_breached, f.sla_breached),
-    ):
-        if value is not None:
-            conditions.append(col(column) == (value.value if hasattr(value, "value") else value))
-    if f.created_from:
-        conditions.append(col(Ticket.created_at) >= f.created_from)
-    if f.created_to:
-        conditions.append(col(Ticket.created_at) < f.created_to)
-    if cursor:
-        at, last_id = _decode_cursor(cursor)
-        conditions.append(
-            or_(col(Ticket.created_at) < at, and_(col(Ticket.created_at) == at, col(Ticket.id) < last_id))
-        )
-    if conditions:
-        q = q.where(*conditions)
-    q = q.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc()).limit(limit + 1)
-    rows = list(await session.exec(q))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return TicketPage(
-        items=[TicketSummary.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=_encode_cursor(rows[-1]) if more else None,
+    rows, next_cursor = await store.tickets.page(
+        session,
+        regions=visible_regions(actor),
+        status=f.status.value if f.status is not None else None,
+        region=f.region,
+        priority=f.priority.value if f.priority is not None else None,
+        assignee=f.assignee,
+        ticket_type=f.ticket_type,
+        sla_breached=f.sla_breached,
+        created_from=f.created_from,
+        created_to=f.created_to,
+        limit=limit,
+        after=cursor_key(cursor, datetime, str),
     )
+    return TicketPage(items=[TicketSummary.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor)
 
 
 # --- actions ---
@@ -602,7 +556,7 @@ _REFUSALS: dict[RefusalType, Callable[[str, dict[str, Any], str], DomainError]] 
 
 
 async def _check_assignee(session: AsyncSession, assignee_id: str, region: str, field: str = "assignee") -> None:
-    assignee = await session.get(Actor, assignee_id)
+    assignee = await store.people.get(session, assignee_id)
     if assignee is None or not assignee.active:
         raise FieldInvalid(field, f"unknown or inactive actor {assignee_id!r}", "unknown_assignee")
     ref = ActorRef(id=assignee.id, regions=list(assignee.regions))

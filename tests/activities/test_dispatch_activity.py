@@ -10,8 +10,9 @@ from api.services.people import add_absence
 from models.db import Database
 from models.dispatch import DispatchCall, DispatchRequest, Strategy
 from models.people import Absence
-from models.tables import Actor, RosterRevision, bump_roster_revision, roster_revision_query
+from models.tables import Actor, RosterRevision
 from models.ticket import ActorRef
+from store.people import bump_roster_revision, roster_revision
 
 
 async def _region(db: Database, *people: dict) -> str:
@@ -78,11 +79,11 @@ async def test_a_change_through_people_reaches_the_next_decision_at_once(db: Dat
 async def test_the_roster_revision_row_comes_back_if_it_goes_missing(db: Database):
     """The bump is an upsert: with the row gone (a restored dump), a change still invalidates."""
     async with db.session() as session:
-        before = (await session.exec(roster_revision_query())).one()
+        before = await roster_revision(session)
         await session.exec(sa.delete(RosterRevision))
-        await session.exec(bump_roster_revision(session.bind.dialect.name))
-        await session.exec(bump_roster_revision(session.bind.dialect.name))
-        assert (await session.exec(roster_revision_query())).one() == 2
+        await bump_roster_revision(session)
+        await bump_roster_revision(session)
+        assert await roster_revision(session) == 2
         # Forward again, past where it was: other tests' cached rosters must not match by chance.
         await session.exec(sa.update(RosterRevision).values(revision=before + 10))
         await session.commit()

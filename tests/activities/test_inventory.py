@@ -18,8 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import inventory
-from activities.inventory import ACTIVITIES, consume_parts, release_parts, reserve_parts
+from activities.inventory import consume_parts, release_parts, reserve_parts
 from domain.stock import Need, plan_reservation, reorder_suggestion
 from models.db import Database
 from models.inventory import (
@@ -36,9 +35,9 @@ from models.inventory import (
     ReserveResult,
     Shortage,
     UsedPart,
-    load_demo_inventory,
 )
 from models.inventory_tables import Part, StockAlert, StockLevel, StockMovement, Warehouse
+from store import demo, inventory
 
 # Real sites (lat, lon).
 PUDONG = (31.2215, 121.5440)  # Shanghai Pudong warehouse
@@ -386,7 +385,7 @@ def test_which_database_errors_run_the_transaction_again():
     import psycopg
     from sqlalchemy.exc import OperationalError
 
-    from activities.inventory import _transient
+    from store.inventory import _transient
 
     key_taken = psycopg.errors.UniqueViolation(
         'duplicate key value violates unique constraint "stock_movement_idempotency_key_key"')
@@ -492,7 +491,7 @@ async def test_activities_by_name_through_a_worker_with_the_pydantic_converter(d
     w = await world(db, {"PD": PUDONG}, {"FAN": (0, 0), "SEAL": (0, 0)}, {("PD", "FAN"): 5, ("PD", "SEAL"): 5})
     queue = f"inv-{uid()}"
     tid = ticket()
-    async with Worker(devserver.client, task_queue=queue, workflows=[PartsSaga], activities=ACTIVITIES):
+    async with Worker(devserver.client, task_queue=queue, workflows=[PartsSaga], activities=[reserve_parts, consume_parts, release_parts]):
         result = await devserver.client.execute_workflow(
             PartsSaga.run, reserve_input(w, tid, {"FAN": 2, "SEAL": 1}, location=ZHANGJIANG),
             id=f"saga-{tid}", task_queue=queue)
@@ -506,8 +505,8 @@ async def test_activities_by_name_through_a_worker_with_the_pydantic_converter(d
 
 
 async def test_demo_inventory_loads_once_and_balances_match_the_ledger(db: Database):
-    await load_demo_inventory(db)
-    await load_demo_inventory(db)  # again: nothing received twice
+    await demo.load_inventory(db)
+    await demo.load_inventory(db)  # again: nothing received twice
     t = StockMovement.__table__
     async with db.engine.connect() as conn:
         keys = (await conn.execute(sa.select(t.c.idempotency_key).where(t.c.idempotency_key.like("demo:%")))).all()

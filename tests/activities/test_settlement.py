@@ -22,10 +22,11 @@ from activities import settlement
 from activities.settlement import settle_ticket
 from domain.pricing import compile_rules
 from models.db import Database
-from models.demo_pricing import DEMO_PRICING, DEMO_VERSION, load_demo_pricing
+from models.demo_pricing import DEMO_PRICING, DEMO_VERSION
 from models.pricing import PricingRequest, RegionPricing, Statement
 from models.settlement import PriceRules, SettleInput, SettleItems, SettlementKind, SettleResult, StatementRow
 from models.tables import Region
+from store import demo
 
 
 def uid() -> str:
@@ -345,8 +346,8 @@ async def test_a_ready_pricing_request_and_a_rate_snapshot(db: Database):
 
 
 async def test_demo_pricing_loads_once_and_prices_the_preset_services(db: Database):
-    first = await load_demo_pricing(db)
-    second = await load_demo_pricing(db)
+    first = await demo.load_pricing(db)
+    second = await demo.load_pricing(db)
     assert {(r, v) for r, v, _ in first} == {("east", DEMO_VERSION), ("south", DEMO_VERSION)} and first == second
     for rules in DEMO_PRICING.values():
         book = compile_rules(rules)

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import col, select
 from temporalio.client import Client
 
+import store.demo
 from api.app import create_app
 from models import demo
 from models.db import Database
@@ -439,7 +440,7 @@ async def test_production_refuses_to_start_while_a_demo_key_works(fresh_sqlite: 
     await start()  # no demo data: starts
     database = Database(fresh_sqlite)
     try:
-        await demo.load(database)
+        await store.demo.load_people(database)
         with pytest.raises(RuntimeError, match="demo"):
             await start()
         async with database.session() as s:  # every demo key revoked but one: still refused

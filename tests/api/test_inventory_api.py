@@ -9,7 +9,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import inventory
+from store import inventory
 from api.app import create_app
 from api.routers import inventory as inventory_router
 from models.db import Database

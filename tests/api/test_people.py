@@ -18,6 +18,7 @@ import pytest
 from sqlmodel import col, select
 from temporalio.client import Client
 
+import store.demo
 from api.app import create_app
 from models import demo
 from models.db import Database
@@ -432,7 +433,7 @@ async def test_demo_roster_has_sixty_engineers_over_three_regions(people: People
         assert (key.actor_id, key.expires_at, key.revoked_at) == ("eng-e01", None, None)  # never expires
     # Loading the demo again changes nothing (merge).
     assert len({a.id for a in demo.ACTORS}) == len(demo.ACTORS)
-    await demo.load(people.db)
+    await store.demo.load_people(people.db)
     again = await people.all_pages(role="engineer", active="true", limit=200)
     assert again == engineers
 

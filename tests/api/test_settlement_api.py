@@ -20,10 +20,11 @@ from api.app import create_app
 from api.routers import settlement as settlement_router
 from models.db import Database
 from models.demo import demo_api_key
-from models.demo_pricing import DEMO_PRICING, load_demo_pricing
+from models.demo_pricing import DEMO_PRICING
 from models.pricing import RateSnapshot, RegionPricing
 from models.settlement import SettleInput, SettleItems, SettleResult, StatementRow
 from models.tables import Actor, ApiKey, Region
+from store import demo
 from tests.conftest import settings_for, task_queue
 
 PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
@@ -89,7 +90,7 @@ async def api(db: Database, database_url: str, devserver: WorkflowEnvironment) -
                         regions=[region if r == "R" else r for r in regions]))
             s.add(ApiKey.for_secret(f"{name}-{suffix}", f"key-{name}-{suffix}", created_by="test"))
         await s.commit()
-    await load_demo_pricing(db)
+    await demo.load_pricing(db)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ticketflow.test") as h:
             a = Api(h, db, suffix)
