@@ -95,7 +95,7 @@ async def decide(wf: Run, call: DispatchCall, node_id: str) -> DispatchDecision 
     """Run the activity; None when it keeps failing (the task stays open for claiming)."""
     label = "first available" if call.named else call.request.strategy.value
     try:
-        return await workflow.execute_activity(
+        return await workflow.execute_activity(  # type: ignore[no-any-return]
             "dispatch.decide",
             call,
             result_type=DispatchDecision,
@@ -203,7 +203,7 @@ async def release(wf: Run, node: TaskNode, state: NodeState, person: str, reason
     if kept != state.delegations:
         state.delegations = kept
         await wf.record("delegation_dropped", SYSTEM, data)
-    if state.offer_until is not None and state.candidates.startswith("offer:"):
+    if state.offer_until is not None and state.candidates and state.candidates.startswith("offer:"):
         offers = [o for o in state.candidates.removeprefix("offer:").split(",") if o]
         if person in offers:
             offers.remove(person)
@@ -233,7 +233,9 @@ async def release(wf: Run, node: TaskNode, state: NodeState, person: str, reason
     else:
         wf.tell("unassigned", "high", ["role:supervisor"], f"{node.id}: {person} left ({reason}); nobody took it over")
         return
-    changed = lambda: wf.state.nodes.get(node.id) is not state or (state.status, state.assignee, state.candidates) != before  # noqa: E731
+    def changed() -> bool:
+        return wf.state.nodes.get(node.id) is not state or (state.status, state.assignee, state.candidates) != before
+
     if changed():
         return  # somebody claimed it while the release was being recorded
     decision = await decide(wf, call, node.id)

@@ -11,7 +11,7 @@ model, in seq order, by a local activity keyed by (ticket, seq).
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -85,7 +85,7 @@ class TicketRun:
         self._untold: list[dict[str, Any]] = []  # notifications queued for the notifier
         self._telling = False
         self._told = 0
-        self._clocks: list[asyncio.Task] = []
+        self._clocks: list[asyncio.Task[None]] = []
         self.firing = 0  # SLA milestones being fired (recorded, re-dispatched, told)
         self.draining = False  # handing over to the next run (continue-as-new): no new steps
         if input.carried_state is not None:
@@ -183,7 +183,7 @@ class TicketRun:
             if node.type == "end":
                 self.state.path.append(node.id)
                 return END
-            node_id = await HANDLERS[node.type](self, node, branch)
+            node_id = await HANDLERS[node.type](self, node, branch)  # type: ignore[operator]
         return node_id
 
     # --- queries ---
@@ -450,7 +450,9 @@ class TicketRun:
         await self.record(action.value, input.actor, {k: v for k, v in data.items() if v})
         return await self.after_move()
 
-    async def vote(self, node: NodeState, actor: ActorRef, decision: str, reason: str | None) -> TicketState:
+    async def vote(
+        self, node: NodeState, actor: ActorRef, decision: Literal["approve", "reject"], reason: str | None
+    ) -> TicketState:
         node.votes.append(Vote(actor_id=actor.id, decision=decision, reason=reason, level=node.level, at=workflow.now()))
         level_name = node.levels[node.level] if node.level < len(node.levels) else ""
         data = {"node": node.id, "level": node.level + 1, "level_name": level_name, "reason": reason}
@@ -538,7 +540,7 @@ class TicketRun:
 
     def _upsert_search_attributes(self) -> None:
         s = self.state
-        assignees = [s.nodes[n].assignee for n in s.active if s.nodes[n].assignee] + ([s.assignee] if s.assignee else [])
+        assignees = [a for n in s.active if (a := s.nodes[n].assignee)] + ([s.assignee] if s.assignee else [])
         workflow.upsert_search_attributes(
             [
                 attrs.TICKET_STATUS.value_set(s.status.value),

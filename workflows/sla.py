@@ -11,9 +11,10 @@ Deterministic workflow code: no I/O, time from ``workflow.now()``.
 """
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from models import search_attributes as attrs
     from models.calendar import BusinessCalendar
     from models.directory import PeopleQuery, PeopleResult
+    from models.template import TaskNode
     from models.ticket import SYSTEM, NodeStatus, SlaClock, TicketStatus
     from workflows import assignment
     from workflows.nodes.notify import send
@@ -69,7 +71,7 @@ def retarget(wf: Run) -> dict[str, str]:
     return changed
 
 
-def start_node_clocks(wf: Run, node) -> list[str]:
+def start_node_clocks(wf: Run, node: TaskNode) -> list[str]:
     """A task with its own ``sla`` gets clocks of its own ("<node>.response", "<node>.resolution"),
     from when it opens — unless it is the first task whose SLA already is the ticket's."""
     if node.sla is None or (wf.spec.sla.get(wf.state.priority) is None and node.id == wf.spec.start):
@@ -295,7 +297,7 @@ def details(wf: Run) -> str:
     return f"\nSLA: {'; '.join(parts)}" if parts else ""
 
 
-def search_attributes(wf: Run) -> list:
+def search_attributes(wf: Run) -> list[SearchAttributeUpdate[Any]]:
     sla = wf.state.sla
     return [
         attrs.TICKET_SLA_BREACHED.value_set("true" if sla.breached else "false"),

@@ -19,10 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.protocol import Run
     from activities.directory import resolve_people
     from models.directory import PeopleQuery
-    from models.template import ApprovalNode, ApproverRule, Quorum
+    from models.template import ApprovalLevel, ApprovalNode, ApproverRule, Quorum
     from domain.calendar import add_business_time
     from domain.expressions import names_in
-    from models.ticket import SYSTEM, NodeStatus
+    from models.ticket import SYSTEM, NodeState, NodeStatus
 
 
 async def _approvers(wf: Run, rule: ApproverRule, node_id: str) -> list[str]:
@@ -81,7 +81,7 @@ async def run(wf: Run, node: ApprovalNode, branch: str | None) -> str:
     return node.next
 
 
-async def _await_decision(wf: Run, node: ApprovalNode, state, level) -> None:
+async def _await_decision(wf: Run, node: ApprovalNode, state: NodeState, level: ApprovalLevel) -> None:
     due = state.result.get("due")
     if due is not None:
         left = (datetime.fromisoformat(due) - workflow.now()).total_seconds()
@@ -97,7 +97,7 @@ async def _await_decision(wf: Run, node: ApprovalNode, state, level) -> None:
     await wf.wait(lambda: _decided(state) is not None)
 
 
-async def _on_timeout(wf: Run, node: ApprovalNode, state, level) -> None:
+async def _on_timeout(wf: Run, node: ApprovalNode, state: NodeState, level: ApprovalLevel) -> None:
     data = {"node": node.id, "level": state.level + 1, "level_name": level.name, "timeout": str(level.timeout)}
     if level.on_timeout in ("approve", "reject"):
         state.result[f"auto:{state.level}"] = "approved" if level.on_timeout == "approve" else "rejected"
@@ -118,10 +118,10 @@ async def _on_timeout(wf: Run, node: ApprovalNode, state, level) -> None:
     wf.tell("approval_needed", "high", managers or ["role:supervisor"], f"{node.name or node.id}: level {level.name} is overdue ({level.timeout})")
 
 
-def _decided(state) -> str | None:
+def _decided(state: NodeState) -> str | None:
     auto = state.result.get(f"auto:{state.level}")
     if auto is not None:
-        return auto
+        return str(auto)
     votes = [v for v in state.votes if v.level == state.level]
     if any(v.decision == "reject" for v in votes):
         return "rejected"
@@ -130,7 +130,7 @@ def _decided(state) -> str | None:
     return None
 
 
-async def replace_approver(wf: Run, node: ApprovalNode, state, person: str, reason: str) -> None:
+async def replace_approver(wf: Run, node: ApprovalNode, state: NodeState, person: str, reason: str) -> None:
     """``person`` left. A vote they delegated stays with the delegate (it is never handed back to
     them). A seat of the current level they still owe goes back to whoever delegated it to them,
     else to their manager (the first active one up), else to the region's supervisors; with

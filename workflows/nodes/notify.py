@@ -17,7 +17,7 @@ def recipients(wf: Run, wanted: list[str]) -> list[str]:
         if r == "requester":
             out.append(wf.state.created_by)
         elif r == "assignee":
-            out += [wf.state.nodes[n].assignee for n in wf.state.active if wf.state.nodes[n].assignee]
+            out += [a for n in wf.state.active if (a := wf.state.nodes[n].assignee)]
             if wf.state.assignee:
                 out.append(wf.state.assignee)
         else:

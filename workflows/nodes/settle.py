@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows.protocol import Run
     from models.pricing import PartItem, ServiceItem
-    from models.settlement import SettleInput, SettleItems, SettleResult
+    from models.settlement import SettleInput, SettleItems, SettleResult, SettlementKind
     from models.template import SettleNode
     from models.ticket import SYSTEM, NodeStatus
 
@@ -45,7 +45,7 @@ async def run(wf: Run, node: SettleNode, branch: str | None) -> str:
         ticket_version=max(1, version),
         region=wf.state.region,
         ticket_type=wf.state.ticket_type,
-        kind=node.kind,
+        kind=SettlementKind(node.kind),
         request=_items(wf, node),
         budget=node.budget,
         budget_tolerance_percent=node.budget_tolerance_percent,
@@ -80,4 +80,4 @@ async def run(wf: Run, node: SettleNode, branch: str | None) -> str:
     escalate = reason is not None and node.on_over_budget is not None
     wf.close_node(state, reason if escalate else "settled")
     await wf.record("settle", SYSTEM, {"node": node.id, **state.result})
-    return node.on_over_budget if escalate else node.next
+    return node.on_over_budget if escalate and node.on_over_budget else node.next

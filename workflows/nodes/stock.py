@@ -9,6 +9,8 @@ statements exactly once.
 from datetime import timedelta
 from decimal import Decimal
 
+from typing import Any
+
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
@@ -71,8 +73,8 @@ async def reserve_parts(wf: Run, node: ReservePartsNode, branch: str | None) -> 
     return node.next
 
 
-async def _reserve(wf: Run, node: ReservePartsNode, lines: list[PartLine], location) -> ReserveResult:
-    return await workflow.execute_activity(
+async def _reserve(wf: Run, node: ReservePartsNode, lines: list[PartLine], location: Any) -> ReserveResult:
+    return await workflow.execute_activity(  # type: ignore[no-any-return]
         "inventory.reserve",
         ReserveInput(
             ticket_id=wf.state.ticket_id,
@@ -144,16 +146,16 @@ async def announce_low_stock(wf: Run, node_id: str) -> None:
         await wf.record("low_stock_not_announced", SYSTEM, {"node": node_id, "reason": str(exc.cause)})
 
 
-def _merge(used: list) -> list:
+def _merge(used: list[UsedPart]) -> list[UsedPart]:
     total: dict[str, int] = {}
     for u in used:
         total[u.sku] = total.get(u.sku, 0) + u.quantity
     return [UsedPart(sku=sku, quantity=q) for sku, q in total.items()]
 
 
-async def release_all(wf: Run) -> list[dict]:
+async def release_all(wf: Run) -> list[dict[str, Any]]:
     """Compensation on cancel: release every reservation still held, newest first."""
-    released: list[dict] = []
+    released: list[dict[str, Any]] = []
     for node_id in reversed(list(wf.state.reservations)):
         result: ReleaseResult = await workflow.execute_activity(
             "inventory.release",
