@@ -33,14 +33,8 @@ from activities.resources import database
 from domain import notify_rules as rules
 from domain.access import can_access_region
 from models.db import Database
-from models.notifications import (
-    Channel,
-    DeliveryOutcome,
-    DeliveryStatus,
-    NotificationOutbox,
-    NotifyInput,
-    NotifyResult,
-)
+from models.notifications import Channel, DeliveryOutcome, NotifyInput, NotifyResult
+from models.notifications_tables import DeliveryStatus, NotificationOutbox
 from models.settings import Settings, get_settings
 from models.ticket import ActorRef
 from store import notifications, people

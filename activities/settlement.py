@@ -28,7 +28,8 @@ from activities.resources import database
 from domain.pricing import PricingError, compile_rules, price
 from models.db import Database
 from models.pricing import PricingRequest, RegionPricing, Statement
-from models.settlement import SettleInput, SettleItems, SettlementKind, SettleResult, StatementRow
+from models.settlement import SettleInput, SettleItems, SettlementKind, SettleResult
+from models.settlement_tables import StatementRow
 from store import statements
 from store.statements import budget_check, budget_reason, in_currency, plain
 

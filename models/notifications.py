@@ -1,21 +1,17 @@
-"""Notification data shapes, in three separate sections:
-
-1. SQLModel tables (outbox, inbox, contact) — database only, never in a Temporal payload;
-2. the ``notify.send`` activity payloads (plain Pydantic);
-3. the HTTP schemas of ``/me/notifications`` and ``/me/contact``.
+"""Notification data shapes: the channels, urgencies and events, and the ``notify.send``
+activity payloads (plain Pydantic). The tables (outbox, inbox, contact) are in
+``models/notifications_tables.py``, the HTTP schemas of ``/me/notifications`` and ``/me/contact``
+in ``models/notifications_http.py``.
 """
 
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlmodel import Field as SQLField
-from sqlmodel import SQLModel
+from pydantic import BaseModel, Field, field_validator
 
-from models.tables import UTC_DATETIME
+# tests/workflows still import the inbox table from here:
+from models.notifications_tables import NotificationInbox  # noqa: F401
 
 
 class Channel(StrEnum):
@@ -42,86 +38,6 @@ class NotifyEvent(StrEnum):
     ESCALATION = "escalation"
     RESOLVED = "resolved"
     LOW_STOCK = "low_stock"
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"  # not delivered yet (new, or failed and waiting for the activity's retry)
-    SENT = "sent"  # the channel accepted it
-    FAILED = "failed"  # given up: a permanent error, or too many attempts
-
-
-# ---------------------------------------------------------------------------------------
-# 1. Tables
-# ---------------------------------------------------------------------------------------
-
-
-class NotificationOutbox(SQLModel, table=True):
-    """One row per (notification, channel, recipient). ``dedup_key`` is unique: rows are
-    inserted ``ON CONFLICT DO NOTHING`` and only rows not yet ``sent`` are (re-)sent."""
-
-    __tablename__ = "notification_outbox"
-
-    id: int | None = SQLField(default=None, primary_key=True)
-    # "<business key>|<channel>|<recipient>", e.g. "T123:approve_l2:approval_needed|email|li@corp.cn"
-    dedup_key: str = SQLField(max_length=512, unique=True)
-    # sha256(dedup_key)[:32]: the email Message-ID and the webhook Idempotency-Key.
-    delivery_id: str = SQLField(max_length=64)
-    base_key: str = SQLField(max_length=200, index=True)
-    ticket_id: str = SQLField(max_length=64, index=True)
-    event: str = SQLField(max_length=40)
-    channel: str = SQLField(max_length=16)
-    recipient: str = SQLField(max_length=254)  # address, phone, IM user or actor id
-    actor_id: str | None = SQLField(default=None, max_length=64)
-    subject: str = SQLField(max_length=300)
-    body: str = SQLField(sa_type=sa.Text)
-    data: dict[str, Any] = SQLField(default_factory=dict, sa_type=sa.JSON)  # ticket, urgency, amount…
-    status: str = SQLField(default=DeliveryStatus.PENDING.value, max_length=16, index=True)
-    attempts: int = 0
-    last_error: str | None = SQLField(default=None, sa_type=sa.Text)
-    # A sender holds the row until then; a second sender leaves it alone (no double send).
-    claimed_until: datetime | None = SQLField(default=None, sa_type=UTC_DATETIME)
-    created_at: datetime = SQLField(sa_type=UTC_DATETIME)
-    updated_at: datetime = SQLField(sa_type=UTC_DATETIME)
-    sent_at: datetime | None = SQLField(default=None, sa_type=UTC_DATETIME)
-
-
-class NotificationInbox(SQLModel, table=True):
-    """The in-app inbox: one row per actor and notification (unique ``dedup_key``)."""
-
-    __tablename__ = "notification_inbox"
-    __table_args__ = (sa.Index("ix_notification_inbox_actor_created", "actor_id", "created_at"),)
-
-    id: int | None = SQLField(default=None, primary_key=True)
-    dedup_key: str = SQLField(max_length=512, unique=True)
-    actor_id: str = SQLField(max_length=64)
-    ticket_id: str = SQLField(max_length=64, index=True)
-    region: str = SQLField(max_length=32)
-    event: str = SQLField(max_length=40)
-    title: str = SQLField(max_length=300)
-    body: str = SQLField(sa_type=sa.Text)
-    link: str | None = SQLField(default=None, max_length=500)
-    created_at: datetime = SQLField(sa_type=UTC_DATETIME)
-    read_at: datetime | None = SQLField(default=None, sa_type=UTC_DATETIME)
-
-
-class NotificationContact(SQLModel, table=True):
-    """Where an actor is reached by email, SMS and IM (set with ``PUT /me/contact``)."""
-
-    __tablename__ = "notification_contact"
-
-    actor_id: str = SQLField(primary_key=True, max_length=64)
-    email: str | None = SQLField(default=None, max_length=254)
-    phone: str | None = SQLField(default=None, max_length=32)
-    im_user: str | None = SQLField(default=None, max_length=128)
-    updated_at: datetime = SQLField(sa_type=UTC_DATETIME)
-
-
-# ---------------------------------------------------------------------------------------
-# 2. Activity payloads (notify.send)
-# ---------------------------------------------------------------------------------------
-
-EMAIL_PATTERN = r"^[^@\s<>]+@[^@\s<>]+$"
-PHONE_PATTERN = r"^\+?[0-9][0-9 \-]{5,30}$"
 
 
 class TicketBrief(BaseModel):
@@ -190,41 +106,3 @@ class NotifyResult(BaseModel):
     already_sent: int = 0
     failed: int = 0
     skipped: int = 0
-
-
-# ---------------------------------------------------------------------------------------
-# 3. HTTP schemas (/me/…)
-# ---------------------------------------------------------------------------------------
-
-
-class NotificationOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    ticket_id: str
-    event: str
-    title: str
-    body: str
-    link: str | None = None
-    created_at: datetime
-    read_at: datetime | None = None
-
-
-class NotificationPage(BaseModel):
-    items: list[NotificationOut]
-    next_cursor: str | None = None
-    unread_count: int = Field(description="Unread items matching the ticket filter (all pages)")
-
-
-class ReadAllResult(BaseModel):
-    marked: int
-
-
-class ContactIn(BaseModel):
-    email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
-    phone: str | None = Field(default=None, max_length=32, pattern=PHONE_PATTERN)
-    im_user: str | None = Field(default=None, max_length=128)
-
-
-class ContactOut(ContactIn):
-    actor_id: str

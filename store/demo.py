@@ -14,7 +14,7 @@ from models.demo import ACTORS, REGIONS, demo_keys
 from models.demo_pricing import DEMO_PRICING
 from models.inventory import DEMO_PARTS, DEMO_STOCK, DEMO_WAREHOUSES, MovementKind
 from models.inventory_tables import StockLevel, StockMovement
-from models.settlement import PriceRules
+from models.settlement_tables import PriceRules
 from models.tables import ApiKey
 from store.people import bump_roster_revision
 

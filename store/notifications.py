@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.db import Database, upsert_statement
-from models.notifications import DeliveryStatus, NotificationContact, NotificationInbox, NotificationOutbox
+from models.notifications_tables import DeliveryStatus, NotificationContact, NotificationInbox, NotificationOutbox
 from store import keyset
 
 # --- the outbox ---

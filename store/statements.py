@@ -16,7 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.db import upsert_statement
 from models.pricing import CURRENCIES
-from models.settlement import PriceRules, SettlementKind, StatementRow
+from models.settlement import SettlementKind
+from models.settlement_tables import PriceRules, StatementRow
 
 _KEY = ["ticket_id", "ticket_version", "status"]
 

@@ -10,10 +10,9 @@ from fastapi import APIRouter, Header, Query, Response, status
 from api.bounds import Offset
 from api.deps import CurrentActor, DbSession
 from api.services import inventory as service
-from models.inventory import (
+from models.inventory import AlertStatus, MovementKind
+from models.inventory_http import (
     AlertPage,
-    AlertStatus,
-    MovementKind,
     MovementPage,
     PartOut,
     ReceiptCreate,

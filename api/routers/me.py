@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from api.bounds import IdPath
 from api.deps import CurrentActor, DbSession
 from api.services import notifications as service
-from models.notifications import ContactIn, ContactOut, NotificationOut, NotificationPage, ReadAllResult
+from models.notifications_http import ContactIn, ContactOut, NotificationOut, NotificationPage, ReadAllResult
 from models.schemas import Problem
 
 router = APIRouter(prefix="/me", tags=["me"])

@@ -15,7 +15,8 @@ from api.deps import CurrentActor, DbSession
 from api.services import settlement as service
 from models.pricing import RegionPricing
 from models.schemas import Problem
-from models.settlement import PriceRulesOut, PriceRulesVersion, SettlementKind, StatementOut, StatementPage
+from models.settlement import SettlementKind
+from models.settlement_http import PriceRulesOut, PriceRulesVersion, StatementOut, StatementPage
 
 router = APIRouter(tags=["settlement"])
 

@@ -10,11 +10,10 @@ import store.inventory
 from api.errors import FieldInvalid, Forbidden, NotFound
 from api.services.paging import cursor_key
 from domain.access import can_access_region, visible_regions
-from models.inventory import (
+from models.inventory import AlertStatus, MovementKind
+from models.inventory_http import (
     AlertOut,
     AlertPage,
-    AlertStatus,
-    MovementKind,
     MovementOut,
     MovementPage,
     PartOut,

@@ -9,14 +9,8 @@ import store.notifications
 from api.errors import NotFound
 from api.services.paging import cursor_key
 from domain.access import visible_regions
-from models.notifications import (
-    ContactIn,
-    ContactOut,
-    NotificationContact,
-    NotificationOut,
-    NotificationPage,
-    ReadAllResult,
-)
+from models.notifications_http import ContactIn, ContactOut, NotificationOut, NotificationPage, ReadAllResult
+from models.notifications_tables import NotificationContact
 from models.ticket import ActorRef
 
 

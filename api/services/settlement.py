@@ -25,17 +25,16 @@ from api.services import audit
 from domain.access import can_access_region, visible_regions
 from domain.pricing import PricingError, compile_rules
 from models.pricing import RegionPricing, Statement
-from models.settlement import (
-    PriceRules,
+from models.settlement import SettlementKind
+from models.settlement_http import (
     PriceRulesOut,
     PriceRulesVersion,
     PublicStatement,
-    SettlementKind,
     StatementOut,
     StatementPage,
-    StatementRow,
     StatementSummary,
 )
+from models.settlement_tables import PriceRules, StatementRow
 from models.tables import Region
 from models.ticket import ActorRef
 from store.statements import budget_check, budget_reason, in_currency, plain

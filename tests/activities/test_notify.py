@@ -37,16 +37,8 @@ from activities.channels.email import message_id
 from activities.channels.webhook import sign, verify_signature
 from domain import notify_rules as rules
 from models.db import Database, upsert_statement
-from models.notifications import (
-    Channel,
-    NotificationContact,
-    NotificationInbox,
-    NotificationOutbox,
-    NotifyInput,
-    NotifyResult,
-    TicketBrief,
-    Urgency,
-)
+from models.notifications import Channel, NotifyInput, NotifyResult, TicketBrief, Urgency
+from models.notifications_tables import NotificationContact, NotificationInbox, NotificationOutbox
 from models.settings import Settings
 
 SECRET = "test-secret-密钥-long-enough-for-the-32-char-minimum"

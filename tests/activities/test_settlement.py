@@ -24,7 +24,8 @@ from domain.pricing import compile_rules
 from models.db import Database
 from models.demo_pricing import DEMO_PRICING, DEMO_VERSION
 from models.pricing import PricingRequest, RegionPricing, Statement
-from models.settlement import PriceRules, SettleInput, SettleItems, SettlementKind, SettleResult, StatementRow
+from models.settlement import SettleInput, SettleItems, SettlementKind, SettleResult
+from models.settlement_tables import PriceRules, StatementRow
 from models.tables import Region
 from store import demo
 

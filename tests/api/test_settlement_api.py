@@ -22,7 +22,8 @@ from models.db import Database
 from models.demo import demo_api_key
 from models.demo_pricing import DEMO_PRICING
 from models.pricing import RateSnapshot, RegionPricing
-from models.settlement import SettleInput, SettleItems, SettleResult, StatementRow
+from models.settlement import SettleInput, SettleItems, SettleResult
+from models.settlement_tables import StatementRow
 from models.tables import Actor, ApiKey, Region
 from store import demo
 from tests.conftest import settings_for, task_queue
