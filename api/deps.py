@@ -15,8 +15,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from api.errors import Unauthenticated
+from api.errors import Forbidden, Unauthenticated
 from api.services import audit, identity
+from domain.roles import is_machine
 from models.db import Database
 from models.settings import Settings
 from models.ticket import ActorRef
@@ -88,4 +89,14 @@ async def _current_credential(auth: Annotated[Authenticated, Depends(_authentica
 
 
 CurrentActor = Annotated[ActorRef, Depends(_current_actor)]
+
+
+async def _staff_actor(actor: CurrentActor) -> ActorRef:
+    if is_machine(actor.roles):
+        raise Forbidden(f"{actor.id!r} is a channel account: it creates tickets and sends events only")
+    return actor
+
+
+# A person, not a channel gateway's account: stock, prices, statements and reports are staff's.
+StaffActor = Annotated[ActorRef, Depends(_staff_actor)]
 CurrentCredential = Annotated[identity.Credential, Depends(_current_credential)]

@@ -13,11 +13,3 @@ def visible_regions(actor: ActorRef) -> list[str] | None:
     """The regions an actor sees, or None for every region."""
     return None if ALL_REGIONS in actor.regions else list(actor.regions)
 
-
-MACHINE_ROLES = frozenset({"channel"})
-
-
-def machine_only(actor: ActorRef) -> bool:
-    """A channel gateway's account (no staff role): it creates tickets, sends the events a
-    template lets the customer side send and reads the tickets it created — nothing else."""
-    return bool(actor.roles) and set(actor.roles) <= MACHINE_ROLES

@@ -43,6 +43,16 @@ def refused_grants(granter_roles: Iterable[str], before: Iterable[str], after: I
     return sorted(r for r in old ^ new if not may_grant(granter, r))
 
 
+# Roles that lead people: a manager link (which routes "manager of" approvals) may point only at
+# someone holding one, unless an admin sets it.
+MANAGING = frozenset({"supervisor", "manager", "director", "general_manager"})
+
+
+def may_set_manager(granter_roles: Iterable[str], manager_roles: Iterable[str]) -> bool:
+    """Whether a caller with ``granter_roles`` may make someone with ``manager_roles`` a manager."""
+    return ADMIN in set(granter_roles) or bool(MANAGING & set(manager_roles))
+
+
 def is_machine(roles: Iterable[str]) -> bool:
     """An account whose every role is a machine role."""
     held = set(roles)

@@ -328,6 +328,9 @@ class TemplateSpec(_Spec):
     sla: dict[Priority, SLA] = Field(default_factory=dict)
     sla_policy: SlaPolicy = Field(default_factory=SlaPolicy)
     classification: list[ClassificationRule] = Field(default_factory=list)
+    # The channels tickets of this type are raised through (empty: any), e.g. [agent] for an
+    # internal process that no customer channel may start.
+    channels: list[str] = Field(default_factory=list)
     # The events tickets of this type accept. None (templates written before events were
     # declared): each wait's event from the requester or a channel gateway, setting no field.
     events: list[EventSpec] | None = None

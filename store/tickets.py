@@ -143,6 +143,7 @@ async def page(
     sla_breached: bool | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    created_by: str | None = None,
     limit: int,
     after: keyset.Key | None = None,
 ) -> tuple[list[Ticket], str | None]:
@@ -158,6 +159,7 @@ async def page(
         (Ticket.assignee, assignee),
         (Ticket.ticket_type, ticket_type),
         (Ticket.sla_breached, sla_breached),
+        (Ticket.created_by, created_by),
     ):
         if value is not None:
             conditions.append(col(column) == value)

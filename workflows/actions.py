@@ -22,7 +22,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import lifecycle
-    from domain.access import machine_only
+    from domain.roles import is_machine
     from domain.lifecycle import TERMINAL, Refusal
     from models.template import FieldType
     from models.ticket import (
@@ -256,7 +256,7 @@ class ActionDef:
         run.admit(self.name, input)
         if run.seen(input) is not None:
             return  # a repeat of a request already taken: the handler answers with the state
-        if self.action is not None and machine_only(input.actor):
+        if self.action is not None and is_machine(input.actor.roles):
             raise run.refused(Refusal("not_allowed", f"{input.actor.id} is a channel account: it sends events only"))
         if self.validate is not None:
             self.validate(run, input)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response, status
 
 from api.bounds import Offset
-from api.deps import CurrentActor, DbSession
+from api.deps import DbSession, StaffActor
 from api.services import inventory as service
 from models.inventory import AlertStatus, MovementKind
 from models.inventory_http import (
@@ -32,20 +32,20 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 @router.get("/parts", response_model=list[PartOut], responses=ERRORS, summary="The parts catalog")
-async def list_parts(session: DbSession, _actor: CurrentActor) -> list[PartOut]:
+async def list_parts(session: DbSession, _actor: StaffActor) -> list[PartOut]:
     return await service.list_parts(session)
 
 
 @router.get("/warehouses", response_model=list[WarehouseOut], responses=ERRORS,
             summary="Warehouses of the caller's regions")
-async def list_warehouses(session: DbSession, actor: CurrentActor, region: str | None = None) -> list[WarehouseOut]:
+async def list_warehouses(session: DbSession, actor: StaffActor, region: str | None = None) -> list[WarehouseOut]:
     return await service.list_warehouses(session, actor, region)
 
 
 @router.get("/stock", response_model=StockPage, responses=ERRORS, summary="Stock levels (on hand, reserved, available)")
 async def list_stock(
     session: DbSession,
-    actor: CurrentActor,
+    actor: StaffActor,
     warehouse: str | None = None,
     sku: str | None = None,
     region: str | None = None,
@@ -61,7 +61,7 @@ async def list_stock(
 @router.get("/movements", response_model=MovementPage, responses=ERRORS, summary="The stock ledger, newest first")
 async def list_movements(
     session: DbSession,
-    actor: CurrentActor,
+    actor: StaffActor,
     ticket_id: str | None = None,
     sku: str | None = None,
     warehouse: str | None = None,
@@ -77,7 +77,7 @@ async def list_movements(
 @router.get("/alerts", response_model=AlertPage, responses=ERRORS, summary="Low-stock alerts, newest first")
 async def list_alerts(
     session: DbSession,
-    actor: CurrentActor,
+    actor: StaffActor,
     status_: Annotated[AlertStatus | Literal["all"], Query(alias="status")] = AlertStatus.OPEN,
     warehouse: str | None = None,
     sku: str | None = None,
@@ -104,7 +104,7 @@ async def receive_stock(
     body: ReceiptCreate,
     response: Response,
     session: DbSession,
-    actor: CurrentActor,
+    actor: StaffActor,
     idempotency_key: Annotated[
         str, Header(min_length=1, max_length=150, description="Repeating a receipt with the same key books it once.")
     ],

@@ -159,11 +159,12 @@ KeyId = Annotated[str, Path(description='The key\'s public id ("key_…")', max_
                **KEY_ERRORS},
 )
 async def issue_api_key(
-    person_id: PersonId, session: DbSession, actor: CurrentActor, settings: AppSettings,
-    body: ApiKeyCreate | None = None,
+    person_id: PersonId, session: DbSession, actor: CurrentActor, credential: CurrentCredential,
+    settings: AppSettings, body: ApiKeyCreate | None = None,
 ) -> ApiKeyIssued:
-    """Earlier keys keep working: rotate by issuing the next key, then revoking the old one."""
-    return await key_service.issue(session, actor, person_id, body or ApiKeyCreate(), settings)
+    """Earlier keys keep working: rotate by issuing the next key, then revoking the old one. A key
+    a person issues themselves with a key never outlives the key it was issued with."""
+    return await key_service.issue(session, actor, person_id, body or ApiKeyCreate(), settings, credential)
 
 
 @router.get("/people/{person_id}/api-keys", response_model=list[ApiKeyOut], responses=KEY_ERRORS,

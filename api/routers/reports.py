@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from api.deps import CurrentActor, DbSession
+from api.deps import DbSession, StaffActor
 from api.services import reports as service
 from models.reports import Overview, Workload
 from models.schemas import Problem
@@ -28,7 +28,7 @@ RegionQuery = Annotated[
             summary="Open tickets, throughput, SLA and resolution times per region and in total")
 async def overview(
     session: DbSession,
-    actor: CurrentActor,
+    actor: StaffActor,
     region: RegionQuery = None,
     since: Annotated[AwareDatetime | None, Query(description="Start, inclusive. Default: until - 30 days")] = None,
     until: Annotated[AwareDatetime | None, Query(description="End, exclusive. Default: now")] = None,
@@ -40,7 +40,7 @@ async def overview(
             summary="Open tickets, capacity and utilisation per person and per team, busiest first")
 async def workload(
     session: DbSession,
-    actor: CurrentActor,
+    actor: StaffActor,
     region: RegionQuery = None,
     role: Annotated[str | None, Query(max_length=64, description="Only people with this role, e.g. engineer")] = None,
     team: Annotated[str | None, Query(max_length=64, description="Only people of this primary team")] = None,

@@ -8,7 +8,10 @@ only the demo data's keys never do.
 Who: the person themselves, or an admin whose regions cover them, issues; the person, an admin
 or hr (of their regions) lists and revokes — a key is someone's credential, so hr may take it
 away but not mint one. No request revokes the key it is made with (409): whoever holds one key,
-a fuzzer included, cannot lock themselves out. Each issue and revocation is audited (key id,
+a fuzzer included, cannot lock themselves out. A key never yields more than it has: a key a person
+issues themselves with a key expires no later than that key, and with a key they may revoke only
+their keys that expire no later than it (a stolen key neither outstays its expiry nor evicts the
+owner's longer-lived keys). Each issue and revocation is audited (key id,
 label, expiry; never the secret or its hash).
 """
 
@@ -43,8 +46,15 @@ def _summary(row: ApiKey) -> dict[str, object]:
     return {"key_id": row.id, "label": row.label, "expires_at": row.expires_at}
 
 
+async def _calling_key(session: AsyncSession, credential: Credential | None) -> ApiKey | None:
+    if credential is None or credential.kind != "api_key":
+        return None
+    return await store.people.get_key(session, credential.id)
+
+
 async def issue(
-    session: AsyncSession, actor: ActorRef, person_id: str, body: ApiKeyCreate, settings: Settings
+    session: AsyncSession, actor: ActorRef, person_id: str, body: ApiKeyCreate, settings: Settings,
+    credential: Credential | None = None,
 ) -> ApiKeyIssued:
     if actor.id != person_id and ADMIN not in actor.roles:
         raise Forbidden(f"actor {actor.id!r} may not issue API keys for others (the person or an admin)")
@@ -58,9 +68,12 @@ async def issue(
     working = await store.people.count_working_keys(session, person_id, now)
     if working >= MAX_WORKING_KEYS:
         raise Conflict(f"{person_id} holds {working} working keys already: revoke one first")
+    expires = now + timedelta(days=days)
+    calling = await _calling_key(session, credential)
+    if actor.id == person_id and calling is not None and calling.expires_at is not None:
+        expires = min(expires, calling.expires_at)  # a stolen key never buys a longer stay
     secret = f"tf_{secrets.token_urlsafe(32)}"
-    key = ApiKey.for_secret(person_id, secret, created_by=actor.id, expires_at=now + timedelta(days=days),
-                            label=body.label)
+    key = ApiKey.for_secret(person_id, secret, created_by=actor.id, expires_at=expires, label=body.label)
     store.people.add_key(session, key)
     audit.record(session, actor, "api_key.issue", "person", person_id, None, _summary(key))
     await session.commit()
@@ -87,6 +100,12 @@ async def revoke(
         raise Conflict("this request is made with that key: revoke it with another credential")
     if row.revoked_at is not None:
         return
+    calling = await _calling_key(session, credential)
+    if actor.id == person_id and calling is not None and calling.expires_at is not None and (
+        row.expires_at is None or row.expires_at > calling.expires_at
+    ):
+        raise Forbidden(f"the key this request is made with expires before {key_id}: revoke it with a longer-lived "
+                        "credential, or ask an admin")
     now = datetime.now(UTC)
     if await store.people.revoke_keys(session, [key_id], now):
         audit.record(session, actor, "api_key.revoke", "person", person_id, _summary(row), {"revoked_at": now})

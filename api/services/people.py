@@ -240,8 +240,11 @@ async def list_teams(session: AsyncSession, actor: ActorRef) -> list[TeamOut]:
 # --- writes ---
 
 
-async def _check_references(session: AsyncSession, actor: ActorRef, person_id: str, body: PersonFields) -> None:
-    """Regions exist and are the caller's; the manager exists and heads no cycle."""
+async def _check_references(
+    session: AsyncSession, actor: ActorRef, person_id: str, body: PersonFields, manager_before: str | None = None
+) -> None:
+    """Regions exist and are the caller's; the manager exists, heads no cycle and, when it changes,
+    is one the caller may set (``domain/roles.py``: the manager link routes approvals)."""
     for i, code in enumerate(body.regions):
         if code != ALL_REGIONS and await store.regions.get(session, code) is None:
             raise _invalid(["regions", i], f"unknown region {code!r}", "unknown_region")
@@ -254,6 +257,9 @@ async def _check_references(session: AsyncSession, actor: ActorRef, person_id: s
     manager = await store.people.get(session, body.manager_id)
     if manager is None:
         raise _invalid(["manager_id"], f"unknown person {body.manager_id!r}", "unknown_manager")
+    if body.manager_id != manager_before and not grants.may_set_manager(actor.roles, manager.roles):
+        raise Forbidden(f"actor {actor.id!r} may not make {body.manager_id!r} anyone's manager: a manager decides "
+                        "approvals, so it must hold a managing role (admins may set any)")
     chain, seen, current = [body.manager_id], {body.manager_id}, manager.manager_id
     while current is not None and current not in seen:
         chain.append(current)
@@ -310,7 +316,7 @@ async def create_person(session: AsyncSession, actor: ActorRef, body: PersonCrea
 
 
 async def _store(session: AsyncSession, actor: ActorRef, row: Actor, body: PersonFields) -> PersonOut:
-    await _check_references(session, actor, row.id, body)
+    await _check_references(session, actor, row.id, body, manager_before=row.manager_id)
     before, after = _stored(row), body.columns()
     _check_grants(actor, row.id, before, after)
     _check_not_self_deactivation(actor, row.id, body.active)

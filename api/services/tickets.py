@@ -46,9 +46,10 @@ from domain.calendar import freeze_holidays
 from domain.classification import classify
 from domain.forms import validate_values, visible_values
 from domain.lifecycle import TERMINAL, RefusalType, allowed_actions, allowed_for
+from domain.roles import is_machine
 from models import search_attributes as attrs
 from models.calendar import BusinessCalendar
-from models.schemas import TicketCreate, TicketEventOut, TicketEventPage, TicketOut, TicketPage, TicketSummary
+from models.schemas import Channel, TicketCreate, TicketEventOut, TicketEventPage, TicketOut, TicketPage, TicketSummary
 from models.settings import Settings
 from models.tables import Region, Ticket, TicketEventRow
 from models.template import TemplateSpec, TemplateVersion
@@ -107,7 +108,13 @@ async def create_ticket(
         raise FieldInvalid("region", f"unknown region {body.region!r}", "unknown_region")
     if not can_access_region(actor, body.region):
         raise Forbidden(f"actor {actor.id!r} may not create tickets in region {body.region!r}")
+    if is_machine(actor.roles) and body.channel == Channel.AGENT:
+        raise FieldInvalid("channel", "a channel account raises tickets through its channel (qr, web, erp…), "
+                                      "not as an agent", "channel_not_allowed")
     version, priority = await _pick_template(session, body)
+    if version.spec.channels and body.channel.value not in version.spec.channels:
+        raise FieldInvalid("channel", f"{version.key} tickets are raised through {', '.join(version.spec.channels)}, "
+                                      f"not {body.channel.value}", "channel_not_allowed")
     fields = _checked_fields(version, body.fields, actor, intake=True)
 
     key = _dedup_key(body, idempotency_key)
@@ -193,7 +200,8 @@ async def _pick_template(session: AsyncSession, body: TicketCreate) -> tuple[Tem
             raise FieldInvalid("ticket_type", f"unknown ticket type {body.ticket_type!r}", "unknown_ticket_type")
         version = templates.to_version(row)
         return version, body.priority or version.spec.default_priority
-    published = await templates.all_latest_specs(session)
+    channel = body.channel.value  # only templates raised through this channel take part
+    published = [v for v in await templates.all_latest_specs(session) if not v.spec.channels or channel in v.spec.channels]
     by_key = {v.key: v for v in published}
     found = classify([v.spec for v in published], body.channel.value, body.title, body.description, body.fields)
     if found is None:
@@ -248,9 +256,13 @@ def _out(
     )
 
 
-async def _visible_row(session: AsyncSession, actor: ActorRef, ticket_id: str) -> Ticket:
+async def _visible_row(session: AsyncSession, actor: ActorRef, ticket_id: str, to_send_event: bool = False) -> Ticket:
+    """The ticket, if the caller may see it: in their regions, and for a channel account only
+    the tickets it created — though it may send an event to any ticket of its regions (a customer
+    answers on a ticket an agent raised; the template says which events it may send)."""
     row = await store.tickets.get(session, ticket_id)
-    if row is None or not can_access_region(actor, row.region):
+    foreign = is_machine(actor.roles) and row is not None and row.created_by != actor.id and not to_send_event
+    if row is None or not can_access_region(actor, row.region) or foreign:
         raise NotFound(f"ticket {ticket_id} not found")
     return row
 
@@ -373,6 +385,7 @@ async def list_tickets(
         sla_breached=f.sla_breached,
         created_from=f.created_from,
         created_to=f.created_to,
+        created_by=actor.id if is_machine(actor.roles) else None,  # a channel account lists its own
         limit=limit,
         after=cursor_key(cursor, datetime, str),
     )
@@ -394,6 +407,8 @@ async def act(
 ) -> TicketOut:
     """Run one action (a row of the action table) as a Temporal Update; the validator's
     rejection becomes a 4xx."""
+    if is_machine(actor.roles):
+        raise Forbidden(f"{actor.id!r} is a channel account: it sends events, not actions")
     row = await _visible_row(session, actor, ticket_id)
     action = d.action
     if action is Action.ASSIGN:
@@ -424,7 +439,7 @@ async def send_event(
     """An event (customer replied, ERP status changed, …): the template must declare it, the
     caller must be one of its senders and it may set only its declared fields. Answered once
     the workflow has taken it (its validator checked all that) and recorded it."""
-    row = await _visible_row(session, actor, ticket_id)
+    row = await _visible_row(session, actor, ticket_id, to_send_event=True)
     if row.status in TERMINAL:
         raise InvalidTransition(f"ticket {ticket_id} is {row.status}", status=row.status, allowed_actions=[])
     version = await _template_of_row(session, row)

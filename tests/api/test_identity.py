@@ -463,3 +463,21 @@ async def test_production_refuses_to_start_while_a_demo_key_works(fresh_sqlite: 
     dev = create_app(Settings(database_url=fresh_sqlite), client=NO_TEMPORAL)
     async with dev.router.lifespan_context(dev):
         pass
+
+
+async def test_a_stolen_key_neither_outstays_its_expiry_nor_evicts_the_owner(ident: Ident):
+    """Attacker review: a one-day key (stolen) issued itself a 366-day key, then revoked the
+    owner's own key; revoking the stolen key did not get the attacker out."""
+    zed = await ident.person("zed")
+    owner_id, owner = await ident.key_for(zed, label="owner", expires_in_days=90)
+    stolen_id, stolen = await ident.key_for(zed, label="laptop", expires_in_days=1)
+    r = await ident.issue(zed, stolen, expires_in_days=366)
+    assert r.status_code == 201, r.text
+    stolen_expiry = {k["id"]: k for k in (await ident.http.get(f"/people/{zed}/api-keys", headers=ADMIN)).json()}
+    assert datetime.fromisoformat(r.json()["expires_at"]) <= datetime.fromisoformat(
+        stolen_expiry[stolen_id]["expires_at"])  # no longer than the key it came from
+    r = await ident.http.delete(f"/people/{zed}/api-keys/{owner_id}", headers=stolen)
+    assert r.status_code == 403, r.text  # the owner's longer-lived key stays
+    assert (await ident.http.get(f"/people/{zed}", headers=owner)).status_code == 200
+    r = await ident.http.delete(f"/people/{zed}/api-keys/{stolen_id}", headers=owner)
+    assert r.status_code == 204, r.text  # and the owner evicts the stolen one

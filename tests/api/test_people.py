@@ -536,3 +536,17 @@ async def test_homes_and_absences_only_for_hr_admin_and_the_person(people: Peopl
     assert {"eng-li", "eng-e01", pid} <= set(listed)
     assert all(p["home_lat"] is None for p in listed.values())
     assert (await people.get("/people/eng-li", "eng-li")).json()["home_lat"] is not None  # themselves
+
+
+async def test_hr_may_not_make_itself_or_anyone_without_a_managing_role_a_manager(stack):
+    """Attacker review: hr set agent-wang's manager to hr-tang, and then alone approved the
+    agent's discount (its first level goes to the requester's manager)."""
+    hr = stack.as_actor("hr-tang")
+    for person in ("agent-wang", "mgr-sun"):
+        r = await stack.http.patch(f"/people/{person}", json={"manager_id": "hr-tang"}, headers=hr)
+        assert r.status_code == 403, r.text
+    r = await stack.http.patch("/people/agent-wang", json={"manager_id": "eng-li"}, headers=hr)
+    assert r.status_code == 403, r.text  # an engineer does not lead people
+    assert (await stack.http.get("/people/agent-wang", headers=hr)).json()["manager_id"] == "mgr-sun"
+    r = await stack.http.patch("/people/agent-wang", json={"manager_id": "mgr-sun", "name": "Wang Fang (agent, east)"}, headers=hr)
+    assert r.status_code == 200, r.text  # an unchanged manager needs no check

@@ -214,3 +214,25 @@ async def test_form_values_are_bounded_in_all(stack):
     r = await stack.create(ticket_type="complaint", title="Complaint", fields=fields)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["body", "fields"]
+
+
+async def test_a_channel_account_reads_only_its_own_tickets_and_raises_no_internal_process(stack):
+    """Attacker review: gateway-erp listed every ticket of every region, read an internal
+    discount request, commented on gateway-qr's tickets, read stock and prices, and raised a
+    discount approval."""
+    mine = (await stack.create(actor="gateway-qr", channel="web", title="Printer jammed")).json()["ticket_id"]
+    staff = (await stack.create(title="Internal")).json()["ticket_id"]
+    erp = stack.as_actor("gateway-erp")
+    listed = (await stack.http.get("/tickets", headers=erp)).json()["items"]
+    assert mine not in [t["id"] for t in listed] and staff not in [t["id"] for t in listed]
+    assert (await stack.get(mine, "gateway-erp")).status_code == 404
+    assert (await stack.get(mine, "gateway-qr")).status_code == 200  # its own
+    r = await stack.act(mine, "comment", actor="gateway-qr", text="hello")
+    assert r.status_code == 403, r.text  # events only
+    for path in ("/inventory/stock", "/pricing/east", "/reports/overview"):
+        assert (await stack.http.get(path, headers=erp)).status_code == 403, path
+    fields = {"customer": "ACME", "amount": MONEY, "justification": "x"}
+    r = await stack.create(actor="gateway-erp", ticket_type="discount_approval", channel="erp", fields=fields)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "channel"], r.text
+    r = await stack.create(actor="gateway-erp", ticket_type="discount_approval", channel="agent", fields=fields)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "channel"], r.text
