@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -202,7 +203,7 @@ class CandidatePool:
                     if i is not None:
                         column[i] = value
                 changes[field] = _frozen(column.astype(dtype))
-        return replace(self, **changes) if changes else self
+        return replace(self, **changes) if changes else self  # type: ignore[arg-type]
 
 
 # -- the decision -----------------------------------------------------------------------
@@ -214,7 +215,8 @@ def _distances_km(pool: CandidatePool, req: DispatchRequest, idx: np.ndarray) ->
     lat0, lon0 = np.radians(req.location.lat), np.radians(req.location.lon)
     lat, lon, cos_lat = pool.lat[idx], pool.lon[idx], pool.cos_lat[idx]
     a = np.sin((lat - lat0) / 2) ** 2 + np.cos(lat0) * cos_lat * np.sin((lon - lon0) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
+    distances: np.ndarray = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
+    return distances
 
 
 def _tier_rule(req: DispatchRequest) -> TierRule | None:
@@ -322,7 +324,7 @@ class _Context:
 
         ``einsum`` rather than ``@``: no BLAS threads, whose hand-offs cost milliseconds of
         tail latency on a busy 2-core machine."""
-        total = np.einsum("ij,j->i", self.pool.features[idx], self.weights.feature_vector)
+        total: np.ndarray = np.einsum("ij,j->i", self.pool.features[idx], self.weights.feature_vector)
         for name, v in self.values(idx).items():
             total += self.weights.builtin[name] * v
         return total
@@ -387,7 +389,7 @@ def decide(pool: CandidatePool, req: DispatchRequest) -> DispatchDecision:
         checks["team"] = np.isin(pool.team, known)
     if req.roles:
         known = [pool.role_codes[r] for r in req.roles if r in pool.role_codes]
-        checks["role"] = pool.roles[:, known].any(axis=1) if known else np.zeros(n, dtype=bool)
+        checks["role"] = np.asarray(pool.roles[:, known].any(axis=1)) if known else np.zeros(n, dtype=bool)
     skill_cols: list[int] = []
     if req.required_skills:
         ok = np.ones(n, dtype=bool)
@@ -401,7 +403,7 @@ def decide(pool: CandidatePool, req: DispatchRequest) -> DispatchDecision:
         checks["skills"] = ok
         if len(skill_cols) < len(req.required_skills):
             skill_cols = []
-    if rule is not None and rule.mode == "require":
+    if rule is not None and rule.mode == "require" and meets_tier is not None:
         checks["tier"] = meets_tier
     available = _available_at(pool, req)
     checks["availability"] = available
@@ -422,7 +424,7 @@ def decide(pool: CandidatePool, req: DispatchRequest) -> DispatchDecision:
         qualified &= ok
     rejections = {r: n - int(np.count_nonzero(checks[r])) for r in REJECTION_REASONS if r in checks}
     rejections = {r: c for r, c in rejections.items() if c}
-    base = {
+    base: dict[str, Any] = {
         "ticket_id": req.ticket_id,
         "strategy": req.strategy,
         "considered": n,
@@ -551,7 +553,7 @@ def _picked(ctx: _Context, chosen: ScoredCandidate, role: str, skipped: list[str
 
 
 def _no_one_qualified(
-    ctx: _Context, base: dict, available: np.ndarray, not_excluded: np.ndarray
+    ctx: _Context, base: dict[str, Any], available: np.ndarray, not_excluded: np.ndarray
 ) -> DispatchDecision:
     counts = ", ".join(f"{r} {c}" for r, c in base["rejections"].items()) or "no candidates"
     nobody = f"nobody qualified among {base['considered']} ({counts})"
@@ -578,7 +580,7 @@ def first_available(pool: CandidatePool, req: DispatchRequest, ids: list[str]) -
     not_excluded = np.ones(pool.size, dtype=bool)
     not_excluded[[pool.index[x] for x in req.excluded if x in pool.index]] = False
     position, chosen, skipped = _first_of(ctx, ids, _available_at(pool, req), not_excluded)
-    base = {
+    base: dict[str, Any] = {
         "ticket_id": req.ticket_id,
         "strategy": req.strategy,
         "considered": len(ids),

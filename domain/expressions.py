@@ -60,19 +60,19 @@ class ExpressionError(ValueError):
 
 
 @lru_cache(maxsize=4096)
-def _compiled(text: str) -> tuple[Tree, Any]:
+def _compiled(text: str) -> tuple[Tree[Any], Any]:
     try:
         ast = _ENV.compile(text)
-    except celpy.CELParseError as exc:
+    except celpy.CELParseError as exc:  # type: ignore[attr-defined]  # celpy exports it without __all__
         raise ExpressionError("syntax", f"does not parse: {str(exc).splitlines()[0]}") from None
     return ast, _ENV.program(ast)
 
 
-def _is_pass_through(t: Tree) -> bool:
+def _is_pass_through(t: Tree[Any]) -> bool:
     return len(t.children) == 1 and not isinstance(t.children[0], Token)
 
 
-def _string_literal(t: Tree) -> str | None:
+def _string_literal(t: Tree[Any]) -> str | None:
     """The value of a plain quoted string literal that ``t`` is (through pass-through levels)."""
     while _is_pass_through(t):
         t = t.children[0]
@@ -100,7 +100,7 @@ def cost_problem(text: str) -> str | None:
         return f"is {len(text)} characters long; at most {MAX_LENGTH}"
     ast, _ = _compiled(text)
     nodes = 0
-    todo: list[tuple[Tree, int, int]] = [(ast, 0, 0)]  # (subtree, nesting, comprehensions around it)
+    todo: list[tuple[Tree[Any], int, int]] = [(ast, 0, 0)]  # (subtree, nesting, comprehensions around it)
     while todo:
         t, nesting, loops = todo.pop()
         if t.data == "expr":
@@ -142,7 +142,7 @@ def names_in(text: str) -> list[str]:
             if isinstance(first, Tree) and first.data == "ident":  # the loop variable: xs.all(x, …)
                 bound.add(str(first.children[0]))
     names: list[str] = []
-    for t in ast.iter_subtrees_topdown():
+    for t in ast.iter_subtrees_topdown():  # type: ignore[no-untyped-call]
         if t.data == "ident":
             name = str(t.children[0])
             if name not in bound and name not in names:
@@ -221,9 +221,9 @@ def evaluate(text: str, types: Mapping[str, FieldType], values: Mapping[str, Any
     _, program = _compiled(text)
     try:
         result = program.evaluate(activation(types, values))
-    except celpy.CELEvalError as exc:
+    except celpy.CELEvalError as exc:  # type: ignore[attr-defined]
         raise _eval_error(exc) from None
-    if isinstance(result, celpy.CELEvalError):
+    if isinstance(result, celpy.CELEvalError):  # type: ignore[attr-defined]
         raise _eval_error(result)
     return _plain(result)
 

@@ -238,5 +238,5 @@ def _compile_split(rules: RegionPricing) -> tuple[int, ...]:
         total += s.share
     if total != ONE:
         raise PricingError(E.SHARES_SUM, f"split shares sum to {total}, not 1", "rules.split")
-    places = max(0, *(-s.share.as_tuple().exponent for s in rules.split))
+    places = max(0, *(-int(s.share.as_tuple().exponent) for s in rules.split))
     return tuple(int(s.share.scaleb(places)) for s in rules.split)

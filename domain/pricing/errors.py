@@ -39,5 +39,6 @@ class PricingError(Exception):
         self.message = message
         self.path = path
 
-    def __reduce__(self):  # picklable with its fields (process pools, Temporal failures)
+    def __reduce__(self) -> tuple[type["PricingError"], tuple[PricingErrorCode, str, str]]:
+        # picklable with its fields (process pools, Temporal failures)
         return (type(self), (self.code, self.message, self.path))

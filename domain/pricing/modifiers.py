@@ -89,7 +89,8 @@ def discount_lines(book: PriceBook, request: PricingRequest, prior: Sums, pricer
     member, referral = _member_offer(book, request), _referral_offer(book, request)
     offers = [offer for offer in (member, referral) if offer is not None and offer[0] > ZERO]
     if len(offers) == 2 and rules.combine == DiscountCombine.BEST:
-        offers = [referral if referral[0] > member[0] else member]  # type: ignore[index]
+        assert member is not None and referral is not None
+        offers = [referral if referral[0] > member[0] else member]
     base = base_of(prior, rules.applies_to) if offers else ZERO
     if not base:
         return []
