@@ -6,18 +6,26 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 export TICKETFLOW_DATABASE_URL ?= sqlite:///.data/ticketflow.db
 
-.PHONY: run test install migrate demo bench clean
+.PHONY: run test lint install install-test migrate demo bench clean
 
+# The service itself (make run); the test tools (pytest, Playwright, Hypothesis, ruff, mypy…) only for make test.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e .
 	@touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $(TEST_STAMP)
+
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 migrate: install
 	@mkdir -p .data
@@ -36,10 +44,15 @@ run: demo
 	@echo ""
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
-test: install
+test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: install
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install-test
 	$(PY) bench/lifecycle.py
 
 clean:

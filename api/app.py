@@ -11,7 +11,7 @@ from api.routers import audit, dashboard, health, inventory, me, people, reports
 from api.services import identity
 from models.db import Database
 from models.settings import Settings, get_settings
-from workflows.client import connect
+from workers.client import connect
 
 
 async def _refuse_demo_keys(db: Database) -> None:

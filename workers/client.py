@@ -1,4 +1,5 @@
-"""How api/, workers/, bench/ and tests reach Temporal: always with the Pydantic converter."""
+"""How api/, workers/, bench/ and tests reach Temporal: always with the Pydantic converter (outside
+workflows/: this is I/O with retries and wall-clock time, never workflow code)."""
 
 import asyncio
 import time

@@ -21,7 +21,7 @@ from domain import signing
 from models.db import Database
 from models.settings import Settings, get_settings
 from workers.logs import configure_logging
-from workflows.client import connect
+from workers.client import connect
 from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger(__name__)

@@ -14,7 +14,11 @@ from api.errors import NotFound
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 # The only files served besides index.html: a fixed list, so no path ever reaches the disk.
-ASSETS = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"}
+ASSETS = {
+    "dashboard.css": "text/css; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
 HEADERS = {
     # Scripts, styles and requests from this origin only: nothing inline, nothing third-party.
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -38,3 +42,9 @@ async def dashboard_asset(asset: str) -> FileResponse:
     if media_type is None:
         raise NotFound(f"no dashboard file {asset!r}")
     return FileResponse(STATIC / asset, media_type=media_type, headers=HEADERS)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The browser's tab icon (an SVG, which browsers take at this address too)."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=HEADERS)

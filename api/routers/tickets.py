@@ -4,9 +4,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
+from api.errors import ProblemList
 from api.services import tickets as service
 from models.schemas import (
     EventAccepted,
@@ -115,35 +116,25 @@ IdempotencyKey = Annotated[
 
 def _action_endpoint(d: ActionDef, body_type: type[BaseModel]) -> Any:
     async def run(ticket_id, session, client, settings, actor, payload: BaseModel | None, key: str | None) -> TicketOut:
-        values = payload.model_dump() if payload is not None else {}
-        update_input = d.input(actor=actor, **values)
+        if payload is None:  # no body: each required field is named, not "body: Field required"
+            try:
+                payload = body_type.model_validate({})
+            except ValidationError as exc:
+                raise ProblemList([{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                                   for e in exc.errors()]) from exc
+        update_input = d.input(actor=actor, **payload.model_dump())
         return await service.act(session, client, settings, actor, ticket_id, d, update_input, key)
 
-    if not any(f.is_required() for f in body_type.model_fields.values()):  # the body may be left out
-
-        async def endpoint(
-            ticket_id: TicketId,
-            session: DbSession,
-            client: TemporalClient,
-            settings: AppSettings,
-            actor: CurrentActor,
-            payload: body_type | None = None,  # type: ignore[valid-type]
-            idempotency_key: IdempotencyKey = None,
-        ) -> TicketOut:
-            return await run(ticket_id, session, client, settings, actor, payload, idempotency_key)
-
-    else:
-
-        async def endpoint(  # type: ignore[misc]
-            ticket_id: TicketId,
-            session: DbSession,
-            client: TemporalClient,
-            settings: AppSettings,
-            actor: CurrentActor,
-            payload: body_type,  # type: ignore[valid-type]
-            idempotency_key: IdempotencyKey = None,
-        ) -> TicketOut:
-            return await run(ticket_id, session, client, settings, actor, payload, idempotency_key)
+    async def endpoint(
+        ticket_id: TicketId,
+        session: DbSession,
+        client: TemporalClient,
+        settings: AppSettings,
+        actor: CurrentActor,
+        payload: body_type | None = None,  # type: ignore[valid-type]  # left out: the required fields are named
+        idempotency_key: IdempotencyKey = None,
+    ) -> TicketOut:
+        return await run(ticket_id, session, client, settings, actor, payload, idempotency_key)
 
     endpoint.__name__ = f"{d.name}_ticket"
     return endpoint

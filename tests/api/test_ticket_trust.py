@@ -236,3 +236,16 @@ async def test_a_channel_account_reads_only_its_own_tickets_and_raises_no_intern
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "channel"], r.text
     r = await stack.create(actor="gateway-erp", ticket_type="discount_approval", channel="agent", fields=fields)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "channel"], r.text
+
+
+async def test_an_action_sent_without_its_body_names_the_missing_fields(stack):
+    """A newcomer's stumble: reopen without a body answered "body: Field required"."""
+    tid = (await stack.create()).json()["ticket_id"]
+    r = await stack.http.post(f"/tickets/{tid}/actions/reopen", headers=stack.as_actor("agent-wang"))
+    assert r.status_code == 422, r.text
+    assert [p["loc"] for p in r.json()["detail"]] == [["body", "reason"]]
+
+
+async def test_the_browser_finds_a_tab_icon(stack):
+    r = await stack.http.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")

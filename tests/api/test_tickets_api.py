@@ -125,7 +125,7 @@ async def test_malformed_action_bodies_are_422_and_change_nothing(stack):
     await stack.act(tid, "claim")
     await stack.act(tid, "start")
     cases = [
-        ("resolve", None, ["body"]),
+        ("resolve", None, ["body", "resolution"]),  # no body: the missing field is named
         ("resolve", {}, ["body", "resolution"]),
         ("resolve", {"resolution": ""}, ["body", "resolution"]),
         ("assign", {"assignee": "nobody"}, ["body", "assignee"]),
