@@ -11,7 +11,6 @@ from temporalio import activity
 from activities.resources import database
 from models.inventory import ConsumeInput, ConsumeResult, ReleaseInput, ReleaseResult, ReserveInput, ReserveResult
 from store import inventory
-from store.inventory import receive  # noqa: F401 - tests/workflows still import it from here
 
 
 @activity.defn(name="inventory.reserve")

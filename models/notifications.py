@@ -11,7 +11,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 # tests/workflows still import the inbox table from here:
-from models.notifications_tables import NotificationInbox  # noqa: F401
 
 
 class Channel(StrEnum):

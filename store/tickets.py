@@ -105,8 +105,9 @@ async def record_changes(db: Database, state: TicketState, events: Sequence[Tick
 # --- reads ---
 
 
-async def get(session: AsyncSession, ticket_id: str) -> Ticket | None:
-    return await session.get(Ticket, ticket_id)
+async def get(session: AsyncSession, ticket_id: str, fresh: bool = False) -> Ticket | None:
+    """The ticket row; ``fresh`` reads it again from the database (the projection may have moved it)."""
+    return await session.get(Ticket, ticket_id, populate_existing=fresh)
 
 
 async def latest_events(session: AsyncSession, ticket_id: str, n: int) -> list[TicketEventRow]:

@@ -9,28 +9,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import store.templates
-from activities.catalog import catalog
 from api.bounds import MAX_DEPTH, find_nul
 from api.errors import Conflict, Forbidden, NotFound, ProblemList
 from api.services import audit
-from domain.template_validation import ActivitySignature, Problem, validate_template
+from domain.template_validation import Problem, validate_template
+from workflows.registry import activity_signatures
 from models.tables import Template
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import ActorRef
 
 AUTHORS = frozenset({"admin", "process_admin"})
-
-
-def activity_signatures() -> dict[str, ActivitySignature]:
-    out = {}
-    for name, entry in catalog().items():
-        fields = entry.input_model.model_fields
-        out[name] = ActivitySignature(
-            inputs=frozenset(fields),
-            required_inputs=frozenset(n for n, f in fields.items() if f.is_required()),
-            outputs=frozenset(entry.output_model.model_fields) if entry.output_model else None,
-        )
-    return out
 
 
 def check(spec: TemplateSpec) -> list[Problem]:

@@ -489,7 +489,7 @@ async def _execute(
         raise
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # the workflow has completed: the ticket is final
-            await session.refresh(row)
+            row = await store.tickets.get(session, row.id, fresh=True) or row
             raise InvalidTransition(
                 f"cannot {name} a ticket that is {row.status}", status=row.status, allowed_actions=[]
             ) from exc

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 from temporalio.worker import Worker
 
-from activities.inventory import receive
+from store.inventory import receive
 from activities.registry import ACTIVITIES
 from models.db import Database
 from models.inventory_tables import Part, StockLevel, Warehouse
@@ -123,7 +123,7 @@ async def test_low_stock_is_announced_once_per_crossing(run, db: Database):
     from sqlmodel import col
 
     from models.inventory_tables import StockAlert
-    from models.notifications import NotificationInbox as InboxItem
+    from models.notifications_tables import NotificationInbox as InboxItem
 
     sku, wh = f"P-{uuid.uuid4().hex[:8]}", f"W-{uuid.uuid4().hex[:6]}"
     async with db.session() as s:

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.inventory import receive
+from store.inventory import receive
 from activities.registry import ACTIVITIES
 from models import demo
 from models.db import Database

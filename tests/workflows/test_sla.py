@@ -15,7 +15,7 @@ from domain.calendar import add_business_time, freeze_holidays
 from models import search_attributes as attrs
 from models import demo
 from models.calendar import BusinessCalendar
-from models.notifications import NotificationInbox
+from models.notifications_tables import NotificationInbox
 from models.tables import Ticket, TicketEventRow
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import (
