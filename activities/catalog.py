@@ -41,7 +41,9 @@ def ticket_activity(name: str, description: str = "") -> Callable[[F], F]:
         output = hints.get("return")
         output_model = output if isinstance(output, type) and issubclass(output, BaseModel) else None
         defined = activity.defn(name=name)(fn)
-        _CATALOG[name] = CatalogEntry(name, description or (fn.__doc__ or "").strip(), defined, hints[params[0]], output_model)
+        _CATALOG[name] = CatalogEntry(
+            name, description or (fn.__doc__ or "").strip(), defined, hints[params[0]], output_model
+        )
         return defined
 
     return register

@@ -84,10 +84,10 @@ class EventText:
 
 
 TEMPLATES: Mapping[str, EventText] = {
-    "assigned": EventText("Assigned to you", "已指派给您", "This ticket is now yours.", "该工单已指派给您，请及时处理。"),
-    "approval_needed": EventText(
-        "Approval needed", "待审批", "Your approval is needed.", "该工单需要您的审批。"
+    "assigned": EventText(
+        "Assigned to you", "已指派给您", "This ticket is now yours.", "该工单已指派给您，请及时处理。"
     ),
+    "approval_needed": EventText("Approval needed", "待审批", "Your approval is needed.", "该工单需要您的审批。"),
     "reminder": EventText("Reminder", "提醒", "The ticket is waiting for you.", "该工单仍在等待处理。"),
     "breach": EventText("SLA breached", "已超时", "The ticket missed its SLA target.", "该工单已超出服务时限。"),
     "escalation": EventText("Escalated", "已升级", "The ticket was escalated to you.", "该工单已升级至您处理。"),
@@ -267,7 +267,9 @@ async def deliver(
         status = DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING
         await notifications.finish(db, row.id, status=status.value, last_error=error[:2000], claimed_until=None)
         return _outcome(row, "failed" if give_up else "pending", error, attempts)
-    await notifications.finish(db, row.id, status=DeliveryStatus.SENT.value, sent_at=datetime.now(UTC), claimed_until=None)
+    await notifications.finish(
+        db, row.id, status=DeliveryStatus.SENT.value, sent_at=datetime.now(UTC), claimed_until=None
+    )
     return _outcome(row, "sent", None, attempts)
 
 

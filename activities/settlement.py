@@ -46,8 +46,14 @@ async def settle_ticket(inp: SettleInput) -> SettleResult:
     (ticket, version, kind); a retry returns the stored statement."""
     result = await settle(database(), inp)
     activity.logger.info(
-        "statement %s for %s v%s (%s): %s %s%s", result.statement_id, inp.ticket_id, inp.ticket_version,
-        result.kind, result.total, result.currency, " over budget" if result.over_budget else "",
+        "statement %s for %s v%s (%s): %s %s%s",
+        result.statement_id,
+        inp.ticket_id,
+        inp.ticket_version,
+        result.kind,
+        result.total,
+        result.currency,
+        " over budget" if result.over_budget else "",
     )
     return result
 
@@ -61,35 +67,43 @@ async def settle(db: Database, inp: SettleInput) -> SettleResult:
         if rules_row is None:
             raise ApplicationError(
                 f"region {inp.region!r} has no active price rules (PUT /pricing/{inp.region})",
-                {"region": inp.region}, type=NO_PRICE_RULES, non_retryable=True,
+                {"region": inp.region},
+                type=NO_PRICE_RULES,
+                non_retryable=True,
             )
         statement = price_ticket(RegionPricing.model_validate(rules_row.rules), inp)
         totals = statement.totals
         if max(abs(totals.total), abs(totals.net), abs(totals.tax)) >= _MAX_AMOUNT:
-            raise ApplicationError(f"total {totals.total} {statement.currency} is too large to store",
-                                   type=AMOUNT_TOO_LARGE, non_retryable=True)
+            raise ApplicationError(
+                f"total {totals.total} {statement.currency} is too large to store",
+                type=AMOUNT_TOO_LARGE,
+                non_retryable=True,
+            )
         pre = None
         if inp.kind is SettlementKind.FINAL:
             pre = await statements.pre_settlement_for(session, inp.ticket_id, inp.ticket_version)
         over, _ = budget_check(totals.total, inp.budget, inp.budget_tolerance_percent)
-        await statements.insert_once(session, {
-            "ticket_id": inp.ticket_id,
-            "ticket_version": inp.ticket_version,
-            "status": inp.kind.value,
-            "region": inp.region,
-            "ticket_type": inp.ticket_type,
-            "rules_version": statement.rules_version,
-            "currency": statement.currency,
-            "net": totals.net,
-            "tax": totals.tax,
-            "total": totals.total,
-            "statement": statement.model_dump(mode="json"),
-            "pre_settlement_total": pre.total if pre is not None else None,
-            "over_budget": over,
-            "budget": inp.budget,
-            "budget_tolerance_percent": inp.budget_tolerance_percent if inp.budget is not None else None,
-            "created_at": datetime.now(UTC),
-        })
+        await statements.insert_once(
+            session,
+            {
+                "ticket_id": inp.ticket_id,
+                "ticket_version": inp.ticket_version,
+                "status": inp.kind.value,
+                "region": inp.region,
+                "ticket_type": inp.ticket_type,
+                "rules_version": statement.rules_version,
+                "currency": statement.currency,
+                "net": totals.net,
+                "tax": totals.tax,
+                "total": totals.total,
+                "statement": statement.model_dump(mode="json"),
+                "pre_settlement_total": pre.total if pre is not None else None,
+                "over_budget": over,
+                "budget": inp.budget,
+                "budget_tolerance_percent": inp.budget_tolerance_percent if inp.budget is not None else None,
+                "created_at": datetime.now(UTC),
+            },
+        )
         await session.commit()
         stored = await statements.find(session, inp.ticket_id, inp.ticket_version, inp.kind)
     if stored is None:  # pragma: no cover - the row was just inserted or already there
@@ -131,8 +145,10 @@ def pricing_request(inp: SettleInput, rules: RegionPricing) -> PricingRequest:
 def pricing_failure(exc: PricingError) -> ApplicationError:
     code = str(exc.code)
     return ApplicationError(
-        str(exc), {"code": code, "message": exc.message, "path": exc.path},
-        type=f"{PRICING_ERROR_PREFIX}{code}", non_retryable=True,
+        str(exc),
+        {"code": code, "message": exc.message, "path": exc.path},
+        type=f"{PRICING_ERROR_PREFIX}{code}",
+        non_retryable=True,
     )
 
 
@@ -155,7 +171,9 @@ def result_from_row(row: StatementRow) -> SettleResult:
         created_at=row.created_at,
         over_budget=row.over_budget,
         budget=in_currency(row.budget, cur),
-        budget_tolerance_percent=plain(row.budget_tolerance_percent) if row.budget_tolerance_percent is not None else None,
+        budget_tolerance_percent=plain(row.budget_tolerance_percent)
+        if row.budget_tolerance_percent is not None
+        else None,
         budget_limit=in_currency(limit, cur),
         budget_reason=budget_reason(row, limit),
         pre_settlement_total=in_currency(row.pre_settlement_total, cur),

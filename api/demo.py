@@ -45,8 +45,15 @@ async def revoke_demo_keys(db: Database) -> list[str]:
     async with db.session() as session:
         keys = await identity.revoke_demo_keys(session)
         for key in keys:
-            audit.record(session, "system", "api_key.revoke", "person", key.actor_id,
-                         {"key_id": key.id, "label": key.label}, {"reason": "demo key"})
+            audit.record(
+                session,
+                "system",
+                "api_key.revoke",
+                "person",
+                key.actor_id,
+                {"key_id": key.id, "label": key.label},
+                {"reason": "demo key"},
+            )
         await session.commit()
     return sorted({k.actor_id for k in keys})
 
@@ -69,13 +76,17 @@ async def _main(settings: Settings, revoke: bool) -> None:
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--revoke-demo-keys", action="store_true",
-                        help="revoke every demo-<id> key that still works (any environment)")
+    parser.add_argument(
+        "--revoke-demo-keys", action="store_true", help="revoke every demo-<id> key that still works (any environment)"
+    )
     args = parser.parse_args(argv)
     settings = settings or get_settings()
     if settings.environment == "production" and not args.revoke_demo_keys:
-        print("refusing to load demo data in production (TICKETFLOW_ENVIRONMENT=production): its API keys "
-              "(demo-<person id>) are public", file=sys.stderr)
+        print(
+            "refusing to load demo data in production (TICKETFLOW_ENVIRONMENT=production): its API keys "
+            "(demo-<person id>) are public",
+            file=sys.stderr,
+        )
         return 2
     asyncio.run(_main(settings, args.revoke_demo_keys))
     return 0

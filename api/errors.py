@@ -6,8 +6,8 @@ that cannot answer now (locked, timed out, unreachable, out of connections) is a
 """
 
 import logging
-import sqlite3
 import math
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -119,8 +119,11 @@ def validation_problems(errors: Any) -> list[dict[str, Any]]:
     scalar (cut to ``MAX_ECHO`` characters), ``ctx`` only when it is short."""
     out = []
     for e in errors:
-        item: dict[str, Any] = {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:1000],
-                                "type": str(e.get("type", "value_error"))}
+        item: dict[str, Any] = {
+            "loc": list(e.get("loc", ())),
+            "msg": str(e.get("msg", ""))[:1000],
+            "type": str(e.get("type", "value_error")),
+        }
         shown = _echo(e.get("input"))
         if shown is not None:
             item["input"] = shown
@@ -138,8 +141,15 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
 
 
 # SQLite result codes and PostgreSQL SQLSTATE classes that mean "not now", not "wrong".
-_SQLITE_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN",
-                     "SQLITE_PROTOCOL", "SQLITE_READONLY")
+_SQLITE_TRANSIENT = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_CANTOPEN",
+    "SQLITE_PROTOCOL",
+    "SQLITE_READONLY",
+)
 # 08 connection, 40 rollback (serialization, deadlock), 53 resources, 57 operator intervention
 # (statement timeout, shutdown), 58 system; 55P03 lock not available; 25006 read-only (fail-over).
 _PG_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")

@@ -209,8 +209,7 @@ def check_target(scope: Scope) -> None:
     if b"%00" in query or b"\x00" in query:
         for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             if "\x00" in name or "\x00" in value:
-                raise _invalid(["query", shown(name)], "NUL characters are not allowed in the query",
-                               "nul_character")
+                raise _invalid(["query", shown(name)], "NUL characters are not allowed in the query", "nul_character")
 
 
 def _is_json(scope: Scope) -> bool:
@@ -239,7 +238,8 @@ class EdgeLimits:
         self.max_body = settings.max_body_bytes
         self.buckets = (
             TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
-            if settings.rate_limit_per_minute > 0 else None
+            if settings.rate_limit_per_minute > 0
+            else None
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -261,8 +261,11 @@ class EdgeLimits:
         wait = self.buckets.take(credential_key(scope))
         if wait > 0:
             seconds = max(1, math.ceil(wait))
-            raise Refused(429, {"detail": f"too many requests: retry in {seconds} s", "code": "rate_limited"},
-                          {"Retry-After": str(seconds)})
+            raise Refused(
+                429,
+                {"detail": f"too many requests: retry in {seconds} s", "code": "rate_limited"},
+                {"Retry-After": str(seconds)},
+            )
 
     async def _read_body(self, scope: Scope, receive: Receive) -> list[Message]:
         """The request's body messages, at most ``max_body_bytes`` read."""

@@ -65,8 +65,13 @@ class _Signing(client.OutboundInterceptor):
         if input.id.startswith(TICKET_PREFIX) and args and isinstance(args[0], ActorInput) and args[0].proof is None:
             o = self.owner
             sealed = seal(
-                args[0], input.id.removeprefix(TICKET_PREFIX), input.update, o.key_id, o.key,
-                datetime.now(UTC) + o.ttl, request_id=input.update_id,
+                args[0],
+                input.id.removeprefix(TICKET_PREFIX),
+                input.update,
+                o.key_id,
+                o.key,
+                datetime.now(UTC) + o.ttl,
+                request_id=input.update_id,
             )
             input.args = [sealed, *args[1:]]
             input.update_id = update_id(input.update, sealed)

@@ -78,8 +78,12 @@ def requests(rng: random.Random, people: list[Candidate], n: int) -> list[Dispat
     ids = [c.id for c in people]
     out = []
     for _ in range(n):
-        weights = {"distance": rng.uniform(0.2, 1), "load": rng.uniform(0, 1), "skill": rng.uniform(0, 1),
-                   "seniority": rng.uniform(0, 0.5)}
+        weights = {
+            "distance": rng.uniform(0.2, 1),
+            "load": rng.uniform(0, 1),
+            "skill": rng.uniform(0, 1),
+            "seniority": rng.uniform(0, 0.5),
+        }
         weights |= {f: rng.uniform(-0.3, 0.5) for f in FEATURES}
         out.append(
             DispatchRequest(
@@ -88,8 +92,9 @@ def requests(rng: random.Random, people: list[Candidate], n: int) -> list[Dispat
                 required_skills={s: rng.randint(1, 3) for s in rng.sample(SKILLS, rng.randint(0, 3))},
                 location=GeoPoint(lat=31.2 + rng.gauss(0, 0.15), lon=121.45 + rng.gauss(0, 0.15)),
                 customer_tier="vip" if rng.random() < 0.2 else None,
-                tier_rules=[TierRule(tier="vip", min_seniority=4, roles=["supervisor"],
-                                     mode=rng.choice(["require", "prefer"]))],
+                tier_rules=[
+                    TierRule(tier="vip", min_seniority=4, roles=["supervisor"], mode=rng.choice(["require", "prefer"]))
+                ],
                 strategy=rng.choice(list(Strategy)),
                 weights=weights,
                 top_n=rng.randint(3, 10),
@@ -183,7 +188,9 @@ def main() -> None:
     p50, p95, p99 = percentiles(best.took)
     b50, _, b99 = percentiles(best.floor)
     pooled = percentiles([t for rnd in rounds for t in rnd.took])[2]
-    print(f"  best round ({best_no + 1}): p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms; pooled p99 {pooled:.3f} ms")
+    print(
+        f"  best round ({best_no + 1}): p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms; pooled p99 {pooled:.3f} ms"
+    )
     heavy = [t for t, q in zip(best.took, qualified) if q >= 1000]
     if heavy:
         h50, _, h99 = percentiles(heavy)

@@ -43,17 +43,31 @@ async def staff(db: Database, n: int, rng: random.Random) -> None:
             skills = {s: rng.randint(1, 5) for s in rng.sample(SKILLS, rng.randint(2, 4))}
             session.add(
                 Actor(
-                    id=f"eng-{i:05d}", name=f"Engineer {i}", roles=["engineer"], regions=["east"], skills=skills,
-                    home_lat=31.23 + rng.uniform(-0.3, 0.3), home_lon=121.47 + rng.uniform(-0.3, 0.3),
-                    capacity=rng.randint(3, 8), seniority=rng.randint(1, 5),
+                    id=f"eng-{i:05d}",
+                    name=f"Engineer {i}",
+                    roles=["engineer"],
+                    regions=["east"],
+                    skills=skills,
+                    home_lat=31.23 + rng.uniform(-0.3, 0.3),
+                    home_lon=121.47 + rng.uniform(-0.3, 0.3),
+                    capacity=rng.randint(3, 8),
+                    seniority=rng.randint(1, 5),
                 )  # fmt: skip
             )
         for i in range(n // 2):  # some open tickets: loads to count
             session.add(
                 Ticket(
-                    id=f"L{i:06d}", ticket_type="x", region="east", priority="normal", status="assigned",
-                    assignee=f"eng-{rng.randrange(n):05d}", title="load", channel="agent", created_by="bench",
-                    created_at=now, updated_at=now,
+                    id=f"L{i:06d}",
+                    ticket_type="x",
+                    region="east",
+                    priority="normal",
+                    status="assigned",
+                    assignee=f"eng-{rng.randrange(n):05d}",
+                    title="load",
+                    channel="agent",
+                    created_by="bench",
+                    created_at=now,
+                    updated_at=now,
                 )  # fmt: skip
             )
         await session.commit()

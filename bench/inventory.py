@@ -43,11 +43,11 @@ from alembic.config import Config  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from store import inventory  # noqa: E402
 from models.db import Database, async_url, sync_url  # noqa: E402
 from models.inventory import Location, PartLine, ReservationStatus, ReserveInput  # noqa: E402
 from models.inventory_tables import Part, StockLevel, StockMovement, Warehouse  # noqa: E402
 from models.tables import Region  # noqa: E402
+from store import inventory  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -76,14 +76,27 @@ def _pct(values: list[float], p: float) -> float:
 async def _stock_parts(db: Database, skus: list[str], stock: int) -> None:
     """New parts with ``stock`` units between them, received through the ledger."""
     async with db.engine.begin() as conn:
-        await conn.execute(Part.__table__.insert(), [
-            {"sku": s, "name": s, "unit": "pcs", "unit_price": 1, "currency": "CNY", "reorder_point": 20,
-             "reorder_qty": 100} for s in skus])
+        await conn.execute(
+            Part.__table__.insert(),
+            [
+                {
+                    "sku": s,
+                    "name": s,
+                    "unit": "pcs",
+                    "unit_price": 1,
+                    "currency": "CNY",
+                    "reorder_point": 20,
+                    "reorder_qty": 100,
+                }
+                for s in skus
+            ],
+        )
         for i, sku in enumerate(skus):
             qty = stock // len(skus) + (1 if i < stock % len(skus) else 0)
             if qty:
-                await inventory.receive(conn, key=f"bench:{sku}", warehouse=WAREHOUSE, sku=sku, quantity=qty,
-                                        actor_id="bench")
+                await inventory.receive(
+                    conn, key=f"bench:{sku}", warehouse=WAREHOUSE, sku=sku, quantity=qty, actor_id="bench"
+                )
 
 
 async def _drive(n: int, workers: int, one) -> tuple[float, list[Any], list[float]]:
@@ -105,8 +118,9 @@ async def _drive(n: int, workers: int, one) -> tuple[float, list[Any], list[floa
 
 async def _levels(db: Database, skus: list[str]) -> dict[str, tuple[int, int]]:
     async with db.engine.connect() as conn:
-        rows = await conn.execute(sa.select(_LEVEL.c.sku, _LEVEL.c.on_hand, _LEVEL.c.reserved)
-                                  .where(_LEVEL.c.sku.in_(skus)))
+        rows = await conn.execute(
+            sa.select(_LEVEL.c.sku, _LEVEL.c.on_hand, _LEVEL.c.reserved).where(_LEVEL.c.sku.in_(skus))
+        )
         return {r.sku: (r.on_hand, r.reserved) for r in rows}
 
 
@@ -114,19 +128,37 @@ async def _ledger_round(db: Database, n: int, workers: int, skus: list[str]) -> 
     run = uuid.uuid4().hex[:8]
 
     async def one(i: int) -> ReservationStatus:
-        inp = ReserveInput(ticket_id=f"B{run}{i:06d}", node_id="reserve_parts", region=REGION, location=SITE,
-                           lines=[PartLine(sku=skus[i % len(skus)], quantity=1)])
+        inp = ReserveInput(
+            ticket_id=f"B{run}{i:06d}",
+            node_id="reserve_parts",
+            region=REGION,
+            location=SITE,
+            lines=[PartLine(sku=skus[i % len(skus)], quantity=1)],
+        )
         return (await inventory.reserve(db, inp)).status
 
     seconds, statuses, lat = await _drive(n, workers, one)
     ok = statuses.count(ReservationStatus.RESERVED)
     async with db.engine.connect() as conn:
-        ledger_rows = (await conn.execute(sa.select(sa.func.count()).select_from(_MOVE).where(
-            _MOVE.c.sku.in_(skus), _MOVE.c.kind == "reservation"))).scalar_one()
-    return {"seconds": seconds, "rate": n / seconds, "reserved": ok, "reserved_rate": ok / seconds,
-            "insufficient": statuses.count(ReservationStatus.INSUFFICIENT), "ledger_rows": ledger_rows,
-            "levels": await _levels(db, skus), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
-            "mean_ms": statistics.mean(lat) * 1000}
+        ledger_rows = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(_MOVE)
+                .where(_MOVE.c.sku.in_(skus), _MOVE.c.kind == "reservation")
+            )
+        ).scalar_one()
+    return {
+        "seconds": seconds,
+        "rate": n / seconds,
+        "reserved": ok,
+        "reserved_rate": ok / seconds,
+        "insufficient": statuses.count(ReservationStatus.INSUFFICIENT),
+        "ledger_rows": ledger_rows,
+        "levels": await _levels(db, skus),
+        "p50_ms": _pct(lat, 50),
+        "p99_ms": _pct(lat, 99),
+        "mean_ms": statistics.mean(lat) * 1000,
+    }
 
 
 async def _baseline_round(db: Database, n: int, workers: int, skus: list[str]) -> dict[str, Any]:
@@ -136,9 +168,17 @@ async def _baseline_round(db: Database, n: int, workers: int, skus: list[str]) -
 
     seconds, counts, lat = await _drive(n, workers, one)
     ok = sum(counts)
-    return {"seconds": seconds, "rate": n / seconds, "reserved": ok, "reserved_rate": ok / seconds,
-            "insufficient": n - ok, "levels": await _levels(db, skus), "p50_ms": _pct(lat, 50),
-            "p99_ms": _pct(lat, 99), "mean_ms": statistics.mean(lat) * 1000}
+    return {
+        "seconds": seconds,
+        "rate": n / seconds,
+        "reserved": ok,
+        "reserved_rate": ok / seconds,
+        "insufficient": n - ok,
+        "levels": await _levels(db, skus),
+        "p50_ms": _pct(lat, 50),
+        "p99_ms": _pct(lat, 99),
+        "mean_ms": statistics.mean(lat) * 1000,
+    }
 
 
 def _check(kind: str, r: dict[str, Any], n: int, stock: int) -> list[str]:
@@ -155,8 +195,9 @@ def _check(kind: str, r: dict[str, Any], n: int, stock: int) -> list[str]:
     return problems
 
 
-async def _run(url: str, reservations: int, workers: int, skus: int, stock: int, rounds: int,
-               project_engine: bool) -> dict[str, Any]:
+async def _run(
+    url: str, reservations: int, workers: int, skus: int, stock: int, rounds: int, project_engine: bool
+) -> dict[str, Any]:
     db = Database(url)
     if not project_engine:  # a pooled connection per worker, no pre-ping: the database path alone
         await db.engine.dispose()
@@ -166,8 +207,9 @@ async def _run(url: str, reservations: int, workers: int, skus: int, stock: int,
         async with db.session() as s:
             s.add(Region(code=REGION, name="Benchmark"))
             await s.flush()
-            s.add(Warehouse(code=WAREHOUSE, name="Benchmark", region=REGION, kind="regional", lat=31.2215,
-                            lon=121.5440))
+            s.add(
+                Warehouse(code=WAREHOUSE, name="Benchmark", region=REGION, kind="regional", lat=31.2215, lon=121.5440)
+            )
             await s.commit()
         warm = [f"WARM-{i}" for i in range(skus)]
         await _stock_parts(db, warm, 10 * workers)
@@ -186,12 +228,20 @@ async def _run(url: str, reservations: int, workers: int, skus: int, stock: int,
                     runs.setdefault((scenario, kind), []).append(res)
     finally:
         await db.dispose()
-    out: dict[str, Any] = {"reservations": reservations, "workers": workers, "skus": skus, "rounds": rounds,
-                           "project_engine": project_engine, "zero_oversell": not problems, "problems": problems}
+    out: dict[str, Any] = {
+        "reservations": reservations,
+        "workers": workers,
+        "skus": skus,
+        "rounds": rounds,
+        "project_engine": project_engine,
+        "zero_oversell": not problems,
+        "problems": problems,
+    }
     for scenario, units in scenarios.items():
         best = {k: max(runs[(scenario, k)], key=lambda x: x["rate"]) for k in ("ledger", "baseline")}
         out[scenario] = {
-            "stock": units, **best,
+            "stock": units,
+            **best,
             "ledger_rates": [x["rate"] for x in runs[(scenario, "ledger")]],
             "baseline_rates": [x["rate"] for x in runs[(scenario, "baseline")]],
             "ratio": best["ledger"]["rate"] / best["baseline"]["rate"],
@@ -199,8 +249,15 @@ async def _run(url: str, reservations: int, workers: int, skus: int, stock: int,
     return out
 
 
-def inventory_benchmark(url: str | None = None, reservations: int = 2000, workers: int = 32, skus: int = 4,
-                        stock: int = 1200, rounds: int = 3, project_engine: bool = False) -> dict[str, Any]:
+def inventory_benchmark(
+    url: str | None = None,
+    reservations: int = 2000,
+    workers: int = 32,
+    skus: int = 4,
+    stock: int = 1200,
+    rounds: int = 3,
+    project_engine: bool = False,
+) -> dict[str, Any]:
     """Run the benchmark in a throw-away schema of ``url`` (PostgreSQL) and return the figures:
     ``shortage`` (``stock`` units for ``reservations`` requests) and ``all_succeed`` (enough stock),
     each with the best ``ledger`` and ``baseline`` round (requests/s as ``rate``) and their ``ratio``."""
@@ -228,31 +285,41 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skus", type=int, default=4)
     ap.add_argument("--stock", type=int, default=1200, help="units across the hot parts (fewer than requests)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--project-engine", action="store_true",
-                    help="use models.db.Database's engine as configured (pool 10+20, pre-ping)")
+    ap.add_argument(
+        "--project-engine",
+        action="store_true",
+        help="use models.db.Database's engine as configured (pool 10+20, pre-ping)",
+    )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    r = inventory_benchmark(None, args.reservations, args.workers, args.skus, args.stock, args.rounds,
-                            args.project_engine)
+    r = inventory_benchmark(
+        None, args.reservations, args.workers, args.skus, args.stock, args.rounds, args.project_engine
+    )
     engine = "models.db engine (pool 10+20, pre-ping)" if r["project_engine"] else "a connection per worker"
-    print(f"inventory: {r['reservations']} single-unit reservations over {r['skus']} hot parts, "
-          f"{r['workers']} workers, {engine}, best of {r['rounds']} rounds, PostgreSQL")
+    print(
+        f"inventory: {r['reservations']} single-unit reservations over {r['skus']} hot parts, "
+        f"{r['workers']} workers, {engine}, best of {r['rounds']} rounds, PostgreSQL"
+    )
     for scenario, title in (("shortage", "stock for only part of them"), ("all_succeed", "stock for all")):
         sc = r[scenario]
         print(f"  {sc['stock']} units in stock ({title}):")
         for kind in ("baseline", "ledger"):
             x = sc[kind]
             rates = ", ".join(f"{v:.0f}" for v in sc[f"{kind}_rates"])
-            print(f"    {kind:8s} {x['rate']:6.0f} reservations/s (rounds: {rates})  {x['reserved']} reserved, "
-                  f"{x['insufficient']} insufficient  p50 {x['p50_ms']:.1f} ms  p99 {x['p99_ms']:.1f} ms")
+            print(
+                f"    {kind:8s} {x['rate']:6.0f} reservations/s (rounds: {rates})  {x['reserved']} reserved, "
+                f"{x['insufficient']} insufficient  p50 {x['p50_ms']:.1f} ms  p99 {x['p99_ms']:.1f} ms"
+            )
         print(f"    ratio ledger/baseline = {sc['ratio']:.2f}")
     print(f"  zero oversell, reserved == successes == ledger rows: {'yes' if r['zero_oversell'] else 'NO'}")
     for p in r["problems"]:
         print(f"    {p}")
     slowest = min(r[s]["ledger"]["rate"] for s in ("shortage", "all_succeed"))
     goal = slowest >= 1000 and r["zero_oversell"]
-    print(f"  goal >= 1,000 reservations/s under contention with zero oversell: {'met' if goal else 'NOT met'}"
-          f" (slowest scenario {slowest:.0f}/s; {time.perf_counter() - t0:.0f} s)")
+    print(
+        f"  goal >= 1,000 reservations/s under contention with zero oversell: {'met' if goal else 'NOT met'}"
+        f" (slowest scenario {slowest:.0f}/s; {time.perf_counter() - t0:.0f} s)"
+    )
     if not r["zero_oversell"]:
         raise SystemExit(1)
 

@@ -43,6 +43,7 @@ from bench.bare import BareWorkflow, Step  # noqa: E402
 from domain import signing  # noqa: E402
 from models import search_attributes as attrs  # noqa: E402
 from models.db import Database  # noqa: E402
+from models.template import TemplateSpec, TemplateVersion  # noqa: E402
 from models.ticket import (  # noqa: E402
     ActorRef,
     ClaimInput,
@@ -52,12 +53,13 @@ from models.ticket import (  # noqa: E402
     StartInput,
     TicketInput,
 )
-from models.template import TemplateSpec, TemplateVersion  # noqa: E402
 from workflows.ticket import TicketWorkflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERAL = TemplateVersion(
-    key="general", version=1, spec=TemplateSpec.model_validate(yaml.safe_load((ROOT / "templates/general.yaml").read_text()))
+    key="general",
+    version=1,
+    spec=TemplateSpec.model_validate(yaml.safe_load((ROOT / "templates/general.yaml").read_text())),
 )
 AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
 ENG = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
@@ -155,15 +157,19 @@ async def main() -> None:
 
     await db.dispose()
     persistence = "sqlite file" if args.sqlite else "in-memory"
-    print(f"lifecycle: {args.tickets} workflows x {args.rounds} rounds, concurrency {args.concurrency}, "
-          f"dev server {persistence}, read model {db_url.split(':')[0]}, 4 updates each")
+    print(
+        f"lifecycle: {args.tickets} workflows x {args.rounds} rounds, concurrency {args.concurrency}, "
+        f"dev server {persistence}, read model {db_url.split(':')[0]}, 4 updates each"
+    )
     best = {}
     for kind, runs in results.items():
         rate, lat = max(runs, key=lambda r: r[0])
         best[kind] = rate
         rates = ", ".join(f"{r:.1f}" for r, _ in runs)
-        print(f"  {kind:6s} best {rate:6.1f}/s (rounds: {rates})  p50 {pct(lat, 50):6.0f} ms  p99 {pct(lat, 99):6.0f} ms"
-              f"  mean {statistics.mean(lat) * 1000:6.0f} ms")
+        print(
+            f"  {kind:6s} best {rate:6.1f}/s (rounds: {rates})  p50 {pct(lat, 50):6.0f} ms  p99 {pct(lat, 99):6.0f} ms"
+            f"  mean {statistics.mean(lat) * 1000:6.0f} ms"
+        )
     print(f"  ratio ticket/bare = {best['ticket'] / best['bare']:.2f}  (goal >= 0.80)")
 
 

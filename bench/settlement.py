@@ -34,80 +34,127 @@ ROUNDS = 3
 
 
 def realistic_rules() -> RegionPricing:
-    return RegionPricing.model_validate({
-        "region": "east",
-        "version": "2026-11",
-        "currency": "CNY",
-        "services": [
-            {"strategy": "hourly", "code": "AC-REPAIR", "description": "Air-con repair", "base_fee": "80",
-             "hourly_rate": "120", "increment_minutes": 15, "included_minutes": 30, "minimum_charge": "150"},
-            {"strategy": "flat", "code": "AC-CLEAN", "description": "Air-con cleaning", "price": "199"},
-            {"strategy": "tiered", "code": "FILTER", "description": "Filter swap", "mode": "graduated",
-             "tiers": [{"over": "0", "up_to": "10", "unit_price": "30"},
-                       {"over": "10", "up_to": "50", "unit_price": "25"},
-                       {"over": "50", "unit_price": "20"}]},
-            {"strategy": "flat", "code": "INSPECT", "description": "Inspection", "price": "60"},
-        ],
-        "parts": [
-            {"sku": "CAP-35UF", "name": "Capacitor 35 µF", "price": "45.50"},
-            {"sku": "FAN-M", "name": "Fan motor", "price": "268"},
-            {"sku": "PIPE-CU", "name": "Copper pipe", "unit": "m", "price": "38.80"},
-            {"sku": "GAS-R32", "name": "R32 refrigerant", "unit": "kg", "price": "95"},
-            {"sku": "VALVE", "name": "Service valve", "price": "22"},
-        ],
-        "adjustments": [
-            {"code": "urban", "description": "Urban premium", "when": "urban", "percent": "20"},
-            {"code": "tier3", "description": "Lower-tier city", "when": "tier3_city", "percent": "-10"},
-        ],
-        "surcharges": [
-            {"type": "percent", "code": "night", "description": "Night work", "when": "night", "percent": "30"},
-            {"type": "fixed", "code": "rush", "description": "Rush call-out", "when": "rush", "amount": "50"},
-            {"type": "fixed", "code": "altitude", "description": "High-altitude work", "when": "high_altitude",
-             "amount": "100"},
-            {"type": "distance", "code": "travel", "description": "Travel", "per_km": "2.5", "free_km": "10"},
-        ],
-        "discounts": {
-            "member_levels": [{"level": "silver", "percent": "5"}, {"level": "gold", "percent": "10"}],
-            "referral_tiers": [{"min_referrals": 3, "percent": "20"}, {"min_referrals": 5, "percent": "30"}],
-        },
-        "tax": {"mode": "exclusive", "percent": "13"},
-        "split": [{"party": "platform", "share": "0.2"}, {"party": "provider", "share": "0.3"},
-                  {"party": "engineer", "share": "0.5"}],
-    })
+    return RegionPricing.model_validate(
+        {
+            "region": "east",
+            "version": "2026-11",
+            "currency": "CNY",
+            "services": [
+                {
+                    "strategy": "hourly",
+                    "code": "AC-REPAIR",
+                    "description": "Air-con repair",
+                    "base_fee": "80",
+                    "hourly_rate": "120",
+                    "increment_minutes": 15,
+                    "included_minutes": 30,
+                    "minimum_charge": "150",
+                },
+                {"strategy": "flat", "code": "AC-CLEAN", "description": "Air-con cleaning", "price": "199"},
+                {
+                    "strategy": "tiered",
+                    "code": "FILTER",
+                    "description": "Filter swap",
+                    "mode": "graduated",
+                    "tiers": [
+                        {"over": "0", "up_to": "10", "unit_price": "30"},
+                        {"over": "10", "up_to": "50", "unit_price": "25"},
+                        {"over": "50", "unit_price": "20"},
+                    ],
+                },
+                {"strategy": "flat", "code": "INSPECT", "description": "Inspection", "price": "60"},
+            ],
+            "parts": [
+                {"sku": "CAP-35UF", "name": "Capacitor 35 µF", "price": "45.50"},
+                {"sku": "FAN-M", "name": "Fan motor", "price": "268"},
+                {"sku": "PIPE-CU", "name": "Copper pipe", "unit": "m", "price": "38.80"},
+                {"sku": "GAS-R32", "name": "R32 refrigerant", "unit": "kg", "price": "95"},
+                {"sku": "VALVE", "name": "Service valve", "price": "22"},
+            ],
+            "adjustments": [
+                {"code": "urban", "description": "Urban premium", "when": "urban", "percent": "20"},
+                {"code": "tier3", "description": "Lower-tier city", "when": "tier3_city", "percent": "-10"},
+            ],
+            "surcharges": [
+                {"type": "percent", "code": "night", "description": "Night work", "when": "night", "percent": "30"},
+                {"type": "fixed", "code": "rush", "description": "Rush call-out", "when": "rush", "amount": "50"},
+                {
+                    "type": "fixed",
+                    "code": "altitude",
+                    "description": "High-altitude work",
+                    "when": "high_altitude",
+                    "amount": "100",
+                },
+                {"type": "distance", "code": "travel", "description": "Travel", "per_km": "2.5", "free_km": "10"},
+            ],
+            "discounts": {
+                "member_levels": [{"level": "silver", "percent": "5"}, {"level": "gold", "percent": "10"}],
+                "referral_tiers": [{"min_referrals": 3, "percent": "20"}, {"min_referrals": 5, "percent": "30"}],
+            },
+            "tax": {"mode": "exclusive", "percent": "13"},
+            "split": [
+                {"party": "platform", "share": "0.2"},
+                {"party": "provider", "share": "0.3"},
+                {"party": "engineer", "share": "0.5"},
+            ],
+        }
+    )
 
 
 def realistic_request() -> PricingRequest:
     """The statement of the design goal: 3 service lines (an hourly repair: base fee +
     labour; a flat package), 4 parts, 2 surcharges (night, travel), a discount (the better of
     gold member and 4 referrals), VAT, CNY → USD, a 3-way split: 10 lines."""
-    return PricingRequest.model_validate({
-        "reference": "K0000000000BENCH",
-        "region": "east",
-        "currency": "USD",
-        "services": [{"code": "AC-REPAIR", "minutes": 95}, {"code": "AC-CLEAN"}],
-        "parts": [{"sku": "CAP-35UF", "quantity": "2"}, {"sku": "FAN-M", "quantity": "1"},
-                  {"sku": "PIPE-CU", "quantity": "3.5"}, {"sku": "GAS-R32", "quantity": "0.8"}],
-        "conditions": ["night"],
-        "travel_km": "23.4",
-        "member_level": "gold",
-        "referrals": 4,
-        "rates": {"taken_at": "2026-11-25T08:00:00Z", "source": "bench",
-                  "rates": [{"base": "CNY", "quote": "USD", "rate": "0.1383"}]},
-    })
+    return PricingRequest.model_validate(
+        {
+            "reference": "K0000000000BENCH",
+            "region": "east",
+            "currency": "USD",
+            "services": [{"code": "AC-REPAIR", "minutes": 95}, {"code": "AC-CLEAN"}],
+            "parts": [
+                {"sku": "CAP-35UF", "quantity": "2"},
+                {"sku": "FAN-M", "quantity": "1"},
+                {"sku": "PIPE-CU", "quantity": "3.5"},
+                {"sku": "GAS-R32", "quantity": "0.8"},
+            ],
+            "conditions": ["night"],
+            "travel_km": "23.4",
+            "member_level": "gold",
+            "referrals": 4,
+            "rates": {
+                "taken_at": "2026-11-25T08:00:00Z",
+                "source": "bench",
+                "rates": [{"base": "CNY", "quote": "USD", "rate": "0.1383"}],
+            },
+        }
+    )
 
 
 def heavy_request() -> PricingRequest:
     """A bigger ticket on the same rules: + a graduated tier over 3 tiers, an inspection,
     a fifth part, the urban premium and a rush fee: 17 lines."""
     base = realistic_request()
-    return base.model_copy(update={
-        "services": (*base.services, *PricingRequest.model_validate({
-            "region": "east", "currency": "USD",
-            "services": [{"code": "FILTER", "quantity": "60"}, {"code": "INSPECT"}]}).services),
-        "parts": (*base.parts, *PricingRequest.model_validate({
-            "region": "east", "currency": "USD", "parts": [{"sku": "VALVE", "quantity": "2"}]}).parts),
-        "conditions": ("night", "urban", "rush"),
-    })
+    return base.model_copy(
+        update={
+            "services": (
+                *base.services,
+                *PricingRequest.model_validate(
+                    {
+                        "region": "east",
+                        "currency": "USD",
+                        "services": [{"code": "FILTER", "quantity": "60"}, {"code": "INSPECT"}],
+                    }
+                ).services,
+            ),
+            "parts": (
+                *base.parts,
+                *PricingRequest.model_validate(
+                    {"region": "east", "currency": "USD", "parts": [{"sku": "VALVE", "quantity": "2"}]}
+                ).parts,
+            ),
+            "conditions": ("night", "urban", "rush"),
+        }
+    )
 
 
 def _floor(pairs: list[tuple[Decimal, Decimal]], shares: list[Decimal]) -> Callable[[], Decimal]:

@@ -12,4 +12,3 @@ def can_access_region(actor: ActorRef, region: str) -> bool:
 def visible_regions(actor: ActorRef) -> list[str] | None:
     """The regions an actor sees, or None for every region."""
     return None if ALL_REGIONS in actor.regions else list(actor.regions)
-

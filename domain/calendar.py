@@ -53,9 +53,7 @@ def _from_us(us: int, tz: ZoneInfo) -> datetime:
 
 
 @lru_cache(maxsize=256)
-def _holiday_year(
-    country: str, subdivision: str | None, year: int
-) -> tuple[frozenset[date], frozenset[date]]:
+def _holiday_year(country: str, subdivision: str | None, year: int) -> tuple[frozenset[date], frozenset[date]]:
     """(public holidays, announced weekend working days) of one year."""
     book = holidays.country_holidays(country, subdiv=subdivision, years=(year - 1, year, year + 1))
     closed = frozenset(d for d in book if d.year == year)

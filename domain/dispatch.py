@@ -183,9 +183,7 @@ class CandidatePool:
             ooo_owner=_frozen(np.array(owners, dtype=np.int64)),
             ooo_start=_frozen(np.array(starts, dtype=np.int64)),
             ooo_end=_frozen(np.array(ends, dtype=np.int64)),
-            calendar=_frozen(
-                np.array([cal_codes[c.calendar] if c.calendar else -1 for c in people], dtype=np.int32)
-            ),
+            calendar=_frozen(np.array([cal_codes[c.calendar] if c.calendar else -1 for c in people], dtype=np.int32)),
             calendars=tuple(calendars[k] for k in cal_names),
         )
 
@@ -314,9 +312,7 @@ class _Context:
         if SENIORITY in w:
             out[SENIORITY] = pool.seniority[idx] / MAX_LEVEL
         if TIER in w:
-            out[TIER] = (
-                np.zeros(idx.size) if self.meets_tier is None else self.meets_tier[idx].astype(np.float64)
-            )
+            out[TIER] = np.zeros(idx.size) if self.meets_tier is None else self.meets_tier[idx].astype(np.float64)
         return out
 
     def scores(self, idx: np.ndarray) -> np.ndarray:
@@ -590,7 +586,9 @@ def first_available(pool: CandidatePool, req: DispatchRequest, ids: list[str]) -
     if chosen is None:
         why = "; ".join(skipped)
         return DispatchDecision(
-            **base, outcome=DispatchOutcome.NONE, explanation=f"nobody available among the named assignee and backups ({why})"
+            **base,
+            outcome=DispatchOutcome.NONE,
+            explanation=f"nobody available among the named assignee and backups ({why})",
         )
     role = "named assignee" if position == 0 else f"{_ordinal(position)} backup"
     return DispatchDecision(

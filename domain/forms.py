@@ -112,7 +112,7 @@ def check_value(f: FormField, value: Any) -> str | None:  # noqa: C901, PLR0911,
         if not isinstance(value, Mapping) or set(value) != {"amount", "currency"}:
             return 'must be {"amount": "123.45", "currency": "CNY"}'
         if isinstance(value["amount"], float):
-            return "amount must be sent as a string (e.g. \"1999.90\"), not a JSON number with a fraction"
+            return 'amount must be sent as a string (e.g. "1999.90"), not a JSON number with a fraction'
         amount = _decimal(value["amount"])
         if amount is None or not amount.is_finite():
             return "amount must be a decimal number"

@@ -121,7 +121,16 @@ def _node_ok(action: Action, node: NodeState) -> bool:
 
 
 NODE_ACTIONS = (
-    A.CLAIM, A.ASSIGN, A.START, A.COMPLETE, A.RESOLVE, A.APPROVE, A.REJECT, A.DELEGATE, A.RETURN, A.REQUEST_INFO
+    A.CLAIM,
+    A.ASSIGN,
+    A.START,
+    A.COMPLETE,
+    A.RESOLVE,
+    A.APPROVE,
+    A.REJECT,
+    A.DELEGATE,
+    A.RETURN,
+    A.REQUEST_INFO,
 )
 
 
@@ -250,7 +259,9 @@ def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeS
     elif action in (A.REOPEN, A.CLOSE, A.CANCEL):
         ok = coordinator or requester
     if not ok:
-        raise Refusal("not_allowed", f"{actor.id} may not {action.value} this ticket" + (f" at {node.id}" if node else ""))
+        raise Refusal(
+            "not_allowed", f"{actor.id} may not {action.value} this ticket" + (f" at {node.id}" if node else "")
+        )
 
 
 def allowed_for(state: TicketState, actor: ActorRef) -> list[Action]:

@@ -12,10 +12,20 @@ from collections.abc import Iterable
 ADMIN = "admin"
 HR = "hr"
 # Roles that decide, approve, see money or people, or speak for customers: admin only.
-PRIVILEGED = frozenset({
-    "admin", "hr", "finance", "general_manager", "director", "manager", "supervisor", "process_admin", "legal",
-    "channel",  # a machine account that speaks for customers (the customer_confirmed of a ticket)
-})
+PRIVILEGED = frozenset(
+    {
+        "admin",
+        "hr",
+        "finance",
+        "general_manager",
+        "director",
+        "manager",
+        "supervisor",
+        "process_admin",
+        "legal",
+        "channel",  # a machine account that speaks for customers (the customer_confirmed of a ticket)
+    }
+)
 # The front line: hr hires and moves people between these.
 ORDINARY = frozenset({"agent", "engineer", "warehouse", "logistics", "sales", "qc"})
 # Never held by a person (the workflow's own actor).

@@ -145,8 +145,17 @@ class Entry:
     reorder_qty: int = 0
 
     def with_quantity(self, kind: str, quantity: int) -> "Entry":
-        return Entry(kind, self.node_id, self.line, self.allocation, self.warehouse, self.sku, quantity,
-                     self.reorder_point, self.reorder_qty)
+        return Entry(
+            kind,
+            self.node_id,
+            self.line,
+            self.allocation,
+            self.warehouse,
+            self.sku,
+            quantity,
+            self.reorder_point,
+            self.reorder_qty,
+        )
 
 
 def outstanding(entries: Iterable[Entry]) -> list[Entry]:
@@ -204,13 +213,16 @@ def reserve_result(inp: ReserveInput, entries: Iterable[Entry]) -> ReserveResult
         status = ReservationStatus.PARTIAL
     else:
         status = ReservationStatus.INSUFFICIENT
-    return ReserveResult(ticket_id=inp.ticket_id, node_id=inp.node_id, status=status, allocations=allocations,
-                         shortages=shortages)
+    return ReserveResult(
+        ticket_id=inp.ticket_id, node_id=inp.node_id, status=status, allocations=allocations, shortages=shortages
+    )
 
 
 def insufficient(inp: ReserveInput, shorts: Iterable[Short]) -> ReserveResult:
     return ReserveResult(
-        ticket_id=inp.ticket_id, node_id=inp.node_id, status=ReservationStatus.INSUFFICIENT,
+        ticket_id=inp.ticket_id,
+        node_id=inp.node_id,
+        status=ReservationStatus.INSUFFICIENT,
         shortages=[Shortage(line=s.line, sku=s.sku, requested=s.requested, missing=s.missing) for s in shorts],
     )
 
@@ -225,9 +237,12 @@ def _totals(entries: Iterable[Entry], kind: MovementKind) -> list[StockQuantity]
 
 def consume_result(inp: ConsumeInput, entries: Iterable[Entry]) -> ConsumeResult:
     entries = list(entries)
-    return ConsumeResult(ticket_id=inp.ticket_id, node_id=inp.node_id,
-                         consumed=_totals(entries, MovementKind.CONSUMPTION),
-                         released=_totals(entries, MovementKind.RELEASE))
+    return ConsumeResult(
+        ticket_id=inp.ticket_id,
+        node_id=inp.node_id,
+        consumed=_totals(entries, MovementKind.CONSUMPTION),
+        released=_totals(entries, MovementKind.RELEASE),
+    )
 
 
 def release_result(inp: ReleaseInput, entries: Iterable[Entry]) -> ReleaseResult:
@@ -235,6 +250,10 @@ def release_result(inp: ReleaseInput, entries: Iterable[Entry]) -> ReleaseResult
     for e in entries:
         if e.kind == MovementKind.RELEASE:
             sums[(e.node_id, e.sku, e.warehouse)] += e.quantity
-    return ReleaseResult(ticket_id=inp.ticket_id, node_id=inp.node_id, released=[
-        NodeStockQuantity(node_id=n, sku=s, warehouse=w, quantity=q) for (n, s, w), q in sorted(sums.items())
-    ])
+    return ReleaseResult(
+        ticket_id=inp.ticket_id,
+        node_id=inp.node_id,
+        released=[
+            NodeStockQuantity(node_id=n, sku=s, warehouse=w, quantity=q) for (n, s, w), q in sorted(sums.items())
+        ],
+    )

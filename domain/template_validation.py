@@ -93,8 +93,10 @@ def _events(ctx: _Ctx) -> None:
         for j, sender in enumerate(event.senders):
             kind, _, role = sender.partition(":")
             if not (sender in SENDER_KINDS or (kind == "role" and role)):
-                ctx.add(("events", i, "senders", j),
-                        f"unknown sender {sender!r}: requester, channel, assignee or role:<name>")
+                ctx.add(
+                    ("events", i, "senders", j),
+                    f"unknown sender {sender!r}: requester, channel, assignee or role:<name>",
+                )
         for j, name in enumerate(event.fields):
             _known_field(ctx, ("events", i, "fields", j), name)
 
@@ -178,7 +180,9 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
             ctx.add(("nodes", i), "a wait needs a duration, a signal, or both")
         declared = ctx.spec.events is None or any(e.name == node.signal for e in ctx.spec.events or [])
         if node.signal and not declared and node.signal not in {e.name for e in BUILTIN_EVENTS}:
-            ctx.add(("nodes", i, "signal"), f"the event {node.signal!r} is not declared in events: nobody could send it")
+            ctx.add(
+                ("nodes", i, "signal"), f"the event {node.signal!r} is not declared in events: nobody could send it"
+            )
     elif kind == "action":
         _action(ctx, i, node)
     elif kind == "reserve_parts":

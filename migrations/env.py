@@ -8,10 +8,10 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
-import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-import models.notifications_tables  # noqa: F401  (notification outbox, inbox, contact)
 import models.inventory_tables  # noqa: F401
+import models.notifications_tables  # noqa: F401  (notification outbox, inbox, contact)
 import models.settlement_tables  # noqa: F401  (price_rules, statement)
+import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from models.db import sync_url
 from models.settings import get_settings
 

@@ -14,8 +14,11 @@ class AuditEntry(BaseModel):
         description='the API key id it was made with, "oidc" for a bearer token, or what ran it outside the API '
         '(e.g. "demo-loader")'
     )
-    action: str = Field(examples=["person.update"], description="person.create, person.update, person.deactivate, "
-                        "role.grant, role.revoke, api_key.issue, api_key.revoke, template.publish, price_rules.publish")
+    action: str = Field(
+        examples=["person.update"],
+        description="person.create, person.update, person.deactivate, "
+        "role.grant, role.revoke, api_key.issue, api_key.revoke, template.publish, price_rules.publish",
+    )
     target_type: str = Field(examples=["person"], description="person, template, price_rules")
     target_id: str
     before: dict[str, Any] | None = Field(description="the changed values before (null: created)")

@@ -158,9 +158,7 @@ class BusinessCalendar(BaseModel):
         if not any(self.hours.values()):
             raise ValueError("a calendar needs working hours on at least one weekday")
         if not self.hours.get(self.extra_working_hours_from):
-            raise ValueError(
-                f"extra_working_hours_from={self.extra_working_hours_from.value} has no hours"
-            )
+            raise ValueError(f"extra_working_hours_from={self.extra_working_hours_from.value} has no hours")
         both = sorted(set(self.closed_dates) & set(self.extra_working_dates))
         if both:
             raise ValueError(f"dates both closed and extra working: {[d.isoformat() for d in both]}")

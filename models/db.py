@@ -12,7 +12,6 @@ the health probe: can the database take a write right now?
 
 import asyncio
 import sqlite3
-
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -86,7 +85,10 @@ def create_engine(url: str, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOU
         event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, statement_timeout_ms))
         return engine
     return create_async_engine(
-        async_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True,
+        async_url(url),
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
         connect_args={"options": _postgres_options(url, statement_timeout_ms), "connect_timeout": 10},
     )
 

@@ -63,16 +63,31 @@ SUPERVISORS = {"east": "sup-zhou", "south": "sup-lin", "north": "sup-guo"}
 # Dispatch profiles of the named people (the generated engineers get theirs below).
 _PROFILES: dict[str, dict[str, Any]] = {
     "eng-li": {
-        "team": "field-service", "skills": {"equipment_repair": 4, "installation": 3, "electrical": 3},
-        "home_lat": 31.2071, "home_lon": 121.4452, "capacity": 8, "seniority": 3, "features": {"rating": 4.5},
+        "team": "field-service",
+        "skills": {"equipment_repair": 4, "installation": 3, "electrical": 3},
+        "home_lat": 31.2071,
+        "home_lon": 121.4452,
+        "capacity": 8,
+        "seniority": 3,
+        "features": {"rating": 4.5},
     },
     "eng-zhao": {
-        "team": "field-service", "skills": {"equipment_repair": 3, "hvac": 4, "refrigeration": 3},
-        "home_lat": 31.2718, "home_lon": 121.5226, "capacity": 6, "seniority": 2, "features": {"rating": 4.2},
+        "team": "field-service",
+        "skills": {"equipment_repair": 3, "hvac": 4, "refrigeration": 3},
+        "home_lat": 31.2718,
+        "home_lon": 121.5226,
+        "capacity": 6,
+        "seniority": 2,
+        "features": {"rating": 4.2},
     },
     "eng-huang": {
-        "team": "field-service", "skills": {"equipment_repair": 4, "installation": 4, "network": 2},
-        "home_lat": 22.5512, "home_lon": 114.0967, "capacity": 8, "seniority": 4, "features": {"rating": 4.7},
+        "team": "field-service",
+        "skills": {"equipment_repair": 4, "installation": 4, "network": 2},
+        "home_lat": 22.5512,
+        "home_lon": 114.0967,
+        "capacity": 8,
+        "seniority": 4,
+        "features": {"rating": 4.7},
     },
 }
 
@@ -84,10 +99,65 @@ def demo_api_key(actor_id: str) -> str:
 # --- the generated engineer roster ---
 
 ENGINEERS_PER_REGION = 22
-_SURNAMES = ["Zhang", "Wang", "Liu", "Chen", "Yang", "Zhao", "Wu", "Zhou", "Xu", "Sun", "Ma", "Zhu", "Hu", "Guo",
-             "He", "Lin", "Luo", "Gao", "Liang", "Zheng", "Xie", "Song", "Tang", "Han", "Feng", "Deng", "Cao"]
-_GIVEN = ["Wei", "Fang", "Min", "Jing", "Lei", "Jun", "Yang", "Yong", "Yan", "Jie", "Tao", "Ming", "Chao", "Xiu",
-          "Xia", "Ping", "Gang", "Hui", "Bin", "Peng", "Hua", "Dan", "Hong", "Long", "Qiang", "Ning", "Rui", "Kai"]
+_SURNAMES = [
+    "Zhang",
+    "Wang",
+    "Liu",
+    "Chen",
+    "Yang",
+    "Zhao",
+    "Wu",
+    "Zhou",
+    "Xu",
+    "Sun",
+    "Ma",
+    "Zhu",
+    "Hu",
+    "Guo",
+    "He",
+    "Lin",
+    "Luo",
+    "Gao",
+    "Liang",
+    "Zheng",
+    "Xie",
+    "Song",
+    "Tang",
+    "Han",
+    "Feng",
+    "Deng",
+    "Cao",
+]
+_GIVEN = [
+    "Wei",
+    "Fang",
+    "Min",
+    "Jing",
+    "Lei",
+    "Jun",
+    "Yang",
+    "Yong",
+    "Yan",
+    "Jie",
+    "Tao",
+    "Ming",
+    "Chao",
+    "Xiu",
+    "Xia",
+    "Ping",
+    "Gang",
+    "Hui",
+    "Bin",
+    "Peng",
+    "Hua",
+    "Dan",
+    "Hong",
+    "Long",
+    "Qiang",
+    "Ning",
+    "Rui",
+    "Kai",
+]
 _SENIORITY_WEIGHTS = (20, 32, 30, 12, 6)  # levels 1..5: a few seniors
 _KM_PER_DEG = 111.32
 
@@ -168,8 +238,16 @@ def demo_key_id(actor_id: str) -> str:
 def demo_keys(now: datetime) -> list[dict[str, Any]]:
     """The ``api_key`` rows of every demo person's ``demo-<id>`` key."""
     return [
-        {"id": demo_key_id(a.id), "actor_id": a.id, "key_hash": ApiKey.hash(demo_api_key(a.id)),
-         "label": "demo data", "created_at": now, "created_by": "demo-loader", "expires_at": None, "revoked_at": None}
+        {
+            "id": demo_key_id(a.id),
+            "actor_id": a.id,
+            "key_hash": ApiKey.hash(demo_api_key(a.id)),
+            "label": "demo data",
+            "created_at": now,
+            "created_by": "demo-loader",
+            "expires_at": None,
+            "revoked_at": None,
+        }
         for a in ACTORS
     ]
 
@@ -178,4 +256,3 @@ ACTORS = [
     *(_actor(i, n, r, g, m, _PROFILES.get(i, {})) for i, n, r, g, m in _ACTORS),
     *(_actor(*row) for row in _roster()),
 ]
-

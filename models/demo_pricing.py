@@ -35,47 +35,75 @@ _PARTS = [
 ]
 
 
-def _rules(region: str, *, repair_base: str, repair_hourly: str, install: str, adjustments: list[dict]) -> RegionPricing:
-    return RegionPricing.model_validate({
-        "region": region,
-        "version": DEMO_VERSION,
-        "currency": "CNY",
-        "services": [
-            {"strategy": "hourly", "code": "REPAIR-ONSITE", "description": "On-site repair",
-             "base_fee": repair_base, "hourly_rate": repair_hourly, "increment_minutes": 15,
-             "included_minutes": 30, "minimum_charge": "150"},
-            {"strategy": "flat", "code": "INSTALL", "description": "Installation package", "price": install},
-            {"strategy": "flat", "code": "INSPECT", "description": "Inspection visit", "price": "60"},
-            {"strategy": "flat", "code": "RETURN-PICKUP", "description": "Return pick-up", "price": "25"},
-        ],
-        "parts": _PARTS,
-        "adjustments": adjustments,
-        "surcharges": [
-            {"type": "percent", "code": "night", "description": "Night work", "when": "night", "percent": "30"},
-            {"type": "fixed", "code": "rush", "description": "Rush call-out", "when": "rush", "amount": "50"},
-            {"type": "distance", "code": "travel", "description": "Travel", "per_km": "2.5", "free_km": "10",
-             "increment_km": "1"},
-        ],
-        "discounts": {
-            "member_levels": [{"level": "silver", "percent": "5"}, {"level": "gold", "percent": "10"}],
-            "referral_tiers": [{"min_referrals": 3, "percent": "20"}, {"min_referrals": 5, "percent": "30"}],
-            "combine": "best",
-        },
-        "tax": {"name": "VAT", "mode": "exclusive", "percent": "6"},
-        "split": [
-            {"party": "platform", "share": "0.2"},
-            {"party": "provider", "share": "0.3"},
-            {"party": "engineer", "share": "0.5"},
-        ],
-    })
+def _rules(
+    region: str, *, repair_base: str, repair_hourly: str, install: str, adjustments: list[dict]
+) -> RegionPricing:
+    return RegionPricing.model_validate(
+        {
+            "region": region,
+            "version": DEMO_VERSION,
+            "currency": "CNY",
+            "services": [
+                {
+                    "strategy": "hourly",
+                    "code": "REPAIR-ONSITE",
+                    "description": "On-site repair",
+                    "base_fee": repair_base,
+                    "hourly_rate": repair_hourly,
+                    "increment_minutes": 15,
+                    "included_minutes": 30,
+                    "minimum_charge": "150",
+                },
+                {"strategy": "flat", "code": "INSTALL", "description": "Installation package", "price": install},
+                {"strategy": "flat", "code": "INSPECT", "description": "Inspection visit", "price": "60"},
+                {"strategy": "flat", "code": "RETURN-PICKUP", "description": "Return pick-up", "price": "25"},
+            ],
+            "parts": _PARTS,
+            "adjustments": adjustments,
+            "surcharges": [
+                {"type": "percent", "code": "night", "description": "Night work", "when": "night", "percent": "30"},
+                {"type": "fixed", "code": "rush", "description": "Rush call-out", "when": "rush", "amount": "50"},
+                {
+                    "type": "distance",
+                    "code": "travel",
+                    "description": "Travel",
+                    "per_km": "2.5",
+                    "free_km": "10",
+                    "increment_km": "1",
+                },
+            ],
+            "discounts": {
+                "member_levels": [{"level": "silver", "percent": "5"}, {"level": "gold", "percent": "10"}],
+                "referral_tiers": [{"min_referrals": 3, "percent": "20"}, {"min_referrals": 5, "percent": "30"}],
+                "combine": "best",
+            },
+            "tax": {"name": "VAT", "mode": "exclusive", "percent": "6"},
+            "split": [
+                {"party": "platform", "share": "0.2"},
+                {"party": "provider", "share": "0.3"},
+                {"party": "engineer", "share": "0.5"},
+            ],
+        }
+    )
 
 
 DEMO_PRICING: dict[str, RegionPricing] = {
-    "east": _rules("east", repair_base="80", repair_hourly="120", install="299", adjustments=[
-        {"code": "urban", "description": "Urban premium", "when": "urban", "percent": "20"},
-    ]),
-    "south": _rules("south", repair_base="70", repair_hourly="110", install="279", adjustments=[
-        {"code": "tier3", "description": "Lower-tier city", "when": "tier3_city", "percent": "-10"},
-    ]),
+    "east": _rules(
+        "east",
+        repair_base="80",
+        repair_hourly="120",
+        install="299",
+        adjustments=[
+            {"code": "urban", "description": "Urban premium", "when": "urban", "percent": "20"},
+        ],
+    ),
+    "south": _rules(
+        "south",
+        repair_base="70",
+        repair_hourly="110",
+        install="279",
+        adjustments=[
+            {"code": "tier3", "description": "Lower-tier city", "when": "tier3_city", "percent": "-10"},
+        ],
+    ),
 }
-

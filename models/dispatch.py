@@ -135,8 +135,7 @@ class DispatchRequest(BaseModel):
     strategy: Strategy = Strategy.BEST_SCORE
     weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_WEIGHTS),
-        description="distance, load, skill, seniority, tier, or a feature name → weight; "
-        "negative = lower is better",
+        description="distance, load, skill, seniority, tier, or a feature name → weight; negative = lower is better",
     )
     distance_scale_km: float = Field(
         default=10.0, gt=0, description="distance score = 1 / (1 + km / scale): 1 at the door, ½ at scale"
@@ -187,9 +186,7 @@ class DispatchDecision(BaseModel):
     chosen: ScoredCandidate | None = None
     offers: list[str] = Field(default_factory=list, description="grab pool: ids offered, best first")
     fallback_id: str | None = Field(default=None, description="grab pool: best score if nobody claims")
-    ranked: list[ScoredCandidate] = Field(
-        default_factory=list, description="top N in the strategy's order"
-    )
+    ranked: list[ScoredCandidate] = Field(default_factory=list, description="top N in the strategy's order")
     considered: int = 0
     qualified: int = 0
     rejections: dict[str, int] = Field(

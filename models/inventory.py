@@ -160,14 +160,42 @@ class ReleaseResult(_Payload):
 # ============================================================================================
 
 DEMO_PARTS = [
-    Part(sku="FAN-CMP-120", name="Compressor cooling fan 120 mm", unit="pcs", unit_price=Decimal("185.00"),
-         currency="CNY", reorder_point=5, reorder_qty=20),
-    Part(sku="SNS-TEMP-PT100", name="Temperature sensor PT100", unit="pcs", unit_price=Decimal("68.50"),
-         currency="CNY", reorder_point=10, reorder_qty=50),
-    Part(sku="SEAL-DOOR-1800", name="Refrigerator door seal 1.8 m", unit="pcs", unit_price=Decimal("42.00"),
-         currency="CNY", reorder_point=8, reorder_qty=30),
-    Part(sku="RLY-START-220", name="Compressor start relay 220 V", unit="pcs", unit_price=Decimal("23.80"),
-         currency="CNY", reorder_point=6, reorder_qty=24),
+    Part(
+        sku="FAN-CMP-120",
+        name="Compressor cooling fan 120 mm",
+        unit="pcs",
+        unit_price=Decimal("185.00"),
+        currency="CNY",
+        reorder_point=5,
+        reorder_qty=20,
+    ),
+    Part(
+        sku="SNS-TEMP-PT100",
+        name="Temperature sensor PT100",
+        unit="pcs",
+        unit_price=Decimal("68.50"),
+        currency="CNY",
+        reorder_point=10,
+        reorder_qty=50,
+    ),
+    Part(
+        sku="SEAL-DOOR-1800",
+        name="Refrigerator door seal 1.8 m",
+        unit="pcs",
+        unit_price=Decimal("42.00"),
+        currency="CNY",
+        reorder_point=8,
+        reorder_qty=30,
+    ),
+    Part(
+        sku="RLY-START-220",
+        name="Compressor start relay 220 V",
+        unit="pcs",
+        unit_price=Decimal("23.80"),
+        currency="CNY",
+        reorder_point=6,
+        reorder_qty=24,
+    ),
 ]
 
 DEMO_WAREHOUSES = [
@@ -179,9 +207,16 @@ DEMO_WAREHOUSES = [
 
 # (warehouse, sku, quantity received once at load)
 DEMO_STOCK = [
-    ("WH-SH-PD", "FAN-CMP-120", 12), ("WH-SH-PD", "SNS-TEMP-PT100", 40), ("WH-SH-PD", "SEAL-DOOR-1800", 25),
-    ("WH-SH-JD", "FAN-CMP-120", 8), ("WH-SH-JD", "SNS-TEMP-PT100", 15), ("WH-SH-JD", "RLY-START-220", 30),
-    ("WH-SZ-NS", "FAN-CMP-120", 10), ("WH-SZ-NS", "SEAL-DOOR-1800", 20), ("WH-SZ-NS", "RLY-START-220", 18),
-    ("WH-SZ-LG", "FAN-CMP-120", 6), ("WH-SZ-LG", "SNS-TEMP-PT100", 30), ("WH-SZ-LG", "SEAL-DOOR-1800", 12),
+    ("WH-SH-PD", "FAN-CMP-120", 12),
+    ("WH-SH-PD", "SNS-TEMP-PT100", 40),
+    ("WH-SH-PD", "SEAL-DOOR-1800", 25),
+    ("WH-SH-JD", "FAN-CMP-120", 8),
+    ("WH-SH-JD", "SNS-TEMP-PT100", 15),
+    ("WH-SH-JD", "RLY-START-220", 30),
+    ("WH-SZ-NS", "FAN-CMP-120", 10),
+    ("WH-SZ-NS", "SEAL-DOOR-1800", 20),
+    ("WH-SZ-NS", "RLY-START-220", 18),
+    ("WH-SZ-LG", "FAN-CMP-120", 6),
+    ("WH-SZ-LG", "SNS-TEMP-PT100", 30),
+    ("WH-SZ-LG", "SEAL-DOOR-1800", 12),
 ]
-

@@ -85,19 +85,20 @@ class PersonFields(_Body):
     team: Code | None = Field(default=None, description="Primary team", examples=["field-service"])
     manager_id: str | None = Field(default=None, max_length=64, description="An existing person; no cycles")
     active: bool = True
-    skills: dict[Code, Level] = Field(default_factory=dict, description="skill → level 1..5",
-                                      examples=[{"equipment_repair": 4, "hvac": 2}])
+    skills: dict[Code, Level] = Field(
+        default_factory=dict, description="skill → level 1..5", examples=[{"equipment_repair": 4, "hvac": 2}]
+    )
     home_lat: Latitude | None = None
-    home_lon: Longitude | None = Field(default=None, validate_default=True,
-                                       description="With home_lat, or neither")
+    home_lon: Longitude | None = Field(default=None, validate_default=True, description="With home_lat, or neither")
     capacity: int = Field(default=10, ge=0, le=10_000, description="Max open tickets")
     seniority: Level = Field(default=1, description="1..5; VIP tickets need 4 or more (or a supervisor)")
     working_hours: BusinessCalendar | None = Field(
         default=None, description="When this person works; null: available at any time"
     )
     out_of_office: list[Absence] = Field(default_factory=list, description="Absences, sorted, not overlapping")
-    features: dict[Code, Finite] = Field(default_factory=dict, description="Numeric criteria: rating, …",
-                                         examples=[{"rating": 4.6}])
+    features: dict[Code, Finite] = Field(
+        default_factory=dict, description="Numeric criteria: rating, …", examples=[{"rating": 4.6}]
+    )
 
     @field_validator("roles", "regions", "groups")
     @classmethod
@@ -180,7 +181,9 @@ class ApiKeyCreate(_Body):
 
     label: str = Field(default="", max_length=200, description="What the key is for", examples=["laptop"])
     expires_in_days: int | None = Field(
-        default=None, ge=1, le=36_500,
+        default=None,
+        ge=1,
+        le=36_500,
         description="Lifetime; omitted: TICKETFLOW_API_KEY_DEFAULT_TTL_DAYS; at most TICKETFLOW_API_KEY_MAX_TTL_DAYS",
     )
 

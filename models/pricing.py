@@ -78,9 +78,7 @@ CURRENCIES: Mapping[str, CurrencySpec] = MappingProxyType(
 
 def _reject_float(value: Any) -> Any:
     if isinstance(value, float):
-        raise ValueError(
-            f"float {value!r} is not allowed for an exact amount; send a string such as \"12.50\""
-        )
+        raise ValueError(f'float {value!r} is not allowed for an exact amount; send a string such as "12.50"')
     if isinstance(value, bool):
         raise ValueError("a boolean is not a number")
     return value
@@ -277,9 +275,7 @@ class DistanceSurcharge(_Frozen):
     increment_km: Quantity = Decimal(1)
 
 
-SurchargeRule = Annotated[
-    PercentSurcharge | FixedSurcharge | DistanceSurcharge, Field(discriminator="type")
-]
+SurchargeRule = Annotated[PercentSurcharge | FixedSurcharge | DistanceSurcharge, Field(discriminator="type")]
 
 
 class MemberDiscount(_Frozen):

@@ -84,7 +84,9 @@ class PersonWorkload(BaseModel):
     )
     load_in_regions: int = Field(description="The part of load in the report's regions")
     utilisation: float | None = Field(description="load / capacity; null when capacity is 0")
-    breached: int = Field(description="Open tickets the person holds in the report's regions that have missed an SLA target")
+    breached: int = Field(
+        description="Open tickets the person holds in the report's regions that have missed an SLA target"
+    )
 
 
 class TeamWorkload(BaseModel):

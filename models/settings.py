@@ -97,13 +97,17 @@ class Settings(BaseSettings):
         if self.webhook_url and (
             self.webhook_secret is None or len(self.webhook_secret.get_secret_value()) < MIN_SECRET_LENGTH
         ):
-            raise ValueError(f"TICKETFLOW_WEBHOOK_SECRET of at least {MIN_SECRET_LENGTH} characters is required "
-                             "with TICKETFLOW_WEBHOOK_URL")
+            raise ValueError(
+                f"TICKETFLOW_WEBHOOK_SECRET of at least {MIN_SECRET_LENGTH} characters is required "
+                "with TICKETFLOW_WEBHOOK_URL"
+            )
         if self.environment == "production":
             key = self.action_signing_key
             if key is None or len(key.get_secret_value()) < MIN_SECRET_LENGTH:
-                raise ValueError(f"TICKETFLOW_ACTION_SIGNING_KEY of at least {MIN_SECRET_LENGTH} characters is "
-                                 "required in production")
+                raise ValueError(
+                    f"TICKETFLOW_ACTION_SIGNING_KEY of at least {MIN_SECRET_LENGTH} characters is "
+                    "required in production"
+                )
         return self
 
     def signing_keys(self) -> tuple[str, dict[str, bytes]]:

@@ -92,8 +92,15 @@ class ApiKey(SQLModel, table=True):
     def for_secret(
         cls, actor_id: str, secret: str, created_by: str, expires_at: datetime | None = None, label: str = ""
     ) -> "ApiKey":
-        return cls(id=cls.new_id(), actor_id=actor_id, key_hash=cls.hash(secret), label=label,
-                   created_at=datetime.now(UTC), created_by=created_by, expires_at=expires_at)
+        return cls(
+            id=cls.new_id(),
+            actor_id=actor_id,
+            key_hash=cls.hash(secret),
+            label=label,
+            created_at=datetime.now(UTC),
+            created_by=created_by,
+            expires_at=expires_at,
+        )
 
     def valid_at(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -46,8 +46,8 @@ class FormField(_Spec):
     required: bool = False
     default: Any = None
     options: list[str] | None = None  # enum / multi_enum
-    min: Decimal | None = Field(default=None, ge=-10**15, le=10**15)  # number / money: value; text: length
-    max: Decimal | None = Field(default=None, ge=-10**15, le=10**15)
+    min: Decimal | None = Field(default=None, ge=-(10**15), le=10**15)  # number / money: value; text: length
+    max: Decimal | None = Field(default=None, ge=-(10**15), le=10**15)
     pattern: str | None = None  # text: a regular expression the whole value must match
     currency: str | None = None  # money: the only accepted currency (None: any ISO code)
     # Roles that may see / edit the field; empty means everybody.
@@ -296,9 +296,14 @@ class EventSpec(_Spec):
 
 # Events every ticket accepts unless its template declares them otherwise.
 BUILTIN_EVENTS = (
-    EventSpec(name="customer_reply", description="The customer answers a request_info", senders=["requester", "channel"]),
-    EventSpec(name="retry_settlement", description="Price again after the rules were fixed",
-              senders=["role:finance", "role:admin"]),
+    EventSpec(
+        name="customer_reply", description="The customer answers a request_info", senders=["requester", "channel"]
+    ),
+    EventSpec(
+        name="retry_settlement",
+        description="Price again after the rules were fixed",
+        senders=["role:finance", "role:admin"],
+    ),
 )
 
 
@@ -353,9 +358,11 @@ class TemplateSpec(_Spec):
         return None
 
     def event_names(self) -> list[str]:
-        names = [e.name for e in self.events or []] if self.events is not None else [
-            n.signal for n in self.nodes if n.type == "wait" and n.signal
-        ]
+        names = (
+            [e.name for e in self.events or []]
+            if self.events is not None
+            else [n.signal for n in self.nodes if n.type == "wait" and n.signal]
+        )
         return list(dict.fromkeys([*names, *(e.name for e in BUILTIN_EVENTS)]))
 
     def field(self, name: str) -> FormField | None:

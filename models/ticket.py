@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.common import Priority, TicketStatus
 from models.calendar import BusinessCalendar
+from models.common import Priority, TicketStatus
 from models.template import TemplateVersion
 
 __all__ = ["Priority", "TicketStatus"]
@@ -204,7 +204,12 @@ class TicketState(TicketFacts):
         held bare names. They count as having come at the state's last change."""
         if isinstance(data, dict) and any(isinstance(e, str) for e in data.get("unclaimed_events") or []):
             at = data.get("updated_at")
-            data = {**data, "unclaimed_events": [{"name": e, "at": at} if isinstance(e, str) else e for e in data["unclaimed_events"]]}
+            data = {
+                **data,
+                "unclaimed_events": [
+                    {"name": e, "at": at} if isinstance(e, str) else e for e in data["unclaimed_events"]
+                ],
+            }
         return data
 
 
@@ -346,8 +351,12 @@ class EventInput(ActorInput):
     """An event (the ``send_event`` update): customer replied, ERP status changed, …; the
     template declares who may send it and which fields it may set."""
 
-    name: str = Field(min_length=1, max_length=64, examples=["customer_reply"],
-                      description="An event the ticket's template declares (422 lists them otherwise)")
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        examples=["customer_reply"],
+        description="An event the ticket's template declares (422 lists them otherwise)",
+    )
     fields: dict[str, Any] = Field(default_factory=dict)
     text: str | None = Field(default=None, max_length=10_000)
 
@@ -390,4 +399,3 @@ class ProjectionInput(BaseModel):
 
     state: TicketState
     events: list[TicketEvent]
-

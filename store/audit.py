@@ -26,8 +26,12 @@ async def page(
 ) -> tuple[list[AuditLog], str | None]:
     """Newest first, keyset-paged on the entry id."""
     q = select(AuditLog)
-    for column, value in ((AuditLog.target_type, target_type), (AuditLog.target_id, target_id),
-                          (AuditLog.actor_id, actor_id), (AuditLog.action, action)):
+    for column, value in (
+        (AuditLog.target_type, target_type),
+        (AuditLog.target_id, target_id),
+        (AuditLog.actor_id, actor_id),
+        (AuditLog.action, action),
+    ):
         if value is not None:
             q = q.where(col(column) == value)
     if after is not None:

@@ -28,10 +28,12 @@ async def load_people(db: Database) -> None:
         await session.flush()
         table = ApiKey.__table__
         insert = upsert_statement(session.bind.dialect.name, table).values(demo_keys(datetime.now(UTC)))  # type: ignore[arg-type]
-        await session.exec(insert.on_conflict_do_update(  # type: ignore[call-overload]
-            index_elements=["key_hash"],
-            set_={"actor_id": insert.excluded.actor_id, "expires_at": None, "revoked_at": None},
-        ))
+        await session.exec(
+            insert.on_conflict_do_update(  # type: ignore[call-overload]
+                index_elements=["key_hash"],
+                set_={"actor_id": insert.excluded.actor_id, "expires_at": None, "revoked_at": None},
+            )
+        )
         await bump_roster_revision(session)
         await session.commit()
 
@@ -51,15 +53,24 @@ async def load_inventory(db: Database) -> None:
         for warehouse, sku, qty in DEMO_STOCK:
             receipt = (
                 upsert_statement(dialect, StockMovement.__table__)
-                .values(idempotency_key=f"demo:{warehouse}:{sku}", kind=MovementKind.RECEIPT.value,
-                        warehouse=warehouse, sku=sku, quantity=qty, actor_id="demo", at=now, note="demo stock")
+                .values(
+                    idempotency_key=f"demo:{warehouse}:{sku}",
+                    kind=MovementKind.RECEIPT.value,
+                    warehouse=warehouse,
+                    sku=sku,
+                    quantity=qty,
+                    actor_id="demo",
+                    at=now,
+                    note="demo stock",
+                )
                 .on_conflict_do_nothing(index_elements=["idempotency_key"])
                 .returning(StockMovement.__table__.c.id)
             )
             if (await conn.execute(receipt)).first() is None:
                 continue  # received on an earlier run
-            add = upsert_statement(dialect, level).values(warehouse=warehouse, sku=sku, on_hand=qty, reserved=0,
-                                                          updated_at=now)
+            add = upsert_statement(dialect, level).values(
+                warehouse=warehouse, sku=sku, on_hand=qty, reserved=0, updated_at=now
+            )
             add = add.on_conflict_do_update(
                 index_elements=["warehouse", "sku"],
                 set_={"on_hand": level.c.on_hand + add.excluded.on_hand, "updated_at": add.excluded.updated_at},
@@ -76,17 +87,25 @@ async def load_pricing(db: Database) -> list[tuple[str, str, bool]]:
     loaded = []
     async with db.session() as session:
         for region, rules in DEMO_PRICING.items():
-            has_active = (await session.exec(
-                select(PriceRules.id).where(PriceRules.region == region, col(PriceRules.active).is_(True))
-            )).first() is not None
+            has_active = (
+                await session.exec(
+                    select(PriceRules.id).where(PriceRules.region == region, col(PriceRules.active).is_(True))
+                )
+            ).first() is not None
             insert = upsert_statement(db.engine.dialect.name, table).values(
-                region=region, version=rules.version, rules=rules.model_dump(mode="json"),
-                active=not has_active, created_by="demo", created_at=datetime.now(UTC),
+                region=region,
+                version=rules.version,
+                rules=rules.model_dump(mode="json"),
+                active=not has_active,
+                created_by="demo",
+                created_at=datetime.now(UTC),
             )
             await session.exec(insert.on_conflict_do_nothing(index_elements=["region", "version"]))  # type: ignore[call-overload]
-            row = (await session.exec(
-                select(PriceRules).where(PriceRules.region == region, PriceRules.version == rules.version)
-            )).one()
+            row = (
+                await session.exec(
+                    select(PriceRules).where(PriceRules.region == region, PriceRules.version == rules.version)
+                )
+            ).one()
             loaded.append((region, row.version, row.active))
         await session.commit()
     return loaded

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.exceptions import ApplicationError
 
 from domain import stock
@@ -70,22 +70,32 @@ _AT = sa.bindparam("at", type_=UTC_DATETIME)
 
 _RESERVE = (
     _LEVEL.update()
-    .where(_LEVEL.c.warehouse == sa.bindparam("w"), _LEVEL.c.sku == sa.bindparam("s"),
-           _AVAILABLE >= sa.bindparam("n", type_=sa.Integer))
+    .where(
+        _LEVEL.c.warehouse == sa.bindparam("w"),
+        _LEVEL.c.sku == sa.bindparam("s"),
+        _AVAILABLE >= sa.bindparam("n", type_=sa.Integer),
+    )
     .values(reserved=_LEVEL.c.reserved + sa.bindparam("n", type_=sa.Integer), updated_at=_AT)
     .returning(_LEVEL.c.on_hand, _LEVEL.c.reserved)
 )
 # Consumption and release: reserved -= r (r = consumed + released), on_hand -= c (consumed).
 _SETTLE = (
     _LEVEL.update()
-    .where(_LEVEL.c.warehouse == sa.bindparam("w"), _LEVEL.c.sku == sa.bindparam("s"),
-           _LEVEL.c.reserved >= sa.bindparam("r", type_=sa.Integer))
-    .values(on_hand=_LEVEL.c.on_hand - sa.bindparam("c", type_=sa.Integer),
-            reserved=_LEVEL.c.reserved - sa.bindparam("r", type_=sa.Integer), updated_at=_AT)
+    .where(
+        _LEVEL.c.warehouse == sa.bindparam("w"),
+        _LEVEL.c.sku == sa.bindparam("s"),
+        _LEVEL.c.reserved >= sa.bindparam("r", type_=sa.Integer),
+    )
+    .values(
+        on_hand=_LEVEL.c.on_hand - sa.bindparam("c", type_=sa.Integer),
+        reserved=_LEVEL.c.reserved - sa.bindparam("r", type_=sa.Integer),
+        updated_at=_AT,
+    )
     .returning(_LEVEL.c.on_hand, _LEVEL.c.reserved)
 )
 _RESERVED_BEFORE = sa.exists().where(
-    _MOVE.c.ticket_id == sa.bindparam("t"), _MOVE.c.node_id == sa.bindparam("node"),
+    _MOVE.c.ticket_id == sa.bindparam("t"),
+    _MOVE.c.node_id == sa.bindparam("node"),
     _MOVE.c.kind == MovementKind.RESERVATION.value,
 )
 
@@ -101,8 +111,16 @@ def _candidates(named_warehouses: bool) -> sa.Select:
         site = sa.and_(site, _WH.c.kind == WarehouseKind.REGIONAL.value)
     stock_in_region = _LEVEL.join(_WH, sa.and_(_WH.c.code == _LEVEL.c.warehouse, site))
     return (
-        sa.select(_PART.c.sku, _PART.c.reorder_point, _PART.c.reorder_qty, _LEVEL.c.warehouse,
-                  _AVAILABLE.label("available"), _WH.c.lat, _WH.c.lon, _RESERVED_BEFORE.label("done"))
+        sa.select(
+            _PART.c.sku,
+            _PART.c.reorder_point,
+            _PART.c.reorder_qty,
+            _LEVEL.c.warehouse,
+            _AVAILABLE.label("available"),
+            _WH.c.lat,
+            _WH.c.lon,
+            _RESERVED_BEFORE.label("done"),
+        )
         .select_from(_PART.outerjoin(stock_in_region, sa.and_(_LEVEL.c.sku == _PART.c.sku, _AVAILABLE > 0)))
         .where(_PART.c.sku.in_(sa.bindparam("skus", expanding=True)))
     )
@@ -110,8 +128,17 @@ def _candidates(named_warehouses: bool) -> sa.Select:
 
 _CANDIDATES = {named: _candidates(named) for named in (False, True)}
 _LEDGER = (
-    sa.select(_MOVE.c.kind, _MOVE.c.node_id, _MOVE.c.line, _MOVE.c.allocation, _MOVE.c.warehouse, _MOVE.c.sku,
-              _MOVE.c.quantity, _PART.c.reorder_point, _PART.c.reorder_qty)
+    sa.select(
+        _MOVE.c.kind,
+        _MOVE.c.node_id,
+        _MOVE.c.line,
+        _MOVE.c.allocation,
+        _MOVE.c.warehouse,
+        _MOVE.c.sku,
+        _MOVE.c.quantity,
+        _PART.c.reorder_point,
+        _PART.c.reorder_qty,
+    )
     .join(_PART, _PART.c.sku == _MOVE.c.sku)
     .where(_MOVE.c.ticket_id == sa.bindparam("t"))
     .order_by(_MOVE.c.id)
@@ -140,8 +167,10 @@ WHERE p.sku = ANY(%(skus)s)
 _PG_LOCK_COLUMN = ",\n       (SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 0))) IS NULL AS locked"
 _PG_CANDIDATES = {
     (named, lock): _PG_CANDIDATES_SQL.format(
-        site="w.code = ANY(%(codes)s)" if named else "w.kind = 'regional'", lock=_PG_LOCK_COLUMN if lock else "")
-    for named in (False, True) for lock in (False, True)
+        site="w.code = ANY(%(codes)s)" if named else "w.kind = 'regional'", lock=_PG_LOCK_COLUMN if lock else ""
+    )
+    for named in (False, True)
+    for lock in (False, True)
 }
 # The conditional UPDATE and its ledger row in one statement (no row back: nothing taken); the row
 # lock is held only from here to COMMIT. ``guarded``: nothing either if the node has reserved by now.
@@ -243,9 +272,17 @@ async def _ledger(conn: AsyncConnection, ticket_id: str, node_id: str | None) ->
 def _ledger_row(ticket_id: str, e: Entry, at: datetime) -> dict[str, Any]:
     return {
         "idempotency_key": f"{ticket_id}:{e.node_id}:{e.line}.{e.allocation}:{e.kind}",
-        "kind": str(e.kind), "warehouse": e.warehouse, "sku": e.sku, "quantity": e.quantity,
-        "ticket_id": ticket_id, "node_id": e.node_id, "line": e.line, "allocation": e.allocation,
-        "actor_id": None, "at": at, "note": "",
+        "kind": str(e.kind),
+        "warehouse": e.warehouse,
+        "sku": e.sku,
+        "quantity": e.quantity,
+        "ticket_id": ticket_id,
+        "node_id": e.node_id,
+        "line": e.line,
+        "allocation": e.allocation,
+        "actor_id": None,
+        "at": at,
+        "note": "",
     }
 
 
@@ -264,8 +301,9 @@ class _Touched:
 
 def _touch(touched: dict[tuple[str, str], _Touched], e: Entry, on_hand: int, reserved: int, delta: int) -> None:
     prev = touched.get((e.warehouse, e.sku))
-    touched[(e.warehouse, e.sku)] = _Touched(on_hand - reserved, delta + (prev.delta if prev else 0),
-                                             e.reorder_point, e.reorder_qty)
+    touched[(e.warehouse, e.sku)] = _Touched(
+        on_hand - reserved, delta + (prev.delta if prev else 0), e.reorder_point, e.reorder_qty
+    )
 
 
 async def _review_alerts(conn: AsyncConnection, touched: dict[tuple[str, str], _Touched], at: datetime) -> None:
@@ -276,9 +314,15 @@ async def _review_alerts(conn: AsyncConnection, touched: dict[tuple[str, str], _
         if t.delta < 0 and stock.is_low(t.available, t.reorder_point):
             open_alert = (
                 upsert_statement(conn.dialect.name, _ALERT)
-                .values(warehouse=warehouse, sku=sku, status="open", reorder_point=t.reorder_point,
-                        available_at_open=t.available, opened_at=at,
-                        suggested_qty=stock.reorder_suggestion(t.available, t.reorder_point, t.reorder_qty))
+                .values(
+                    warehouse=warehouse,
+                    sku=sku,
+                    status="open",
+                    reorder_point=t.reorder_point,
+                    available_at_open=t.available,
+                    opened_at=at,
+                    suggested_qty=stock.reorder_suggestion(t.available, t.reorder_point, t.reorder_qty),
+                )
                 .on_conflict_do_nothing(index_elements=["warehouse", "sku"], index_where=sa.text("status = 'open'"))
             )
             await conn.execute(open_alert)
@@ -289,15 +333,20 @@ async def _review_alerts(conn: AsyncConnection, touched: dict[tuple[str, str], _
 # --- reserve ---
 
 
-async def _take(conn: AsyncConnection, driver: Any, inp: ReserveInput, e: Entry, at: datetime,
-                guarded: bool) -> Any:
+async def _take(conn: AsyncConnection, driver: Any, inp: ReserveInput, e: Entry, at: datetime, guarded: bool) -> Any:
     """The conditional UPDATE for one allocation and, if it took the stock, its ledger row.
     Returns the level's (on_hand, reserved) after, or None when nothing was taken."""
     level = {"w": e.warehouse, "s": e.sku, "n": e.quantity, "at": at}
     row = _ledger_row(inp.ticket_id, e, at)
     if driver is not None:  # PostgreSQL: one statement
-        params = {**level, "key": row["idempotency_key"], "t": inp.ticket_id, "node": inp.node_id,
-                  "line": e.line, "alloc": e.allocation}
+        params = {
+            **level,
+            "key": row["idempotency_key"],
+            "t": inp.ticket_id,
+            "node": inp.node_id,
+            "line": e.line,
+            "alloc": e.allocation,
+        }
         taken = await _pg_rows(driver, _PG_TAKE[guarded], params)
         return taken[0] if taken else None
     after = (await conn.execute(_RESERVE, level)).first()
@@ -325,8 +374,9 @@ async def _reserve(conn: AsyncConnection, inp: ReserveInput, at: datetime) -> Re
     async def reserved_before(fresh: bool) -> bool:
         if fresh or driver is None:
             return False  # the candidate read already said
-        return (await _pg_rows(driver, f"SELECT {_PG_RESERVED_BEFORE} AS done",
-                               {"t": inp.ticket_id, "node": inp.node_id}))[0].done
+        return (
+            await _pg_rows(driver, f"SELECT {_PG_RESERVED_BEFORE} AS done", {"t": inp.ticket_id, "node": inp.node_id})
+        )[0].done
 
     async def answer_from_ledger() -> ReserveResult:
         return stock.reserve_result(inp, await _ledger(conn, inp.ticket_id, inp.node_id))
@@ -336,8 +386,14 @@ async def _reserve(conn: AsyncConnection, inp: ReserveInput, at: datetime) -> Re
         if not needs:
             break
         named = inp.warehouses is not None
-        params = {"region": inp.region, "skus": sorted({n.sku for n in needs}), "codes": inp.warehouses or [],
-                  "t": inp.ticket_id, "node": inp.node_id, "lock": _lock_key(inp.ticket_id)}
+        params = {
+            "region": inp.region,
+            "skus": sorted({n.sku for n in needs}),
+            "codes": inp.warehouses or [],
+            "t": inp.ticket_id,
+            "node": inp.node_id,
+            "lock": _lock_key(inp.ticket_id),
+        }
         if driver is not None:
             rows = await _pg_rows(driver, _PG_CANDIDATES[(named, round_ == 0)], params)
         else:
@@ -347,8 +403,9 @@ async def _reserve(conn: AsyncConnection, inp: ReserveInput, at: datetime) -> Re
             return await answer_from_ledger()  # a retry: the first attempt committed
         parts = {r.sku: (r.reorder_point, r.reorder_qty) for r in rows}
         if unknown := sorted(set(params["skus"]) - parts.keys()):
-            raise ApplicationError(f"unknown part(s): {', '.join(unknown)}", {"skus": unknown},
-                                   type=UNKNOWN_PART, non_retryable=True)
+            raise ApplicationError(
+                f"unknown part(s): {', '.join(unknown)}", {"skus": unknown}, type=UNKNOWN_PART, non_retryable=True
+            )
         sites = [Site(r.warehouse, r.lat, r.lon) for r in rows if r.warehouse is not None]
         available = {(r.warehouse, r.sku): r.available for r in rows if r.warehouse is not None}
         ranked = stock.rank_sites(list({s.code: s for s in sites}.values()), location)
@@ -361,8 +418,19 @@ async def _reserve(conn: AsyncConnection, inp: ReserveInput, at: datetime) -> Re
         planned: list[Entry] = []  # allocation numbers follow the plan (nearest first)
         for p in picks:
             rp, rq = parts[p.sku]
-            planned.append(Entry(MovementKind.RESERVATION, inp.node_id, p.line, next_allocation[p.line],
-                                 p.warehouse, p.sku, p.quantity, rp, rq))
+            planned.append(
+                Entry(
+                    MovementKind.RESERVATION,
+                    inp.node_id,
+                    p.line,
+                    next_allocation[p.line],
+                    p.warehouse,
+                    p.sku,
+                    p.quantity,
+                    rp,
+                    rq,
+                )
+            )
             next_allocation[p.line] += 1
         lost_race = False
         for e in sorted(planned, key=lambda e: (e.warehouse, e.sku, e.line)):  # one lock order for everyone
@@ -393,8 +461,9 @@ async def reserve(db: Database, inp: ReserveInput) -> ReserveResult:
 # --- consume and release ---
 
 
-async def _settle(conn: AsyncConnection, ticket_id: str, split: Iterable[tuple[Entry, int, int]],
-                  at: datetime) -> list[Entry]:
+async def _settle(
+    conn: AsyncConnection, ticket_id: str, split: Iterable[tuple[Entry, int, int]], at: datetime
+) -> list[Entry]:
     """For each (allocation, consumed, released): one conditional UPDATE and its ledger rows."""
     written: list[Entry] = []
     touched: dict[tuple[str, str], _Touched] = {}
@@ -404,9 +473,14 @@ async def _settle(conn: AsyncConnection, ticket_id: str, split: Iterable[tuple[E
         if after is None:
             raise ApplicationError(
                 f"stock level {a.warehouse}/{a.sku} holds less reserved than the ledger of ticket {ticket_id}",
-                type=LEDGER_INCONSISTENT, non_retryable=True)
-        written += [a.with_quantity(kind, q) for kind, q in ((MovementKind.CONSUMPTION, consumed),
-                                                             (MovementKind.RELEASE, released)) if q]
+                type=LEDGER_INCONSISTENT,
+                non_retryable=True,
+            )
+        written += [
+            a.with_quantity(kind, q)
+            for kind, q in ((MovementKind.CONSUMPTION, consumed), (MovementKind.RELEASE, released))
+            if q
+        ]
         _touch(touched, a, after.on_hand, after.reserved, released)
     if written:
         await conn.execute(_MOVE.insert(), [_ledger_row(ticket_id, e, at) for e in written])
@@ -427,7 +501,9 @@ async def _consume(conn: AsyncConnection, inp: ConsumeInput, at: datetime) -> Co
             f"ticket {inp.ticket_id} node {inp.node_id}: "
             + ", ".join(f"{sku} used {q} > reserved {r}" for sku, (q, r) in over.items()),
             [{"sku": sku, "used": q, "reserved": r} for sku, (q, r) in over.items()],
-            type=CONSUMPTION_EXCEEDS_RESERVATION, non_retryable=True)
+            type=CONSUMPTION_EXCEEDS_RESERVATION,
+            non_retryable=True,
+        )
     return stock.consume_result(inp, found + await _settle(conn, inp.ticket_id, split, at))
 
 
@@ -450,8 +526,17 @@ async def release(db: Database, inp: ReleaseInput) -> ReleaseResult:
 # --- receipts (the API) ---
 
 
-async def receive(into: AsyncConnection | AsyncSession, *, key: str, warehouse: str, sku: str, quantity: int,
-                  actor_id: str | None, note: str = "", at: datetime | None = None) -> tuple[int, bool]:
+async def receive(
+    into: AsyncConnection | AsyncSession,
+    *,
+    key: str,
+    warehouse: str,
+    sku: str,
+    quantity: int,
+    actor_id: str | None,
+    note: str = "",
+    at: datetime | None = None,
+) -> tuple[int, bool]:
     """Receive ``quantity`` into a warehouse once per ``key`` (the ledger row's idempotency key),
     in the caller's transaction; the caller has checked that the warehouse and the part exist.
     Returns (ledger row id, True), or the earlier row's id and False when the key was used."""
@@ -462,8 +547,16 @@ async def receive(into: AsyncConnection | AsyncSession, *, key: str, warehouse: 
     dialect = conn.dialect.name
     insert = (
         upsert_statement(dialect, _MOVE)
-        .values(idempotency_key=key, kind=MovementKind.RECEIPT.value, warehouse=warehouse, sku=sku,
-                quantity=quantity, actor_id=actor_id, at=at, note=note)
+        .values(
+            idempotency_key=key,
+            kind=MovementKind.RECEIPT.value,
+            warehouse=warehouse,
+            sku=sku,
+            quantity=quantity,
+            actor_id=actor_id,
+            at=at,
+            note=note,
+        )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(_MOVE.c.id)
     )
@@ -471,8 +564,9 @@ async def receive(into: AsyncConnection | AsyncSession, *, key: str, warehouse: 
     if movement_id is None:
         earlier = await conn.execute(sa.select(_MOVE.c.id).where(_MOVE.c.idempotency_key == key))
         return earlier.scalar_one(), False
-    add = upsert_statement(dialect, _LEVEL).values(warehouse=warehouse, sku=sku, on_hand=quantity, reserved=0,
-                                                   updated_at=at)
+    add = upsert_statement(dialect, _LEVEL).values(
+        warehouse=warehouse, sku=sku, on_hand=quantity, reserved=0, updated_at=at
+    )
     add = add.on_conflict_do_update(
         index_elements=["warehouse", "sku"],
         set_={"on_hand": _LEVEL.c.on_hand + add.excluded.on_hand, "updated_at": add.excluded.updated_at},
@@ -506,9 +600,16 @@ async def part_exists(session: AsyncSession, sku: str) -> bool:
 
 _STOCK = (
     sa.select(
-        _LEVEL.c.warehouse, _WH.c.region, _LEVEL.c.sku, _PART.c.name.label("part_name"), _PART.c.unit,
-        _LEVEL.c.on_hand, _LEVEL.c.reserved, (_LEVEL.c.on_hand - _LEVEL.c.reserved).label("available"),
-        _PART.c.reorder_point, _LEVEL.c.updated_at,
+        _LEVEL.c.warehouse,
+        _WH.c.region,
+        _LEVEL.c.sku,
+        _PART.c.name.label("part_name"),
+        _PART.c.unit,
+        _LEVEL.c.on_hand,
+        _LEVEL.c.reserved,
+        (_LEVEL.c.on_hand - _LEVEL.c.reserved).label("available"),
+        _PART.c.reorder_point,
+        _LEVEL.c.updated_at,
     )
     .join(_WH, _WH.c.code == _LEVEL.c.warehouse)
     .join(_PART, _PART.c.sku == _LEVEL.c.sku)
@@ -516,8 +617,15 @@ _STOCK = (
 
 
 async def stock_levels(
-    session: AsyncSession, regions: list[str] | None, *, warehouse: str | None = None, sku: str | None = None,
-    region: str | None = None, low_only: bool = False, limit: int, offset: int,
+    session: AsyncSession,
+    regions: list[str] | None,
+    *,
+    warehouse: str | None = None,
+    sku: str | None = None,
+    region: str | None = None,
+    low_only: bool = False,
+    limit: int,
+    offset: int,
 ) -> list[Any]:
     """Rows of ``_STOCK`` (warehouse, region, sku, part_name, unit, on_hand, reserved, available,
     reorder_point, updated_at) by warehouse and SKU: at most ``limit + 1`` from ``offset``."""
@@ -531,7 +639,9 @@ async def stock_levels(
         q = q.where(_WH.c.region == region)
     if low_only:
         q = q.where(_LEVEL.c.on_hand - _LEVEL.c.reserved < _PART.c.reorder_point)
-    return list((await conn.execute(q.order_by(_LEVEL.c.warehouse, _LEVEL.c.sku).limit(limit + 1).offset(offset))).all())
+    return list(
+        (await conn.execute(q.order_by(_LEVEL.c.warehouse, _LEVEL.c.sku).limit(limit + 1).offset(offset))).all()
+    )
 
 
 async def stock_level(session: AsyncSession, warehouse: str, sku: str) -> Any:
@@ -545,14 +655,25 @@ async def movement(session: AsyncSession, movement_id: int) -> dict[str, Any]:
 
 
 async def movements(
-    session: AsyncSession, regions: list[str] | None, *, ticket_id: str | None = None, sku: str | None = None,
-    warehouse: str | None = None, kind: str | None = None, limit: int, after: keyset.Key | None = None,
+    session: AsyncSession,
+    regions: list[str] | None,
+    *,
+    ticket_id: str | None = None,
+    sku: str | None = None,
+    warehouse: str | None = None,
+    kind: str | None = None,
+    limit: int,
+    after: keyset.Key | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Ledger rows, newest first, keyset-paged on the id."""
     conn = await session.connection()
     q = sa.select(_MOVE).join(_WH, _WH.c.code == _MOVE.c.warehouse).where(*_in_regions(regions))
-    for column, value in ((_MOVE.c.ticket_id, ticket_id), (_MOVE.c.sku, sku), (_MOVE.c.warehouse, warehouse),
-                          (_MOVE.c.kind, kind)):
+    for column, value in (
+        (_MOVE.c.ticket_id, ticket_id),
+        (_MOVE.c.sku, sku),
+        (_MOVE.c.warehouse, warehouse),
+        (_MOVE.c.kind, kind),
+    ):
         if value is not None:
             q = q.where(column == value)
     if after is not None:
@@ -562,8 +683,15 @@ async def movements(
 
 
 async def alerts(
-    session: AsyncSession, regions: list[str] | None, *, status: str | None = None, warehouse: str | None = None,
-    sku: str | None = None, region: str | None = None, limit: int, offset: int,
+    session: AsyncSession,
+    regions: list[str] | None,
+    *,
+    status: str | None = None,
+    warehouse: str | None = None,
+    sku: str | None = None,
+    region: str | None = None,
+    limit: int,
+    offset: int,
 ) -> list[dict[str, Any]]:
     """Alerts with their warehouse's region and part name, newest first: at most ``limit + 1``
     from ``offset``."""
@@ -588,7 +716,9 @@ async def parts(session: AsyncSession) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in await conn.execute(sa.select(_PART).order_by(_PART.c.sku))]
 
 
-async def warehouses(session: AsyncSession, regions: list[str] | None, region: str | None = None) -> list[dict[str, Any]]:
+async def warehouses(
+    session: AsyncSession, regions: list[str] | None, region: str | None = None
+) -> list[dict[str, Any]]:
     conn = await session.connection()
     q = sa.select(_WH).where(*_in_regions(regions))
     if region is not None:

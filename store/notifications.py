@@ -25,8 +25,10 @@ async def write_outbox(db: Database, rows: list[dict[str, Any]]) -> list[Notific
     if not rows:
         return []
     table = NotificationOutbox.__table__
-    insert = upsert_statement(db.engine.dialect.name, table).values(rows).on_conflict_do_nothing(
-        index_elements=["dedup_key"]
+    insert = (
+        upsert_statement(db.engine.dialect.name, table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
     )
     async with db.engine.begin() as conn:
         await conn.execute(insert)
@@ -155,8 +157,9 @@ def mark_read(session: AsyncSession, row: NotificationInbox, at: datetime) -> No
     session.add(row)
 
 
-async def mark_all_read(session: AsyncSession, actor_id: str, regions: list[str] | None, ticket_id: str | None,
-                        at: datetime) -> int:
+async def mark_all_read(
+    session: AsyncSession, actor_id: str, regions: list[str] | None, ticket_id: str | None, at: datetime
+) -> int:
     """Every unread item (of one ticket, or all) read at ``at``; how many (the caller commits)."""
     stmt = (
         update(NotificationInbox)

@@ -143,7 +143,9 @@ def plain(value: Decimal) -> Decimal:
     return value.normalize()
 
 
-def budget_check(total: Decimal, budget: Decimal | None, tolerance_percent: Decimal | None) -> tuple[bool, Decimal | None]:
+def budget_check(
+    total: Decimal, budget: Decimal | None, tolerance_percent: Decimal | None
+) -> tuple[bool, Decimal | None]:
     """``(over, limit)``: over when ``total > budget × (1 + tolerance / 100)``, computed exactly."""
     if budget is None:
         return False, None

@@ -8,7 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from models.db import Database
-from models.settings import get_settings, MIN_SECRET_LENGTH, Settings
+from models.settings import MIN_SECRET_LENGTH, Settings, get_settings
 from tests.conftest import Stack, settings_for, task_queue
 
 STRONG = "s" * MIN_SECRET_LENGTH
@@ -83,9 +83,7 @@ def assert_security_headers(r: httpx.Response) -> None:
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 
 
-async def test_security_headers_on_api_answers(
-    db: Database, database_url: str, devserver: WorkflowEnvironment
-) -> None:
+async def test_security_headers_on_api_answers(db: Database, database_url: str, devserver: WorkflowEnvironment) -> None:
     settings = settings_for(database_url, devserver, task_queue()).model_copy(
         update={"hsts": True, "max_body_bytes": 100, "rate_limit_per_minute": 60, "rate_limit_burst": 5}
     )

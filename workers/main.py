@@ -20,8 +20,8 @@ from activities.registry import ACTIVITIES
 from domain import signing
 from models.db import Database
 from models.settings import Settings, get_settings
-from workers.logs import configure_logging
 from workers.client import connect
+from workers.logs import configure_logging
 from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger(__name__)

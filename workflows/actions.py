@@ -22,8 +22,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import lifecycle
-    from domain.roles import is_machine
     from domain.lifecycle import TERMINAL, Refusal
+    from domain.roles import is_machine
     from models.template import FieldType
     from models.ticket import (
         Action,
@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import sla
     from workflows.run import TicketRun
+
 
 async def send_event(run: TicketRun, input: EventInput) -> TicketState:
     """An event (customer replied, ERP status changed…): merge the fields it may set and
@@ -138,7 +139,9 @@ async def delegate(run: TicketRun, input: DelegateInput) -> TicketState:
         node.assignee = input.to
         event = "assigned"
     data = {"node": node.id, "to": input.to, "from": input.actor.id, "reason": input.reason}
-    run.tell(event, "normal", [input.to], f"delegated by {input.actor.id}" + (f": {input.reason}" if input.reason else ""))
+    run.tell(
+        event, "normal", [input.to], f"delegated by {input.actor.id}" + (f": {input.reason}" if input.reason else "")
+    )
     if node.type == "approval":
         return await run.record("delegate", input.actor, data)
     return await run.record("delegate", input.actor, data, assignee=input.to)
@@ -179,7 +182,9 @@ async def request_info(run: TicketRun, input: RequestInfoInput) -> TicketState:
     node.awaiting_info = input.question
     node.info_requests += 1
     contacts = [run.state.fields.get(f.name) for f in run.spec.fields if f.type in (FieldType.PHONE, FieldType.EMAIL)]
-    run.tell("info_requested", "high", [run.state.created_by, *(c for c in contacts if isinstance(c, str))], input.question)
+    run.tell(
+        "info_requested", "high", [run.state.created_by, *(c for c in contacts if isinstance(c, str))], input.question
+    )
     return await run.record("request_info", input.actor, {"node": node.id, "question": input.question})
 
 
@@ -237,7 +242,6 @@ async def comment(run: TicketRun, input: CommentInput) -> TicketState:
     return await run.record("comment", input.actor, {"text": input.text})
 
 
-
 Handler = Callable[[TicketRun, Any], Awaitable[TicketState]]
 Validator = Callable[[TicketRun, Any], None]
 
@@ -277,8 +281,9 @@ ACTIONS: dict[str, ActionDef] = {
         ActionDef("claim", ClaimInput, claim, "Take an open task as your own.", A.CLAIM),
         ActionDef("assign", AssignInput, assign, "Assign, reassign or delegate a task.", A.ASSIGN),
         ActionDef("start", StartInput, start, "Begin work on your task.", A.START),
-        ActionDef("complete", CompleteInput, complete, "Finish your task with its form data.", A.COMPLETE,
-                  validate_complete),
+        ActionDef(
+            "complete", CompleteInput, complete, "Finish your task with its form data.", A.COMPLETE, validate_complete
+        ),
         ActionDef("resolve", ResolveInput, resolve, "Finish your task with a resolution.", A.RESOLVE, validate_resolve),
         ActionDef("approve", ApproveInput, approve, "Approve at your approval level.", A.APPROVE),
         ActionDef("reject", RejectInput, reject, "Reject with a reason.", A.REJECT),
@@ -286,15 +291,33 @@ ACTIONS: dict[str, ActionDef] = {
         ActionDef("close", CloseInput, close, "Close a resolved ticket (final).", A.CLOSE),
         ActionDef("cancel", CancelInput, cancel, "Cancel an open ticket (final).", A.CANCEL),
         ActionDef("comment", CommentInput, comment, "Add a comment.", A.COMMENT),
-        ActionDef("delegate", DelegateInput, delegate, "Hand your task or vote to someone for now.", A.DELEGATE,
-                  validate_delegate),
+        ActionDef(
+            "delegate",
+            DelegateInput,
+            delegate,
+            "Hand your task or vote to someone for now.",
+            A.DELEGATE,
+            validate_delegate,
+        ),
         ActionDef("return", ReturnInput, return_, "Give a delegated task or vote back.", A.RETURN, validate_return),
-        ActionDef("change_priority", ChangePriorityInput, change_priority,
-                  "Change the priority; the SLA deadlines are recomputed.", A.CHANGE_PRIORITY, validate_change_priority),
-        ActionDef("request_info", RequestInfoInput, request_info,
-                  "Ask the customer; the SLA pauses until their customer_reply event.", A.REQUEST_INFO,
-                  validate_request_info),
-        ActionDef("send_event", EventInput, send_event, "An event the ticket's template declares.", None,
-                  validate_send_event),
+        ActionDef(
+            "change_priority",
+            ChangePriorityInput,
+            change_priority,
+            "Change the priority; the SLA deadlines are recomputed.",
+            A.CHANGE_PRIORITY,
+            validate_change_priority,
+        ),
+        ActionDef(
+            "request_info",
+            RequestInfoInput,
+            request_info,
+            "Ask the customer; the SLA pauses until their customer_reply event.",
+            A.REQUEST_INFO,
+            validate_request_info,
+        ),
+        ActionDef(
+            "send_event", EventInput, send_event, "An event the ticket's template declares.", None, validate_send_event
+        ),
     ]
 }

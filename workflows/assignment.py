@@ -16,10 +16,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from models.dispatch import DispatchCall, DispatchDecision, DispatchOutcome, DispatchRequest, GeoPoint, Strategy
     from models.template import TaskNode
     from models.ticket import SYSTEM, NodeState, NodeStatus
+    from workflows.protocol import Run
 
 DISPATCH_TIMEOUT = timedelta(seconds=30)
 DISPATCH_RETRY = RetryPolicy(maximum_attempts=5)
@@ -36,7 +36,11 @@ def rule_of(wf: Run, node: TaskNode) -> tuple[str | None, str]:
 
 
 def _location(value: Any) -> GeoPoint | None:
-    if isinstance(value, dict) and isinstance(value.get("lat"), int | float) and isinstance(value.get("lon"), int | float):
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("lat"), int | float)
+        and isinstance(value.get("lon"), int | float)
+    ):
         return GeoPoint(lat=value["lat"], lon=value["lon"])
     return None
 
@@ -124,7 +128,9 @@ async def assign_on_open(wf: Run, node: TaskNode, state: NodeState, user: str | 
         await apply(wf, node, state, decision)
 
 
-async def apply(wf: Run, node: TaskNode, state: NodeState, decision: DispatchDecision, action: str = "dispatched") -> None:
+async def apply(
+    wf: Run, node: TaskNode, state: NodeState, decision: DispatchDecision, action: str = "dispatched"
+) -> None:
     data = explain(decision, node.id)
     if decision.outcome in (DispatchOutcome.ASSIGNED, DispatchOutcome.BACKUP) and decision.chosen_id:
         if state.assignee == decision.chosen_id:
@@ -132,7 +138,9 @@ async def apply(wf: Run, node: TaskNode, state: NodeState, decision: DispatchDec
         previous = state.assignee
         state.assignee, state.status = decision.chosen_id, NodeStatus.ASSIGNED
         state.delegations = {}
-        await wf.record(action, SYSTEM, {**data, "assignee": decision.chosen_id, "previous": previous}, assignee=decision.chosen_id)
+        await wf.record(
+            action, SYSTEM, {**data, "assignee": decision.chosen_id, "previous": previous}, assignee=decision.chosen_id
+        )
         wf.tell("assigned", "normal", [decision.chosen_id], decision.explanation)
     elif decision.outcome is DispatchOutcome.OFFERED and node.dispatch is not None:
         state.result["pool_of"] = state.candidates
@@ -154,7 +162,11 @@ async def offer_window(wf: Run, node: TaskNode, state: NodeState) -> None:
     left = (state.offer_until - workflow.now()).total_seconds()
     if left > 0:
         try:
-            await wf.wait(lambda: state.status != NodeStatus.OPEN, timeout=timedelta(seconds=left), summary=f"{node.id}: grab pool window")
+            await wf.wait(
+                lambda: state.status != NodeStatus.OPEN,
+                timeout=timedelta(seconds=left),
+                summary=f"{node.id}: grab pool window",
+            )
         except TimeoutError:
             pass
     offers = state.candidates
@@ -162,7 +174,12 @@ async def offer_window(wf: Run, node: TaskNode, state: NodeState) -> None:
     fallback = state.result.pop("fallback", None)
     if state.status == NodeStatus.OPEN and fallback:
         state.assignee, state.status = fallback, NodeStatus.ASSIGNED
-        data = {"node": node.id, "assignee": fallback, "offered": offers, "explanation": "nobody claimed in time: best score"}
+        data = {
+            "node": node.id,
+            "assignee": fallback,
+            "offered": offers,
+            "explanation": "nobody claimed in time: best score",
+        }
         await wf.record("offer_expired", SYSTEM, data, assignee=fallback)
         wf.tell("assigned", "normal", [fallback], "nobody claimed the offer in time")
 
@@ -233,6 +250,7 @@ async def release(wf: Run, node: TaskNode, state: NodeState, person: str, reason
     else:
         wf.tell("unassigned", "high", ["role:supervisor"], f"{node.id}: {person} left ({reason}); nobody took it over")
         return
+
     def changed() -> bool:
         return wf.state.nodes.get(node.id) is not state or (state.status, state.assignee, state.candidates) != before
 

@@ -24,17 +24,18 @@ with workflow.unsafe.imports_passed_through():
     from domain.expressions import TICKET_VARS, condition, evaluate
     from domain.lifecycle import REFUSAL_TYPES, TERMINAL, Refusal, RefusalType
     from models import search_attributes as attrs
+    from models.calendar import BusinessCalendar
     from models.template import FieldType, TemplateSpec
     from models.ticket import (
+        CUSTOMER_REPLY,
+        MAX_SEEN_REQUESTS,
         SYSTEM,
         Action,
         ActorInput,
         ActorRef,
-        CUSTOMER_REPLY,
         CompleteInput,
         DelegateInput,
         EarlyEvent,
-        MAX_SEEN_REQUESTS,
         NodeState,
         NodeStatus,
         PersonLeft,
@@ -50,9 +51,8 @@ with workflow.unsafe.imports_passed_through():
         Vote,
         initial_state,
     )
-    from workflows.nodes import END, HANDLERS
-    from models.calendar import BusinessCalendar
     from workflows import assignment, sla
+    from workflows.nodes import END, HANDLERS
     from workflows.nodes.approval import replace_approver
     from workflows.nodes.notify import deliver, message
     from workflows.nodes.stock import release_all
@@ -109,7 +109,9 @@ class TicketRun:
         if self._created is not None:
             sla.start_clocks(self)
             await self.project(self._created)
-        self._clocks += [asyncio.create_task(sla.run_clock(self, kind, self.calendar)) for kind in self.state.sla.clocks]
+        self._clocks += [
+            asyncio.create_task(sla.run_clock(self, kind, self.calendar)) for kind in self.state.sla.clocks
+        ]
         walker = asyncio.create_task(self._drive())
         departures = asyncio.create_task(self._departures())
         # Continue as new only between steps: every strand waiting (none inside an activity), no
@@ -117,8 +119,15 @@ class TicketRun:
         # step from a consistent state. From then on actions are refused as "moving" (the API
         # retries them on the next run) and departures wait in the state for the next run.
         await workflow.wait_condition(
-            lambda: self.state.status in TERMINAL
-            or (self._history_is_long() and self.settled() and self.firing == 0 and not self.state.pending_departures)
+            lambda: (
+                self.state.status in TERMINAL
+                or (
+                    self._history_is_long()
+                    and self.settled()
+                    and self.firing == 0
+                    and not self.state.pending_departures
+                )
+            )
         )
         self.draining = self.state.status not in TERMINAL
         walker.cancel()
@@ -172,7 +181,9 @@ class TicketRun:
         """``n`` parallel branches start (positive) or end (negative) running."""
         self._busy += n
 
-    async def walk(self, node_id: str, stop_at: str | None = None, frame: str | None = None, branch: str | None = None) -> str:
+    async def walk(
+        self, node_id: str, stop_at: str | None = None, frame: str | None = None, branch: str | None = None
+    ) -> str:
         """Run nodes from ``node_id`` until ``stop_at`` (a parallel join) or an end node."""
         while node_id != stop_at:
             if frame is not None and branch is not None:
@@ -207,10 +218,11 @@ class TicketRun:
             self.state.unclaimed_events = [*self.state.unclaimed_events, early][-MAX_UNCLAIMED:]
         return self.change(f"event:{signal.name}", signal.actor, data)
 
-
     def queue_departure(self, left: PersonLeft) -> None:
         """A person was deactivated: kept in the state until ``_departures`` takes their work back."""
-        if self.state.status not in TERMINAL and left.person_id not in {p.person_id for p in self.state.pending_departures}:
+        if self.state.status not in TERMINAL and left.person_id not in {
+            p.person_id for p in self.state.pending_departures
+        }:
             self.state.pending_departures = [*self.state.pending_departures, left]
 
     async def _departures(self) -> None:
@@ -225,7 +237,9 @@ class TicketRun:
                 # Anyone with a Temporal client can send this signal: act only on a person the
                 # directory shows as deactivated.
                 if workflow.patched(VERIFIED_DEPARTURES) and await workflow.execute_activity(
-                    is_active, left.person_id, start_to_close_timeout=timedelta(seconds=30),
+                    is_active,
+                    left.person_id,
+                    start_to_close_timeout=timedelta(seconds=30),
                     summary=f"is {left.person_id} still active?",
                 ):
                     await self.record("departure_ignored", SYSTEM, {"person": left.person_id, "reason": "still active"})
@@ -278,7 +292,13 @@ class TicketRun:
                 self.state.active.append(node.id)
             return current, False
         state = NodeState(
-            id=node.id, type=node.type, name=node.name, status=status, branch=branch, started_at=workflow.now(), **fields
+            id=node.id,
+            type=node.type,
+            name=node.name,
+            status=status,
+            branch=branch,
+            started_at=workflow.now(),
+            **fields,
         )
         self.state.nodes[node.id] = state
         self.state.active.append(node.id)
@@ -334,7 +354,10 @@ class TicketRun:
         sends it again and reaches the next run."""
         if self.draining and self.state.status not in TERMINAL:
             raise ApplicationError(
-                "the ticket is moving to a new run; retry", {"kind": "moving"}, type=RefusalType.MOVING, non_retryable=True
+                "the ticket is moving to a new run; retry",
+                {"kind": "moving"},
+                type=RefusalType.MOVING,
+                non_retryable=True,
             )
 
     # --- requests: signed by the API, taken once ---
@@ -346,14 +369,18 @@ class TicketRun:
         API did not vouch for is refused, and a refused update leaves no history."""
         proof = input.proof
         if proof is None:
-            raise self.request_refused(RefusalType.UNSIGNED, "unsigned: actions reach tickets through the Ticketflow API")
+            raise self.request_refused(
+                RefusalType.UNSIGNED, "unsigned: actions reach tickets through the Ticketflow API"
+            )
         payload = input.model_dump(mode="json")
         payload["proof"]["signature"] = ""
         why = signing.verify(proof.key_id, proof.signature, self.state.ticket_id, name, payload)
         if why is not None:
             raise self.request_refused(RefusalType.UNSIGNED, why)
         if proof.expires_at < workflow.now():
-            raise self.request_refused(RefusalType.EXPIRED, f"the request expired at {proof.expires_at.isoformat()}: not taken")
+            raise self.request_refused(
+                RefusalType.EXPIRED, f"the request expired at {proof.expires_at.isoformat()}: not taken"
+            )
         seen = self.state.requests.get(proof.request_id)
         if seen is not None and (seen.name != name or seen.digest != self.digest(input)):
             raise self.request_refused(RefusalType.KEY_REUSED, "this request id was already used for another request")
@@ -381,12 +408,15 @@ class TicketRun:
         self.state.requests = dict(list(seen.items())[-MAX_SEEN_REQUESTS:])
 
     def request_refused(self, type_: str, message: str) -> ApplicationError:
-        return ApplicationError(message, {"kind": "request", "status": self.state.status.value}, type=type_,
-                                non_retryable=True)
+        return ApplicationError(
+            message, {"kind": "request", "status": self.state.status.value}, type=type_, non_retryable=True
+        )
 
     def check(self, action: Action, actor: ActorRef, node_id: str | None) -> NodeState:
         try:
-            node = lifecycle.target_node(self.state, action, node_id, actor) if action in lifecycle.NODE_ACTIONS else None
+            node = (
+                lifecycle.target_node(self.state, action, node_id, actor) if action in lifecycle.NODE_ACTIONS else None
+            )
             if action not in lifecycle.allowed_actions(self.state):
                 lifecycle.target_node(self.state, action, None)  # raises the invalid-transition refusal
             lifecycle.check_actor(self.state, action, actor, node)
@@ -453,7 +483,9 @@ class TicketRun:
     async def vote(
         self, node: NodeState, actor: ActorRef, decision: Literal["approve", "reject"], reason: str | None
     ) -> TicketState:
-        node.votes.append(Vote(actor_id=actor.id, decision=decision, reason=reason, level=node.level, at=workflow.now()))
+        node.votes.append(
+            Vote(actor_id=actor.id, decision=decision, reason=reason, level=node.level, at=workflow.now())
+        )
         level_name = node.levels[node.level] if node.level < len(node.levels) else ""
         data = {"node": node.id, "level": node.level + 1, "level_name": level_name, "reason": reason}
         await self.record(decision, actor, data)
@@ -465,7 +497,9 @@ class TicketRun:
         await workflow.wait_condition(lambda: self._projected_seq == self.state.seq)
         return self.state.model_copy(deep=True)
 
-    def change(self, action: str, actor: ActorRef, data: dict[str, Any], upsert: bool = True, **fields: Any) -> TicketEvent:
+    def change(
+        self, action: str, actor: ActorRef, data: dict[str, Any], upsert: bool = True, **fields: Any
+    ) -> TicketEvent:
         """Apply one state change synchronously and queue its event for the projection."""
         before_status = self.state.status if self.state.seq else None
         now = workflow.now()
@@ -552,7 +586,9 @@ class TicketRun:
 
     def _details(self) -> str:
         s = self.state
-        at = ", ".join(f"{n} ({s.nodes[n].assignee or s.nodes[n].candidates or s.nodes[n].status.value})" for n in s.active)
+        at = ", ".join(
+            f"{n} ({s.nodes[n].assignee or s.nodes[n].candidates or s.nodes[n].status.value})" for n in s.active
+        )
         where = f" at **{at}**" if at else ""
         return f"Status **{s.status.value}**{where} · priority {s.priority.value} · {s.seq} changes{sla.details(self)}"
 
@@ -561,4 +597,3 @@ class TicketRun:
         if self._input.history_limit is not None:
             return info.get_current_history_length() >= self._input.history_limit
         return info.is_continue_as_new_suggested()
-

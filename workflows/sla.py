@@ -18,7 +18,6 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from domain.calendar import add_business_time, business_time_between
     from models import search_attributes as attrs
     from models.calendar import BusinessCalendar
@@ -27,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from models.ticket import SYSTEM, NodeStatus, SlaClock, TicketStatus
     from workflows import assignment
     from workflows.nodes.notify import send
+    from workflows.protocol import Run
 
 LEVELS = ["supervisor", "manager", "director"]  # who the breach and the escalations reach
 
@@ -38,6 +38,8 @@ def milestones(wf: Run) -> list[tuple[float, str, str | None]]:
     out.append((1.0, "breach", LEVELS[0]))
     out += [(share, "escalation", who) for share, who in zip(policy.escalations, LEVELS[1:])]
     return out
+
+
 RESPONDED = frozenset({"claim", "assign", "start", "complete", "resolve", "approve", "reject", "request_info"})
 RESOLVED = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.CANCELLED})
 
@@ -202,7 +204,12 @@ async def _fire(wf: Run, kind: str, clock: SlaClock, share: float, what: str, wh
 
 
 async def _fire_milestone(wf: Run, kind: str, clock: SlaClock, share: float, what: str, who: str | None) -> None:
-    data = {"sla": kind, "share": share, "target": str(clock.target), "due": clock.due.isoformat() if clock.due else None}
+    data = {
+        "sla": kind,
+        "share": share,
+        "target": str(clock.target),
+        "due": clock.due.isoformat() if clock.due else None,
+    }
     owner = _owner(kind)
     if what == "breach":
         clock.breached_at = workflow.now()
@@ -224,8 +231,6 @@ async def _fire_milestone(wf: Run, kind: str, clock: SlaClock, share: float, wha
         if wf.state.status in (TicketStatus.CLOSED, TicketStatus.CANCELLED):
             raise  # the ticket ended while we were sending: nothing more to record
         await wf.record("sla_notify_failed", SYSTEM, {"sla": kind, "reason": str(exc.cause)})
-
-
 
 
 def _owner(key: str) -> str | None:

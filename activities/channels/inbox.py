@@ -20,14 +20,17 @@ class InboxChannel:
         if not m.actor_id:
             raise DeliveryError("the inbox needs an actor id", permanent=True)
         ticket = m.data.get("ticket") or {}
-        await notifications.deliver_to_inbox(self.db, {
-            "dedup_key": m.dedup_key,
-            "actor_id": m.actor_id,
-            "ticket_id": m.ticket_id,
-            "region": ticket.get("region", ""),
-            "event": m.event,
-            "title": m.subject,
-            "body": m.body,
-            "link": ticket.get("link"),
-            "created_at": datetime.now(UTC),
-        })
+        await notifications.deliver_to_inbox(
+            self.db,
+            {
+                "dedup_key": m.dedup_key,
+                "actor_id": m.actor_id,
+                "ticket_id": m.ticket_id,
+                "region": ticket.get("region", ""),
+                "event": m.event,
+                "title": m.subject,
+                "body": m.body,
+                "link": ticket.get("link"),
+                "created_at": datetime.now(UTC),
+            },
+        )

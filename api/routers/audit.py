@@ -18,8 +18,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 Text = Annotated[str | None, Query(max_length=200)]
 
 
-@router.get("/audit", response_model=AuditPage, responses=ERRORS,
-            summary="The audit log, newest first: who changed what, with which credential, before and after")
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses=ERRORS,
+    summary="The audit log, newest first: who changed what, with which credential, before and after",
+)
 async def list_audit(
     session: DbSession,
     actor: CurrentActor,
@@ -30,5 +34,13 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
 ) -> AuditPage:
-    return await service.list_entries(session, actor, target_type=target_type, target_id=target_id,
-                                      actor_id=actor_id, action=action, limit=limit, cursor=cursor)
+    return await service.list_entries(
+        session,
+        actor,
+        target_type=target_type,
+        target_id=target_id,
+        actor_id=actor_id,
+        action=action,
+        limit=limit,
+        cursor=cursor,
+    )

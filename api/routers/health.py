@@ -33,4 +33,3 @@ async def health(request: Request, client: TemporalClient, response: Response) -
     if not healthy:
         response.status_code = 503
     return HealthOut(status="ok" if healthy else "degraded", checks=checks)
-

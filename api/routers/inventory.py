@@ -36,8 +36,9 @@ async def list_parts(session: DbSession, _actor: StaffActor) -> list[PartOut]:
     return await service.list_parts(session)
 
 
-@router.get("/warehouses", response_model=list[WarehouseOut], responses=ERRORS,
-            summary="Warehouses of the caller's regions")
+@router.get(
+    "/warehouses", response_model=list[WarehouseOut], responses=ERRORS, summary="Warehouses of the caller's regions"
+)
 async def list_warehouses(session: DbSession, actor: StaffActor, region: str | None = None) -> list[WarehouseOut]:
     return await service.list_warehouses(session, actor, region)
 

@@ -34,8 +34,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such person in the caller's regions"},
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"model": Problem, "description": "Not admin or hr, the person works outside the caller's regions, a "
-          "role the caller may not give or take, or the caller's own roles, regions or manager"},
+    403: {
+        "model": Problem,
+        "description": "Not admin or hr, the person works outside the caller's regions, a "
+        "role the caller may not give or take, or the caller's own roles, regions or manager",
+    },
     409: {"model": Problem, "description": "The caller would deactivate themselves"},
     **ERRORS,
 }
@@ -45,9 +48,18 @@ MACHINE_ERRORS: dict[int | str, dict[str, Any]] = {
 PersonId = Annotated[str, Path(description="The person's (actor's) id", max_length=64)]
 
 
-@router.get("/people", response_model=PersonPage, summary="People of the caller's regions",
-            responses={403: {"model": Problem, "description": "A region outside the caller's scope, or a machine "
-                                                              "account (channel gateway)"}, **ERRORS})
+@router.get(
+    "/people",
+    response_model=PersonPage,
+    summary="People of the caller's regions",
+    responses={
+        403: {
+            "model": Problem,
+            "description": "A region outside the caller's scope, or a machine account (channel gateway)",
+        },
+        **ERRORS,
+    },
+)
 async def list_people(
     session: DbSession,
     actor: CurrentActor,
@@ -63,26 +75,40 @@ async def list_people(
     return await service.list_people(session, actor, f, limit, cursor)
 
 
-@router.post("/people", response_model=PersonOut, status_code=status.HTTP_201_CREATED, summary="Add a person",
-             responses={**WRITE_ERRORS, 409: {"model": Problem, "description": "The id is taken"}})
+@router.post(
+    "/people",
+    response_model=PersonOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a person",
+    responses={**WRITE_ERRORS, 409: {"model": Problem, "description": "The id is taken"}},
+)
 async def create_person(body: PersonCreate, session: DbSession, actor: CurrentActor) -> PersonOut:
     return await service.create_person(session, actor, body)
 
 
-@router.get("/people/{person_id}", response_model=PersonOut, responses={**MACHINE_ERRORS, **ERRORS},
-            summary="One person: the whole profile and their open-ticket load")
+@router.get(
+    "/people/{person_id}",
+    response_model=PersonOut,
+    responses={**MACHINE_ERRORS, **ERRORS},
+    summary="One person: the whole profile and their open-ticket load",
+)
 async def get_person(person_id: PersonId, session: DbSession, actor: CurrentActor) -> PersonOut:
     return await service.get_person(session, actor, person_id)
 
 
-@router.put("/people/{person_id}", response_model=PersonOut, responses=WRITE_ERRORS,
-            summary="Replace a person (fields left out take their defaults)")
+@router.put(
+    "/people/{person_id}",
+    response_model=PersonOut,
+    responses=WRITE_ERRORS,
+    summary="Replace a person (fields left out take their defaults)",
+)
 async def replace_person(person_id: PersonId, body: PersonFields, session: DbSession, actor: CurrentActor) -> PersonOut:
     return await service.replace_person(session, actor, person_id, body)
 
 
-@router.patch("/people/{person_id}", response_model=PersonOut, responses=WRITE_ERRORS,
-              summary="Change some fields of a person")
+@router.patch(
+    "/people/{person_id}", response_model=PersonOut, responses=WRITE_ERRORS, summary="Change some fields of a person"
+)
 async def patch_person(person_id: PersonId, body: PersonPatch, session: DbSession, actor: CurrentActor) -> PersonOut:
     return await service.patch_person(session, actor, person_id, body)
 
@@ -155,20 +181,30 @@ KeyId = Annotated[str, Path(description='The key\'s public id ("key_…")', max_
     response_model=ApiKeyIssued,
     status_code=status.HTTP_201_CREATED,
     summary="Issue an API key (the person or an admin); the secret is shown this once",
-    responses={409: {"model": Problem, "description": "The person is deactivated, or holds too many keys"},
-               **KEY_ERRORS},
+    responses={
+        409: {"model": Problem, "description": "The person is deactivated, or holds too many keys"},
+        **KEY_ERRORS,
+    },
 )
 async def issue_api_key(
-    person_id: PersonId, session: DbSession, actor: CurrentActor, credential: CurrentCredential,
-    settings: AppSettings, body: ApiKeyCreate | None = None,
+    person_id: PersonId,
+    session: DbSession,
+    actor: CurrentActor,
+    credential: CurrentCredential,
+    settings: AppSettings,
+    body: ApiKeyCreate | None = None,
 ) -> ApiKeyIssued:
     """Earlier keys keep working: rotate by issuing the next key, then revoking the old one. A key
     a person issues themselves with a key never outlives the key it was issued with."""
     return await key_service.issue(session, actor, person_id, body or ApiKeyCreate(), settings, credential)
 
 
-@router.get("/people/{person_id}/api-keys", response_model=list[ApiKeyOut], responses=KEY_ERRORS,
-            summary="The person's API keys, newest first (never the secret)")
+@router.get(
+    "/people/{person_id}/api-keys",
+    response_model=list[ApiKeyOut],
+    responses=KEY_ERRORS,
+    summary="The person's API keys, newest first (never the secret)",
+)
 async def list_api_keys(
     person_id: PersonId, session: DbSession, actor: CurrentActor, credential: CurrentCredential
 ) -> list[ApiKeyOut]:
@@ -188,7 +224,11 @@ async def revoke_api_key(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/teams", response_model=list[TeamOut], responses={**MACHINE_ERRORS, **ERRORS},
-            summary="Teams and groups: active members per region, whom they report to")
+@router.get(
+    "/teams",
+    response_model=list[TeamOut],
+    responses={**MACHINE_ERRORS, **ERRORS},
+    summary="Teams and groups: active members per region, whom they report to",
+)
 async def list_teams(session: DbSession, actor: CurrentActor) -> list[TeamOut]:
     return await service.list_teams(session, actor)

@@ -24,8 +24,12 @@ RegionQuery = Annotated[
 ]
 
 
-@router.get("/overview", response_model=Overview, responses=ERRORS,
-            summary="Open tickets, throughput, SLA and resolution times per region and in total")
+@router.get(
+    "/overview",
+    response_model=Overview,
+    responses=ERRORS,
+    summary="Open tickets, throughput, SLA and resolution times per region and in total",
+)
 async def overview(
     session: DbSession,
     actor: StaffActor,
@@ -36,8 +40,12 @@ async def overview(
     return await service.overview(session, actor, region, since, until)
 
 
-@router.get("/workload", response_model=Workload, responses=ERRORS,
-            summary="Open tickets, capacity and utilisation per person and per team, busiest first")
+@router.get(
+    "/workload",
+    response_model=Workload,
+    responses=ERRORS,
+    summary="Open tickets, capacity and utilisation per person and per team, busiest first",
+)
 async def workload(
     session: DbSession,
     actor: StaffActor,

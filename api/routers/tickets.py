@@ -57,7 +57,11 @@ async def create_ticket(
     return created.ticket
 
 
-@router.get("", response_model=TicketPage, responses={**ERRORS, 403: {"model": Problem, "description": "?region= outside the caller's regions"}})
+@router.get(
+    "",
+    response_model=TicketPage,
+    responses={**ERRORS, 403: {"model": Problem, "description": "?region= outside the caller's regions"}},
+)
 async def list_tickets(
     session: DbSession,
     actor: CurrentActor,
@@ -68,7 +72,9 @@ async def list_tickets(
     ticket_type: str | None = None,
     created_from: Annotated[datetime | None, Query(description="Inclusive, ISO 8601")] = None,
     created_to: Annotated[datetime | None, Query(description="Exclusive, ISO 8601")] = None,
-    sla_breached: Annotated[bool | None, Query(description="Only tickets that did (or did not) miss an SLA target")] = None,
+    sla_breached: Annotated[
+        bool | None, Query(description="Only tickets that did (or did not) miss an SLA target")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> TicketPage:
@@ -91,7 +97,9 @@ def body_model(input_model: type[BaseModel]) -> type[BaseModel]:
     """An action's HTTP body: its workflow input without ``actor`` and ``proof`` (the API adds
     them), with the same fields and limits."""
     fields: dict[str, Any] = {
-        name: (info.annotation, info) for name, info in input_model.model_fields.items() if name not in ("actor", "proof")
+        name: (info.annotation, info)
+        for name, info in input_model.model_fields.items()
+        if name not in ("actor", "proof")
     }
     return create_model(input_model.__name__.removesuffix("Input") + "Body", __base__=_Body, **fields)
 
@@ -99,18 +107,27 @@ def body_model(input_model: type[BaseModel]) -> type[BaseModel]:
 ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     403: {"model": Problem, "description": "The caller may not take this action on this ticket"},
-    409: {"model": Problem, "description": "Not allowed in the ticket's current status (see allowed_actions), "
-                                          "or it would change a field an approval decided on"},
+    409: {
+        "model": Problem,
+        "description": "Not allowed in the ticket's current status (see allowed_actions), "
+        "or it would change a field an approval decided on",
+    },
     503: {"model": Problem, "description": "Temporal or the worker cannot take actions now; retry"},
-    504: {"model": Problem, "description": "Not answered in time: `applied` false — it will never apply; "
-                                          "true — it will complete (repeat with the same Idempotency-Key)"},
+    504: {
+        "model": Problem,
+        "description": "Not answered in time: `applied` false — it will never apply; "
+        "true — it will complete (repeat with the same Idempotency-Key)",
+    },
 }
 
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(max_length=200, description="Repeating a request with the same key returns its first outcome "
-                                       "instead of acting twice (a key reused for another request is a 422)."),
+    Header(
+        max_length=200,
+        description="Repeating a request with the same key returns its first outcome "
+        "instead of acting twice (a key reused for another request is a 422).",
+    ),
 ]
 
 
@@ -120,8 +137,9 @@ def _action_endpoint(d: ActionDef, body_type: type[BaseModel]) -> Any:
             try:
                 payload = body_type.model_validate({})
             except ValidationError as exc:
-                raise ProblemList([{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                                   for e in exc.errors()]) from exc
+                raise ProblemList(
+                    [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+                ) from exc
         update_input = d.input(actor=actor, **payload.model_dump())
         return await service.act(session, client, settings, actor, ticket_id, d, update_input, key)
 

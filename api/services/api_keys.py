@@ -35,8 +35,13 @@ MAX_WORKING_KEYS = 10  # per person: rotation needs two, a few devices a few mor
 
 def _out(row: ApiKey, credential: Credential | None) -> ApiKeyOut:
     return ApiKeyOut(
-        id=row.id, person_id=row.actor_id, label=row.label, created_at=row.created_at, created_by=row.created_by,
-        expires_at=row.expires_at, revoked_at=row.revoked_at,
+        id=row.id,
+        person_id=row.actor_id,
+        label=row.label,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
         current=credential is not None and credential.kind == "api_key" and credential.id == row.id,
     )
 
@@ -53,7 +58,11 @@ async def _calling_key(session: AsyncSession, credential: Credential | None) -> 
 
 
 async def issue(
-    session: AsyncSession, actor: ActorRef, person_id: str, body: ApiKeyCreate, settings: Settings,
+    session: AsyncSession,
+    actor: ActorRef,
+    person_id: str,
+    body: ApiKeyCreate,
+    settings: Settings,
     credential: Credential | None = None,
 ) -> ApiKeyIssued:
     if actor.id != person_id and ADMIN not in actor.roles:
@@ -80,17 +89,13 @@ async def issue(
     return ApiKeyIssued(**_out(key, None).model_dump(), api_key=secret)
 
 
-async def list_keys(
-    session: AsyncSession, actor: ActorRef, credential: Credential, person_id: str
-) -> list[ApiKeyOut]:
+async def list_keys(session: AsyncSession, actor: ActorRef, credential: Credential, person_id: str) -> list[ApiKeyOut]:
     """Newest first, revoked and expired ones included."""
     await self_or_writer_row(session, actor, person_id)
     return [_out(r, credential) for r in await store.people.keys_of(session, person_id)]
 
 
-async def revoke(
-    session: AsyncSession, actor: ActorRef, credential: Credential, person_id: str, key_id: str
-) -> None:
+async def revoke(session: AsyncSession, actor: ActorRef, credential: Credential, person_id: str, key_id: str) -> None:
     """Revoke one key (again: nothing changes). 404 for a key that is not this person's."""
     await self_or_writer_row(session, actor, person_id)
     row = await store.people.get_key(session, key_id)
@@ -101,11 +106,16 @@ async def revoke(
     if row.revoked_at is not None:
         return
     calling = await _calling_key(session, credential)
-    if actor.id == person_id and calling is not None and calling.expires_at is not None and (
-        row.expires_at is None or row.expires_at > calling.expires_at
+    if (
+        actor.id == person_id
+        and calling is not None
+        and calling.expires_at is not None
+        and (row.expires_at is None or row.expires_at > calling.expires_at)
     ):
-        raise Forbidden(f"the key this request is made with expires before {key_id}: revoke it with a longer-lived "
-                        "credential, or ask an admin")
+        raise Forbidden(
+            f"the key this request is made with expires before {key_id}: revoke it with a longer-lived "
+            "credential, or ask an admin"
+        )
     now = datetime.now(UTC)
     if await store.people.revoke_keys(session, [key_id], now):
         audit.record(session, actor, "api_key.revoke", "person", person_id, _summary(row), {"revoked_at": now})

@@ -58,12 +58,19 @@ def record(
 ) -> None:
     """Add an entry to ``session`` (the caller commits it with the change). Never pass a secret."""
     actor_id = actor if isinstance(actor, str) else actor.id
-    store.audit.add(session, AuditLog(
-        at=datetime.now(UTC), actor_id=actor_id, credential=_credential_of(actor_id), action=action,
-        target_type=target_type, target_id=target_id,
-        before=to_jsonable_python(before) if before is not None else None,
-        after=to_jsonable_python(after) if after is not None else None,
-    ))
+    store.audit.add(
+        session,
+        AuditLog(
+            at=datetime.now(UTC),
+            actor_id=actor_id,
+            credential=_credential_of(actor_id),
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            before=to_jsonable_python(before) if before is not None else None,
+            after=to_jsonable_python(after) if after is not None else None,
+        ),
+    )
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -92,7 +99,12 @@ async def list_entries(
     if READERS.isdisjoint(actor.roles) or ALL_REGIONS not in actor.regions:
         raise Forbidden("only an admin of every region reads the audit log")
     rows, next_cursor = await store.audit.page(
-        session, target_type=target_type, target_id=target_id, actor_id=actor_id, action=action, limit=limit,
+        session,
+        target_type=target_type,
+        target_id=target_id,
+        actor_id=actor_id,
+        action=action,
+        limit=limit,
         after=cursor_key(cursor, int),
     )
     return AuditPage(items=[AuditEntry.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor)

@@ -68,15 +68,19 @@ async def by_api_key(session: AsyncSession, secret: str) -> tuple[Actor, Credent
 def safe_algorithms(configured: list[str]) -> list[str]:
     """The configured algorithms PyJWT knows, without ``none`` and without any HMAC one."""
     known = jwt.algorithms.get_default_algorithms()
-    return [a for a in dict.fromkeys(configured) if a in known and a.lower() != "none" and not a.upper().startswith("HS")]
+    return [
+        a for a in dict.fromkeys(configured) if a in known and a.lower() != "none" and not a.upper().startswith("HS")
+    ]
 
 
 def oidc_enabled(settings: Settings) -> bool:
     """All three settings, or none (anything in between is a configuration error)."""
     parts = [settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url]
     if any(parts) and not all(parts):
-        raise RuntimeError("OIDC needs TICKETFLOW_OIDC_ISSUER, TICKETFLOW_OIDC_AUDIENCE and TICKETFLOW_OIDC_JWKS_URL "
-                           "together (or none of them)")
+        raise RuntimeError(
+            "OIDC needs TICKETFLOW_OIDC_ISSUER, TICKETFLOW_OIDC_AUDIENCE and TICKETFLOW_OIDC_JWKS_URL "
+            "together (or none of them)"
+        )
     return all(parts)
 
 
@@ -89,10 +93,13 @@ class OidcVerifier:
         self.leeway = settings.oidc_leeway_s
         self.algorithms = safe_algorithms(settings.oidc_algorithms)
         if not self.algorithms:
-            raise RuntimeError(f"TICKETFLOW_OIDC_ALGORITHMS {settings.oidc_algorithms} has no asymmetric algorithm: "
-                               "none and HS* are never accepted")
-        self.jwks = jwt.PyJWKClient(settings.oidc_jwks_url, cache_jwk_set=True, lifespan=JWKS_CACHE_S,
-                                    timeout=JWKS_TIMEOUT_S)
+            raise RuntimeError(
+                f"TICKETFLOW_OIDC_ALGORITHMS {settings.oidc_algorithms} has no asymmetric algorithm: "
+                "none and HS* are never accepted"
+            )
+        self.jwks = jwt.PyJWKClient(
+            settings.oidc_jwks_url, cache_jwk_set=True, lifespan=JWKS_CACHE_S, timeout=JWKS_TIMEOUT_S
+        )
         self._lock = threading.Lock()
         self._fetched_at: float | None = None
 
@@ -127,8 +134,13 @@ class OidcVerifier:
             raise Unauthenticated(REFUSED)
         try:
             claims = jwt.decode(
-                token, key.key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway, options={"require": ["exp", "iss", "aud", self.claim]},
+                token,
+                key.key,
+                algorithms=self.algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss", "aud", self.claim]},
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthenticated(REFUSED) from exc
@@ -156,7 +168,7 @@ async def working_demo_keys(session: AsyncSession) -> list[ApiKey]:
     ids = await store.people.ids(session)
     found: list[ApiKey] = []
     for start in range(0, len(ids), 500):
-        hashes = [ApiKey.hash(demo_api_key(i)) for i in ids[start:start + 500]]
+        hashes = [ApiKey.hash(demo_api_key(i)) for i in ids[start : start + 500]]
         found += await store.people.working_keys_by_hash(session, hashes, datetime.now(UTC))
     return found
 

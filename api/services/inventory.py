@@ -55,11 +55,18 @@ async def list_stock(session: AsyncSession, actor: ActorRef, f: StockFilter, lim
     if f.warehouse is not None:
         await _visible_warehouse(session, actor, f.warehouse)
     rows = await store.inventory.stock_levels(
-        session, visible_regions(actor), warehouse=f.warehouse, sku=f.sku, region=f.region, low_only=f.low_only,
-        limit=limit, offset=offset,
+        session,
+        visible_regions(actor),
+        warehouse=f.warehouse,
+        sku=f.sku,
+        region=f.region,
+        low_only=f.low_only,
+        limit=limit,
+        offset=offset,
     )
-    return StockPage(items=[_stock_out(r) for r in rows[:limit]],
-                     next_offset=offset + limit if len(rows) > limit else None)
+    return StockPage(
+        items=[_stock_out(r) for r in rows[:limit]], next_offset=offset + limit if len(rows) > limit else None
+    )
 
 
 # --- movements ---
@@ -80,8 +87,14 @@ async def list_movements(
     if f.warehouse is not None:
         await _visible_warehouse(session, actor, f.warehouse)
     rows, next_cursor = await store.inventory.movements(
-        session, visible_regions(actor), ticket_id=f.ticket_id, sku=f.sku, warehouse=f.warehouse,
-        kind=f.kind.value if f.kind is not None else None, limit=limit, after=cursor_key(cursor, int),
+        session,
+        visible_regions(actor),
+        ticket_id=f.ticket_id,
+        sku=f.sku,
+        warehouse=f.warehouse,
+        kind=f.kind.value if f.kind is not None else None,
+        limit=limit,
+        after=cursor_key(cursor, int),
     )
     return MovementPage(items=[MovementOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
@@ -102,11 +115,19 @@ async def list_alerts(session: AsyncSession, actor: ActorRef, f: AlertFilter, li
     if f.warehouse is not None:
         await _visible_warehouse(session, actor, f.warehouse)
     rows = await store.inventory.alerts(
-        session, visible_regions(actor), status=f.status.value if f.status is not None else None,
-        warehouse=f.warehouse, sku=f.sku, region=f.region, limit=limit, offset=offset,
+        session,
+        visible_regions(actor),
+        status=f.status.value if f.status is not None else None,
+        warehouse=f.warehouse,
+        sku=f.sku,
+        region=f.region,
+        limit=limit,
+        offset=offset,
     )
-    return AlertPage(items=[AlertOut.model_validate(r) for r in rows[:limit]],
-                     next_offset=offset + limit if len(rows) > limit else None)
+    return AlertPage(
+        items=[AlertOut.model_validate(r) for r in rows[:limit]],
+        next_offset=offset + limit if len(rows) > limit else None,
+    )
 
 
 # --- receipts ---
@@ -130,16 +151,28 @@ async def receive(session: AsyncSession, actor: ActorRef, body: ReceiptCreate, i
         raise FieldInvalid("sku", f"unknown part {body.sku!r}", "unknown_sku")
 
     movement_id, new = await store.inventory.receive(
-        session, key=f"receipt:{idempotency_key}", warehouse=body.warehouse, sku=body.sku, quantity=body.quantity,
-        actor_id=actor.id, note=body.note,
+        session,
+        key=f"receipt:{idempotency_key}",
+        warehouse=body.warehouse,
+        sku=body.sku,
+        quantity=body.quantity,
+        actor_id=actor.id,
+        note=body.note,
     )
     await session.commit()
     movement = MovementOut.model_validate(await store.inventory.movement(session, movement_id))
     if not new and (movement.warehouse, movement.sku, movement.quantity, movement.note) != (
-        body.warehouse, body.sku, body.quantity, body.note
+        body.warehouse,
+        body.sku,
+        body.quantity,
+        body.note,
     ):
-        raise FieldInvalid("Idempotency-Key", "this Idempotency-Key was already used with a different receipt",
-                           "idempotency_key_reused", location="header")
+        raise FieldInvalid(
+            "Idempotency-Key",
+            "this Idempotency-Key was already used with a different receipt",
+            "idempotency_key_reused",
+            location="header",
+        )
     stock = _stock_out(await store.inventory.stock_level(session, movement.warehouse, movement.sku))
     return Received(ReceiptOut(movement=movement, stock=stock), new=new)
 
@@ -152,4 +185,7 @@ async def list_parts(session: AsyncSession) -> list[PartOut]:
 
 
 async def list_warehouses(session: AsyncSession, actor: ActorRef, region: str | None) -> list[WarehouseOut]:
-    return [WarehouseOut.model_validate(r) for r in await store.inventory.warehouses(session, visible_regions(actor), region)]
+    return [
+        WarehouseOut.model_validate(r)
+        for r in await store.inventory.warehouses(session, visible_regions(actor), region)
+    ]

@@ -24,7 +24,12 @@ async def list_notifications(
 ) -> NotificationPage:
     """Newest first; keyset pagination on (created_at, id)."""
     rows, next_cursor, unread = await store.notifications.inbox_page(
-        session, actor.id, visible_regions(actor), ticket_id, unread_only=unread_only, limit=limit,
+        session,
+        actor.id,
+        visible_regions(actor),
+        ticket_id,
+        unread_only=unread_only,
+        limit=limit,
         after=cursor_key(cursor, datetime, int),
     )
     return NotificationPage(

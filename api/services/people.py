@@ -185,8 +185,13 @@ async def list_people(
     after = cursor_key(cursor, str)
     found: list[Actor] = []
     batches = store.people.batches(
-        session, team=f.team, active=f.active, works_in=None if regions is None else [*regions, ALL_REGIONS],
-        role=f.role, skill=f.skill, after=after[0] if after else None,
+        session,
+        team=f.team,
+        active=f.active,
+        works_in=None if regions is None else [*regions, ALL_REGIONS],
+        role=f.role,
+        skill=f.skill,
+        after=after[0] if after else None,
     )
     async with aclosing(batches):
         async for batch in batches:  # until the page and one more are found
@@ -209,9 +214,7 @@ async def get_person(session: AsyncSession, actor: ActorRef, person_id: str) -> 
 async def list_teams(session: AsyncSession, actor: ActorRef) -> list[TeamOut]:
     """Primary teams and groups of the active people the caller can see."""
     _require_roster_reader(actor)
-    people = [
-        p for p in await store.people.active_people(session) if _visible(actor, list(p.regions))
-    ]
+    people = [p for p in await store.people.active_people(session) if _visible(actor, list(p.regions))]
     members: dict[tuple[str, str], list[Actor]] = defaultdict(list)
     for p in people:
         if p.team:
@@ -258,8 +261,10 @@ async def _check_references(
     if manager is None:
         raise _invalid(["manager_id"], f"unknown person {body.manager_id!r}", "unknown_manager")
     if body.manager_id != manager_before and not grants.may_set_manager(actor.roles, manager.roles):
-        raise Forbidden(f"actor {actor.id!r} may not make {body.manager_id!r} anyone's manager: a manager decides "
-                        "approvals, so it must hold a managing role (admins may set any)")
+        raise Forbidden(
+            f"actor {actor.id!r} may not make {body.manager_id!r} anyone's manager: a manager decides "
+            "approvals, so it must hold a managing role (admins may set any)"
+        )
     chain, seen, current = [body.manager_id], {body.manager_id}, manager.manager_id
     while current is not None and current not in seen:
         chain.append(current)
@@ -283,8 +288,11 @@ def _check_grants(actor: ActorRef, person_id: str, before: dict[str, Any], after
     if not refused and before and before.get("regions") != after.get("regions"):
         refused = sorted(r for r in set(after.get("roles", [])) if not grants.may_grant(actor.roles, r))
     if refused:
-        raise Forbidden(f"actor {actor.id!r} may not give or take the role(s) {', '.join(refused)} "
-                        "(see the grant table in docs/people.md)", roles=refused)
+        raise Forbidden(
+            f"actor {actor.id!r} may not give or take the role(s) {', '.join(refused)} "
+            "(see the grant table in docs/people.md)",
+            roles=refused,
+        )
 
 
 def _check_not_self_deactivation(actor: ActorRef, person_id: str, active: bool) -> None:
@@ -337,16 +345,18 @@ def _stored(row: Actor) -> dict[str, Any]:
     return audit.changes({}, {name: getattr(row, name) for name in PersonFields.model_fields})[1]
 
 
-def _record_update(session: AsyncSession, actor: ActorRef, person_id: str, before: dict[str, Any],
-                   after: dict[str, Any]) -> None:
+def _record_update(
+    session: AsyncSession, actor: ActorRef, person_id: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
     """A change of roles is its own entry (``role.grant`` when it adds one, else ``role.revoke``);
     the other fields changed share a ``person.update``."""
     old, new = audit.changes(before, after)
     if "roles" in old:
         added = set(new["roles"]) - set(old["roles"])
         action = "role.grant" if added else "role.revoke"
-        audit.record(session, actor, action, "person", person_id, {"roles": old.pop("roles")},
-                     {"roles": new.pop("roles")})
+        audit.record(
+            session, actor, action, "person", person_id, {"roles": old.pop("roles")}, {"roles": new.pop("roles")}
+        )
     if old:
         audit.record(session, actor, "person.update", "person", person_id, old, new)
 
@@ -382,8 +392,15 @@ async def deactivate_person(
         store.people.save(session, row)
         if keys:  # every key stops working; a reactivated person needs a new one
             await store.people.revoke_keys(session, keys, now)
-        audit.record(session, actor, "person.deactivate", "person", person_id, {"active": was_active},
-                     {"active": False, "revoked_keys": keys})
+        audit.record(
+            session,
+            actor,
+            "person.deactivate",
+            "person",
+            person_id,
+            {"active": was_active},
+            {"active": False, "revoked_keys": keys},
+        )
         await _commit(session, f"person {person_id!r} changed at the same moment; retry")
     held = await store.tickets.held_by(session, person_id)
     if not held:
@@ -450,7 +467,6 @@ async def remove_absence(session: AsyncSession, actor: ActorRef, person_id: str,
 
 
 def _set_absences(session: AsyncSession, actor: ActorRef, row: Actor, absences: list[dict[str, Any]]) -> None:
-    audit.record(session, actor, "person.update", "person", row.id, {ABSENCES: row.out_of_office},
-                 {ABSENCES: absences})
+    audit.record(session, actor, "person.update", "person", row.id, {ABSENCES: row.out_of_office}, {ABSENCES: absences})
     row.out_of_office = absences
     store.people.save(session, row)

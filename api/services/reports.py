@@ -83,7 +83,9 @@ def report_period(since: datetime | None, until: datetime | None, now: datetime)
     start = since.astimezone(UTC) if since is not None else end - DEFAULT_PERIOD
     if start >= end:
         raise FieldInvalid(
-            "since", f"since ({start.isoformat()}) must be before until ({end.isoformat()})", "invalid_period",
+            "since",
+            f"since ({start.isoformat()}) must be before until ({end.isoformat()})",
+            "invalid_period",
             location="query",
         )
     return start, end
@@ -121,7 +123,9 @@ class _Tally:
 
 
 async def _count_open(session: AsyncSession, codes: list[str], tally: dict[str, _Tally]) -> None:
-    for region, status, priority, ticket_type, escalation, breached, n in await store.reports.open_counts(session, codes):
+    for region, status, priority, ticket_type, escalation, breached, n in await store.reports.open_counts(
+        session, codes
+    ):
         r = tally[region]
         if status == RESOLVED:
             r.awaiting_close += n

@@ -46,8 +46,19 @@ VERSION_MAX = 64  # price_rules.version
 
 StatusFilter = Literal["final", "pre_settlement", "all"]
 
-CSV_COLUMNS = ("statement_id", "ticket_id", "ticket_version", "status", "region", "ticket_type", "created_at",
-               "currency", "net", "tax", "total")
+CSV_COLUMNS = (
+    "statement_id",
+    "ticket_id",
+    "ticket_version",
+    "status",
+    "region",
+    "ticket_type",
+    "created_at",
+    "currency",
+    "net",
+    "tax",
+    "total",
+)
 
 
 def is_finance(actor: ActorRef) -> bool:
@@ -92,7 +103,9 @@ def statement_out(row: StatementRow, actor: ActorRef) -> StatementOut:
     finance = is_finance(actor)
     return StatementOut(
         **fields,
-        budget_tolerance_percent=plain(row.budget_tolerance_percent) if row.budget_tolerance_percent is not None else None,
+        budget_tolerance_percent=plain(row.budget_tolerance_percent)
+        if row.budget_tolerance_percent is not None
+        else None,
         budget_limit=in_currency(limit, row.currency),
         budget_reason=budget_reason(row, limit),
         exceeds_pre_settlement=fields["difference"] is not None and fields["difference"] > 0,
@@ -141,8 +154,14 @@ async def _matching(
     if start is not None and end is not None and end < start:
         raise FieldInvalid("to", "'to' is before 'from'", location="query")
     return await store.statements.matching(
-        session, region=f.region, regions=visible_regions(actor), start=start, end=end,
-        status=None if f.status == "all" else f.status, limit=limit, offset=offset,
+        session,
+        region=f.region,
+        regions=visible_regions(actor),
+        start=start,
+        end=end,
+        status=None if f.status == "all" else f.status,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -172,8 +191,21 @@ async def export_csv(session: AsyncSession, actor: ActorRef, f: StatementFilter)
         acc = sums[row.currency]
         acc[0], acc[1], acc[2] = acc[0] + net, acc[1] + tax, acc[2] + total
         created = row.created_at.isoformat().replace("+00:00", "Z")
-        writer.writerow([row.id, row.ticket_id, row.ticket_version, row.status, row.region, row.ticket_type,
-                         created, row.currency, _money(net), _money(tax), _money(total)])
+        writer.writerow(
+            [
+                row.id,
+                row.ticket_id,
+                row.ticket_version,
+                row.status,
+                row.region,
+                row.ticket_type,
+                created,
+                row.currency,
+                _money(net),
+                _money(tax),
+                _money(total),
+            ]
+        )
     if not sums:
         writer.writerow(["TOTAL", "", "", "", "", "", "", "", "0", "0", "0"])
     for currency in sorted(sums):
@@ -210,8 +242,15 @@ def _rules_out(row: PriceRules, actor: ActorRef) -> PriceRulesOut:
     rules = dict(row.rules)
     if not finance:
         rules.pop("split", None)
-    return PriceRulesOut(region=row.region, version=row.version, active=row.active, created_by=row.created_by,
-                         created_at=row.created_at, finance_view=finance, rules=rules)
+    return PriceRulesOut(
+        region=row.region,
+        version=row.version,
+        active=row.active,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        finance_view=finance,
+        rules=rules,
+    )
 
 
 async def _region(session: AsyncSession, actor: ActorRef, region: str, *, lock: bool = False) -> Region:
@@ -246,18 +285,30 @@ async def publish_rules(
     existing = await store.statements.rules_version(session, region, rules.version)
     if existing is not None:
         if existing.rules != dump:
-            raise Conflict(f"version {rules.version!r} of region {region!r} is already published with other "
-                           "content; publish under a new version")
+            raise Conflict(
+                f"version {rules.version!r} of region {region!r} is already published with other "
+                "content; publish under a new version"
+            )
         if not existing.active:
-            raise Conflict(f"version {rules.version!r} of region {region!r} was superseded; publish it under a "
-                           "new version to use it again")
+            raise Conflict(
+                f"version {rules.version!r} of region {region!r} was superseded; publish it under a "
+                "new version to use it again"
+            )
         return _rules_out(existing, actor), False
     previous = await store.statements.active_rules(session, region)
-    row = PriceRules(region=region, version=rules.version, rules=dump, active=True, created_by=actor.id,
-                     created_at=datetime.now(UTC))
+    row = PriceRules(
+        region=region, version=rules.version, rules=dump, active=True, created_by=actor.id, created_at=datetime.now(UTC)
+    )
     await store.statements.activate_rules(session, row)
-    audit.record(session, actor, "price_rules.publish", "price_rules", region,
-                 {"version": previous.version} if previous else None, {"version": row.version})
+    audit.record(
+        session,
+        actor,
+        "price_rules.publish",
+        "price_rules",
+        region,
+        {"version": previous.version} if previous else None,
+        {"version": row.version},
+    )
     await session.commit()
     return _rules_out(row, actor), True
 
@@ -277,6 +328,9 @@ async def get_rules(session: AsyncSession, actor: ActorRef, region: str, version
 async def list_rule_versions(session: AsyncSession, actor: ActorRef, region: str) -> list[PriceRulesVersion]:
     await _region(session, actor, region)
     rows = await store.statements.rule_versions(session, region)
-    return [PriceRulesVersion(region=r.region, version=r.version, active=r.active, created_by=r.created_by,
-                              created_at=r.created_at) for r in rows]
-
+    return [
+        PriceRulesVersion(
+            region=r.region, version=r.version, active=r.active, created_by=r.created_by, created_at=r.created_at
+        )
+        for r in rows
+    ]

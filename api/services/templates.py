@@ -13,10 +13,10 @@ from api.bounds import MAX_DEPTH, find_nul
 from api.errors import Conflict, Forbidden, NotFound, ProblemList
 from api.services import audit
 from domain.template_validation import Problem, validate_template
-from workflows.registry import activity_signatures
 from models.tables import Template
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import ActorRef
+from workflows.registry import activity_signatures
 
 AUTHORS = frozenset({"admin", "process_admin"})
 
@@ -57,8 +57,9 @@ def parse_yaml(text: str) -> TemplateSpec:
     if (found := find_nul(data)) is not None:
         path, in_key = found
         what = "a key" if in_key else "a string"
-        raise ProblemList([{"loc": ["body", *path], "msg": f"NUL characters are not allowed in {what}",
-                            "type": "nul_character"}])
+        raise ProblemList(
+            [{"loc": ["body", *path], "msg": f"NUL characters are not allowed in {what}", "type": "nul_character"}]
+        )
     try:
         return TemplateSpec.model_validate(data)
     except ValidationError as exc:
@@ -99,8 +100,15 @@ async def publish(session: AsyncSession, actor: ActorRef, spec: TemplateSpec) ->
         created_at=datetime.now(UTC),
     )
     store.templates.add(session, row)
-    audit.record(session, actor, "template.publish", "template", spec.key,
-                 {"version": current.version} if current else None, {"version": row.version, "name": row.name})
+    audit.record(
+        session,
+        actor,
+        "template.publish",
+        "template",
+        spec.key,
+        {"version": current.version} if current else None,
+        {"version": row.version, "name": row.name},
+    )
     try:
         await session.commit()
     except IntegrityError as exc:

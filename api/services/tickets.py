@@ -2,9 +2,9 @@
 a ticket outside them is ``NotFound`` and Temporal is never asked about it."""
 
 import asyncio
-from collections.abc import Callable
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,11 +40,12 @@ from api.errors import (
 )
 from api.services import templates
 from api.services.paging import cursor_key
+from api.signing import seal, update_id
 from domain.access import can_access_region, visible_regions
-from domain.ids import new_ticket_id, ticket_id_for_key
 from domain.calendar import freeze_holidays
 from domain.classification import classify
 from domain.forms import validate_values, visible_values
+from domain.ids import new_ticket_id, ticket_id_for_key
 from domain.lifecycle import TERMINAL, RefusalType, allowed_actions, allowed_for
 from domain.roles import is_machine
 from models import search_attributes as attrs
@@ -64,7 +65,6 @@ from models.ticket import (
     TicketStatus,
     initial_state,
 )
-from api.signing import seal, update_id
 from workflows.actions import ActionDef
 from workflows.ticket import TicketWorkflow, workflow_id
 
@@ -109,12 +109,18 @@ async def create_ticket(
     if not can_access_region(actor, body.region):
         raise Forbidden(f"actor {actor.id!r} may not create tickets in region {body.region!r}")
     if is_machine(actor.roles) and body.channel == Channel.AGENT:
-        raise FieldInvalid("channel", "a channel account raises tickets through its channel (qr, web, erp…), "
-                                      "not as an agent", "channel_not_allowed")
+        raise FieldInvalid(
+            "channel",
+            "a channel account raises tickets through its channel (qr, web, erp…), not as an agent",
+            "channel_not_allowed",
+        )
     version, priority = await _pick_template(session, body)
     if version.spec.channels and body.channel.value not in version.spec.channels:
-        raise FieldInvalid("channel", f"{version.key} tickets are raised through {', '.join(version.spec.channels)}, "
-                                      f"not {body.channel.value}", "channel_not_allowed")
+        raise FieldInvalid(
+            "channel",
+            f"{version.key} tickets are raised through {', '.join(version.spec.channels)}, not {body.channel.value}",
+            "channel_not_allowed",
+        )
     fields = _checked_fields(version, body.fields, actor, intake=True)
 
     key = _dedup_key(body, idempotency_key)
@@ -201,11 +207,15 @@ async def _pick_template(session: AsyncSession, body: TicketCreate) -> tuple[Tem
         version = templates.to_version(row)
         return version, body.priority or version.spec.default_priority
     channel = body.channel.value  # only templates raised through this channel take part
-    published = [v for v in await templates.all_latest_specs(session) if not v.spec.channels or channel in v.spec.channels]
+    published = [
+        v for v in await templates.all_latest_specs(session) if not v.spec.channels or channel in v.spec.channels
+    ]
     by_key = {v.key: v for v in published}
     found = classify([v.spec for v in published], body.channel.value, body.title, body.description, body.fields)
     if found is None:
-        raise FieldInvalid("ticket_type", "no template's classification rules match: name a ticket_type", "unclassified")
+        raise FieldInvalid(
+            "ticket_type", "no template's classification rules match: name a ticket_type", "unclassified"
+        )
     return by_key[found.spec.key], body.priority or found.priority
 
 
@@ -331,8 +341,9 @@ def _checked_fields(
         raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
     size = len(json.dumps(fields, ensure_ascii=False).encode())
     if size > MAX_FIELDS_BYTES:
-        raise FieldInvalid("fields", f"form values take {size} bytes; at most {MAX_FIELDS_BYTES} in one request",
-                           "too_large")
+        raise FieldInvalid(
+            "fields", f"form values take {size} bytes; at most {MAX_FIELDS_BYTES} in one request", "too_large"
+        )
     return fields
 
 
@@ -389,7 +400,9 @@ async def list_tickets(
         limit=limit,
         after=cursor_key(cursor, datetime, str),
     )
-    return TicketPage(items=[TicketSummary.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor)
+    return TicketPage(
+        items=[TicketSummary.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor
+    )
 
 
 # --- actions ---
@@ -412,9 +425,9 @@ async def act(
     row = await _visible_row(session, actor, ticket_id)
     action = d.action
     if action is Action.ASSIGN:
-        await _check_assignee(session, getattr(update_input, "assignee"), row.region)
+        await _check_assignee(session, update_input.assignee, row.region)
     if action is Action.DELEGATE:
-        to = getattr(update_input, "to")
+        to = update_input.to
         if to == actor.id:
             raise FieldInvalid("to", "you cannot delegate to yourself", "delegate_to_self")
         await _check_assignee(session, to, row.region, field="to")
@@ -446,15 +459,18 @@ async def send_event(
     declared = version.spec.event(name)
     if declared is None:
         raise FieldInvalid(
-            "name", f"{row.ticket_type} tickets take no event {name!r} (they take: "
-            f"{', '.join(version.spec.event_names())})", "unknown_event",
+            "name",
+            f"{row.ticket_type} tickets take no event {name!r} (they take: {', '.join(version.spec.event_names())})",
+            "unknown_event",
         )
     extra = [f for f in submitted if f not in declared.fields]
     if extra:
-        raise ProblemList([
-            {"loc": ["body", "fields", f], "msg": f"the {name} event may not set {f}", "type": "not_settable"}
-            for f in extra
-        ])
+        raise ProblemList(
+            [
+                {"loc": ["body", "fields", f], "msg": f"the {name} event may not set {f}", "type": "not_settable"}
+                for f in extra
+            ]
+        )
     fields = _checked_fields(version, submitted, actor)
     event = EventInput(actor=actor, name=name, fields=fields, text=text)
     await _execute(session, client, settings, actor, row, "send_event", event, idempotency_key)
@@ -526,7 +542,10 @@ async def _send(handle: Any, update: str, sealed: ActorInput, uid: str, timeout:
             ) from exc
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
-            if not (isinstance(cause, ApplicationError) and cause.type == RefusalType.MOVING) or attempt == MOVING_RETRIES:
+            if (
+                not (isinstance(cause, ApplicationError) and cause.type == RefusalType.MOVING)
+                or attempt == MOVING_RETRIES
+            ):
                 raise
             await asyncio.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
@@ -543,14 +562,19 @@ def _refusal(exc: WorkflowUpdateFailedError, name: str) -> None:
 
 
 def _form_problems(message: str, info: dict[str, Any], name: str) -> DomainError:
-    return ProblemList([{"loc": ["body", "fields", p["field"]], "msg": p["msg"], "type": "form_incomplete"}
-                        for p in info.get("problems", [])])
+    return ProblemList(
+        [
+            {"loc": ["body", "fields", p["field"]], "msg": p["msg"], "type": "form_incomplete"}
+            for p in info.get("problems", [])
+        ]
+    )
 
 
 R = RefusalType
 _REFUSALS: dict[RefusalType, Callable[[str, dict[str, Any], str], DomainError]] = {
     R.INVALID_TRANSITION: lambda m, i, n: InvalidTransition(
-        m, status=i.get("status"), allowed_actions=i.get("allowed_actions", [])),
+        m, status=i.get("status"), allowed_actions=i.get("allowed_actions", [])
+    ),
     R.NOT_ALLOWED: lambda m, i, n: Forbidden(m),
     R.AMBIGUOUS: lambda m, i, n: Conflict(m, **({"nodes": i["nodes"]} if "nodes" in i else {})),
     R.ALREADY_VOTED: lambda m, i, n: Conflict(m),
@@ -558,15 +582,20 @@ _REFUSALS: dict[RefusalType, Callable[[str, dict[str, Any], str], DomainError]] 
     R.FROZEN: lambda m, i, n: Conflict(m, code="field_frozen", fields=i.get("fields", [])),
     R.EVENT: lambda m, i, n: FieldInvalid(str(i.get("field", "name")), m, "event_refused"),
     R.MOVING: lambda m, i, n: ServiceUnavailable("the ticket is moving to a new run: retry in a moment"),
-    R.EXPIRED: lambda m, i, n: ActionTimedOut(f"{n} reached the ticket too late and was not applied: send it again",
-                                              applied=False),
+    R.EXPIRED: lambda m, i, n: ActionTimedOut(
+        f"{n} reached the ticket too late and was not applied: send it again", applied=False
+    ),
     R.KEY_REUSED: lambda m, i, n: FieldInvalid(
-        "Idempotency-Key", "this Idempotency-Key was already used with a different request",
-        "idempotency_key_reused", location="header"),
+        "Idempotency-Key",
+        "this Idempotency-Key was already used with a different request",
+        "idempotency_key_reused",
+        location="header",
+    ),
     # The worker does not hold the API's signing key: a deployment fault, not the caller's.
     R.UNSIGNED: lambda m, i, n: ServiceUnavailable(
         f"the ticket worker refused the API's signature ({m}): TICKETFLOW_ACTION_SIGNING_KEY must be the "
-        "same for the API and the workers"),
+        "same for the API and the workers"
+    ),
 }
 
 

@@ -224,8 +224,9 @@ def _compile_discounts(rules: RegionPricing) -> tuple[dict[str, Decimal], tuple[
     if d.combine == DiscountCombine.SUM and member and referral:
         most = max(member.values()) + max(p for _, p in referral)
         if most > HUNDRED:
-            raise PricingError(E.BAD_PERCENT, f"member + referral discounts can reach {most} %",
-                               "rules.discounts.combine")
+            raise PricingError(
+                E.BAD_PERCENT, f"member + referral discounts can reach {most} %", "rules.discounts.combine"
+            )
     return member, referral
 
 

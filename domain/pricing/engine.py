@@ -52,27 +52,30 @@ def price(rules: RegionPricing | PriceBook, request: PricingRequest) -> Statemen
 
 def _price(book: PriceBook, request: PricingRequest) -> Statement:
     if request.region != book.region:
-        raise PricingError(E.REGION_MISMATCH, f"the rules are for region {book.region!r}, not {request.region!r}",
-                           "request.region")
+        raise PricingError(
+            E.REGION_MISMATCH, f"the rules are for region {book.region!r}, not {request.region!r}", "request.region"
+        )
     spec = currency_spec(request.currency, "request.currency")
     pricer = line_pricer(book.currency, spec, request.rates, book.rules.tax)
     lines = _lines(book, request, pricer)
     totals, components = _totals(pricer.amounts, pricer.taxes, pricer.tax_inclusive)
-    return _Statement({
-        "reference": request.reference,
-        "region": book.region,
-        "rules_version": book.rules.version,
-        "currency": spec.code,
-        "price_list_currency": book.currency,
-        "rates_taken_at": request.rates.taken_at if pricer.used and request.rates else None,
-        "rates_used": pricer.used,
-        "tax": book.applied_tax,
-        "lines": tuple(lines),
-        "totals": totals,
-        "components": components,
-        "shares": _shares(components, spec),
-        "split": _split(book, totals.total, spec),
-    })
+    return _Statement(
+        {
+            "reference": request.reference,
+            "region": book.region,
+            "rules_version": book.rules.version,
+            "currency": spec.code,
+            "price_list_currency": book.currency,
+            "rates_taken_at": request.rates.taken_at if pricer.used and request.rates else None,
+            "rates_used": pricer.used,
+            "tax": book.applied_tax,
+            "lines": tuple(lines),
+            "totals": totals,
+            "components": components,
+            "shares": _shares(components, spec),
+            "split": _split(book, totals.total, spec),
+        }
+    )
 
 
 def _base_lines(book: PriceBook, request: PricingRequest, _: Sums, pricer: LinePricer) -> Lines:
@@ -104,11 +107,19 @@ def _totals(amounts: Sums, taxes: Sums, inclusive: bool) -> tuple[Totals, dict[s
         components = {kind.value: amounts[kind] for kind in _KINDS}
         net, total = subtotal, subtotal + tax
     components["tax"] = tax
-    totals = _Totals({
-        "services": amounts[SERVICE], "parts": amounts[PART], "adjustments": amounts[ADJUSTMENT],
-        "surcharges": amounts[SURCHARGE], "discounts": amounts[DISCOUNT], "subtotal": subtotal,
-        "net": net, "tax": tax, "total": total,
-    })
+    totals = _Totals(
+        {
+            "services": amounts[SERVICE],
+            "parts": amounts[PART],
+            "adjustments": amounts[ADJUSTMENT],
+            "surcharges": amounts[SURCHARGE],
+            "discounts": amounts[DISCOUNT],
+            "subtotal": subtotal,
+            "net": net,
+            "tax": tax,
+            "total": total,
+        }
+    )
     return totals, components
 
 

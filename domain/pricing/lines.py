@@ -32,13 +32,19 @@ def service_lines(book: PriceBook, items: tuple[ServiceItem, ...], pricer: LineP
     previous = None
     for i, item in sorted(enumerate(items), key=_by_code):
         if item.code == previous:
-            raise PricingError(E.DUPLICATE_LINE, f"service {item.code!r} is requested twice; add the quantities up",
-                               f"request.services[{i}].code")
+            raise PricingError(
+                E.DUPLICATE_LINE,
+                f"service {item.code!r} is requested twice; add the quantities up",
+                f"request.services[{i}].code",
+            )
         previous = item.code
         rule = book.services.get(item.code)
         if rule is None:
-            raise PricingError(E.UNKNOWN_SERVICE, f"region {book.region!r} has no price rule for service {item.code!r}",
-                               f"request.services[{i}].code")
+            raise PricingError(
+                E.UNKNOWN_SERVICE,
+                f"region {book.region!r} has no price rule for service {item.code!r}",
+                f"request.services[{i}].code",
+            )
         if isinstance(rule, HourlyService):
             out += _hourly(rule, item, pricer, i)
             continue
@@ -56,17 +62,26 @@ def part_lines(book: PriceBook, items: tuple[PartItem, ...], pricer: LinePricer)
     previous = None
     for i, item in sorted(enumerate(items), key=_by_sku):
         if item.sku == previous:
-            raise PricingError(E.DUPLICATE_LINE, f"part {item.sku!r} is listed twice; add the quantities up",
-                               f"request.parts[{i}].sku")
+            raise PricingError(
+                E.DUPLICATE_LINE, f"part {item.sku!r} is listed twice; add the quantities up", f"request.parts[{i}].sku"
+            )
         previous = item.sku
         part = book.parts.get(item.sku)
         if part is None:
-            raise PricingError(E.UNKNOWN_PART, f"part {item.sku!r} is not on region {book.region!r}'s price list",
-                               f"request.parts[{i}].sku")
+            raise PricingError(
+                E.UNKNOWN_PART,
+                f"part {item.sku!r} is not on region {book.region!r}'s price list",
+                f"request.parts[{i}].sku",
+            )
         if item.quantity <= ZERO:
-            raise PricingError(E.BAD_QUANTITY, f"quantity {item.quantity} must be positive", f"request.parts[{i}].quantity")
-        out.append(pricer.priced(PART, part.sku, part.name or part.sku, item.quantity, part.unit, part.price,
-                                 book.part_rules[part.sku]))
+            raise PricingError(
+                E.BAD_QUANTITY, f"quantity {item.quantity} must be positive", f"request.parts[{i}].quantity"
+            )
+        out.append(
+            pricer.priced(
+                PART, part.sku, part.name or part.sku, item.quantity, part.unit, part.price, book.part_rules[part.sku]
+            )
+        )
     return out
 
 
@@ -86,58 +101,100 @@ def _bad_quantity(item: ServiceItem, i: int) -> None:
 
 
 def _flat(rule: FlatService, quantity: Decimal, pricer: LinePricer) -> StatementLine:
-    return pricer.priced(SERVICE, rule.code, rule.description or rule.code, quantity, rule.unit, rule.price,
-                         f"services.{rule.code}.price")
+    return pricer.priced(
+        SERVICE,
+        rule.code,
+        rule.description or rule.code,
+        quantity,
+        rule.unit,
+        rule.price,
+        f"services.{rule.code}.price",
+    )
 
 
 def _hourly(rule: HourlyService, item: ServiceItem, pricer: LinePricer, i: int) -> list[StatementLine]:
     """Base fee; labour = (minutes − included) rounded up to the increment, in hours; and a
     top-up line when the two stay under the minimum charge."""
     if item.minutes is None:
-        raise PricingError(E.BAD_QUANTITY, f"{item.code!r} is billed by time; send the minutes worked",
-                           f"request.services[{i}].minutes")
+        raise PricingError(
+            E.BAD_QUANTITY,
+            f"{item.code!r} is billed by time; send the minutes worked",
+            f"request.services[{i}].minutes",
+        )
     if item.quantity != ONE:
-        raise PricingError(E.BAD_QUANTITY, "an hourly service is one visit; its quantity stays 1",
-                           f"request.services[{i}].quantity")
+        raise PricingError(
+            E.BAD_QUANTITY, "an hourly service is one visit; its quantity stays 1", f"request.services[{i}].quantity"
+        )
     code, name, step = rule.code, rule.description or rule.code, rule.increment_minutes
     billable = max(0, item.minutes - rule.included_minutes)
     billed = -(-billable // step) * step
     lines = []
     if rule.base_fee:
-        lines.append(pricer.priced(SERVICE, code, f"{name}: base fee", ONE, "visit", rule.base_fee,
-                                   f"services.{code}.base_fee"))
+        lines.append(
+            pricer.priced(SERVICE, code, f"{name}: base fee", ONE, "visit", rule.base_fee, f"services.{code}.base_fee")
+        )
     included = f", {rule.included_minutes} included" if rule.included_minutes else ""
     labour = f"{name}: labour, {item.minutes} min worked{included}, {billed} min billed in {step}-min steps"
     # billed is a multiple of the increment, a multiple of 3: billed / 60 is an exact decimal
-    lines.append(pricer.priced(SERVICE, code, labour, Decimal(billed) / SIXTY, "h", rule.hourly_rate,
-                               f"services.{code}.hourly_rate"))
+    lines.append(
+        pricer.priced(
+            SERVICE, code, labour, Decimal(billed) / SIXTY, "h", rule.hourly_rate, f"services.{code}.hourly_rate"
+        )
+    )
     if rule.minimum_charge:
         minimum = pricer.convert(rule.minimum_charge)
         short = minimum - sum([line.amount for line in lines], ZERO)
         if short > ZERO:
-            lines.append(pricer.line(SERVICE, code, f"{name}: top-up to the minimum charge of {minimum}", ONE,
-                                     "visit", short, short, f"services.{code}.minimum_charge", None, None, None))
+            lines.append(
+                pricer.line(
+                    SERVICE,
+                    code,
+                    f"{name}: top-up to the minimum charge of {minimum}",
+                    ONE,
+                    "visit",
+                    short,
+                    short,
+                    f"services.{code}.minimum_charge",
+                    None,
+                    None,
+                    None,
+                )
+            )
     return lines
 
 
-def _tiered(rule: TieredService, tiers: tuple[CompiledTier, ...], q: Decimal, pricer: LinePricer,
-            i: int) -> list[StatementLine]:
+def _tiered(
+    rule: TieredService, tiers: tuple[CompiledTier, ...], q: Decimal, pricer: LinePricer, i: int
+) -> list[StatementLine]:
     """Volume: one line, every unit at the price of the tier ``q`` falls in. Graduated: one
     line per tier reached, with that tier's units at its price."""
     last = tiers[-1].up_to
     if last is not None and q > last:
-        raise PricingError(E.BAD_QUANTITY, f"quantity {q} is beyond the last tier (up to {last})",
-                           f"request.services[{i}].quantity")
+        raise PricingError(
+            E.BAD_QUANTITY, f"quantity {q} is beyond the last tier (up to {last})", f"request.services[{i}].quantity"
+        )
     name = rule.description or rule.code
     if rule.mode == TierMode.VOLUME:
         tier = next(t for t in tiers if t.up_to is None or q <= t.up_to)
-        return [pricer.priced(SERVICE, rule.code, f"{name} (all {q} at the tier {tier.span})", q, rule.unit,
-                              tier.unit_price, tier.rule)]
+        return [
+            pricer.priced(
+                SERVICE,
+                rule.code,
+                f"{name} (all {q} at the tier {tier.span})",
+                q,
+                rule.unit,
+                tier.unit_price,
+                tier.rule,
+            )
+        ]
     lines = []
     for tier in tiers:
         if q <= tier.over:
             break
         units = (q if tier.up_to is None or q < tier.up_to else tier.up_to) - tier.over
-        lines.append(pricer.priced(SERVICE, rule.code, f"{name} (tier {tier.span})", units, rule.unit,
-                                   tier.unit_price, tier.rule))
+        lines.append(
+            pricer.priced(
+                SERVICE, rule.code, f"{name} (tier {tier.span})", units, rule.unit, tier.unit_price, tier.rule
+            )
+        )
     return lines

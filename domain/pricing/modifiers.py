@@ -39,8 +39,9 @@ def adjustment_lines(book: PriceBook, request: PricingRequest, prior: Sums, pric
             base = base_of(prior, adj.applies_to)
             if base:
                 text = f"{adj.description or adj.code} {'+' if adj.percent >= 0 else ''}{adj.percent} %"
-                out.append(pricer.percent(LineKind.ADJUSTMENT, adj.code, text, adj.percent, base,
-                                          f"adjustments.{adj.code}"))
+                out.append(
+                    pricer.percent(LineKind.ADJUSTMENT, adj.code, text, adj.percent, base, f"adjustments.{adj.code}")
+                )
     return out
 
 
@@ -65,8 +66,9 @@ def surcharge_lines(book: PriceBook, request: PricingRequest, prior: Sums, price
     return out
 
 
-def _distance(sur: DistanceSurcharge, travel_km: Decimal, pricer: LinePricer, name: str,
-              rule: str) -> StatementLine | None:
+def _distance(
+    sur: DistanceSurcharge, travel_km: Decimal, pricer: LinePricer, name: str, rule: str
+) -> StatementLine | None:
     """Kilometres beyond the free ones, rounded up to the increment, at the per-km price."""
     if travel_km < ZERO:
         raise PricingError(E.BAD_QUANTITY, f"travel distance {travel_km} km is negative", "request.travel_km")
@@ -75,8 +77,15 @@ def _distance(sur: DistanceSurcharge, travel_km: Decimal, pricer: LinePricer, na
         return None
     steps, rest = divmod(beyond, sur.increment_km)
     billed = (steps + (ONE if rest else ZERO)) * sur.increment_km
-    return pricer.priced(LineKind.SURCHARGE, sur.code, f"{name} ({travel_km} km, first {sur.free_km} km free)",
-                         billed, "km", sur.per_km, rule)
+    return pricer.priced(
+        LineKind.SURCHARGE,
+        sur.code,
+        f"{name} ({travel_km} km, first {sur.free_km} km free)",
+        billed,
+        "km",
+        sur.per_km,
+        rule,
+    )
 
 
 Offer = tuple[Decimal, str, str, str]  # (percent, code, rule, description)
@@ -94,8 +103,10 @@ def discount_lines(book: PriceBook, request: PricingRequest, prior: Sums, pricer
     base = base_of(prior, rules.applies_to) if offers else ZERO
     if not base:
         return []
-    return [pricer.percent(LineKind.DISCOUNT, code, text, percent, base, rule, negate=True)
-            for percent, code, rule, text in offers]
+    return [
+        pricer.percent(LineKind.DISCOUNT, code, text, percent, base, rule, negate=True)
+        for percent, code, rule, text in offers
+    ]
 
 
 def _member_offer(book: PriceBook, request: PricingRequest) -> Offer | None:
@@ -104,8 +115,9 @@ def _member_offer(book: PriceBook, request: PricingRequest) -> Offer | None:
         return None
     percent = book.member_percent.get(level)
     if percent is None:
-        raise PricingError(E.UNKNOWN_MEMBER_LEVEL, f"region {book.region!r} has no member level {level!r}",
-                           "request.member_level")
+        raise PricingError(
+            E.UNKNOWN_MEMBER_LEVEL, f"region {book.region!r} has no member level {level!r}", "request.member_level"
+        )
     return percent, f"member:{level}", f"discounts.member_levels.{level}", f"Member discount ({level}) -{percent} %"
 
 
@@ -120,5 +132,9 @@ def _referral_offer(book: PriceBook, request: PricingRequest) -> Offer | None:
     if best is None:
         return None
     least, percent = best
-    return (percent, f"referral:{least}", f"discounts.referral_tiers.{least}",
-            f"Referral discount -{percent} % ({request.referrals} referrals, tier {least}+)")
+    return (
+        percent,
+        f"referral:{least}",
+        f"discounts.referral_tiers.{least}",
+        f"Referral discount -{percent} % ({request.referrals} referrals, tier {least}+)",
+    )

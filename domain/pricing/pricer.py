@@ -27,8 +27,18 @@ class LinePricer:
     price-list → billing rate (``None``: same currency) and the region's tax, and keeps the
     running amount and tax per kind of line."""
 
-    __slots__ = ("spec", "quantum", "rounding", "rate", "used", "tax_percent", "tax_inclusive", "tax_rate",
-                 "amounts", "taxes")
+    __slots__ = (
+        "spec",
+        "quantum",
+        "rounding",
+        "rate",
+        "used",
+        "tax_percent",
+        "tax_inclusive",
+        "tax_rate",
+        "amounts",
+        "taxes",
+    )
 
     def __init__(self, spec: CurrencySpec, rate: Decimal | None, used: tuple[ExchangeRate, ...], tax: TaxRule) -> None:
         self.spec = spec
@@ -42,8 +52,9 @@ class LinePricer:
         self.amounts = dict.fromkeys(KINDS, zero)  # Σ amount per kind so far
         self.taxes = dict.fromkeys(KINDS, zero)  # Σ tax per kind so far
 
-    def priced(self, kind: LineKind, code: str, description: str, quantity: Decimal, unit: str,
-               list_price: Decimal, rule: str) -> StatementLine:
+    def priced(
+        self, kind: LineKind, code: str, description: str, quantity: Decimal, unit: str, list_price: Decimal, rule: str
+    ) -> StatementLine:
         """``quantity`` × ``list_price`` converted to the billing currency, rounded."""
         if self.rate is None:
             unit_price, listed = list_price, None
@@ -52,8 +63,16 @@ class LinePricer:
         amount = (quantity * unit_price).quantize(self.quantum, self.rounding)
         return self.line(kind, code, description, quantity, unit, unit_price, amount, rule, None, None, listed)
 
-    def percent(self, kind: LineKind, code: str, description: str, percent: Decimal, base: Decimal,
-                rule: str, negate: bool = False) -> StatementLine:
+    def percent(
+        self,
+        kind: LineKind,
+        code: str,
+        description: str,
+        percent: Decimal,
+        base: Decimal,
+        rule: str,
+        negate: bool = False,
+    ) -> StatementLine:
         """``percent`` % of ``base`` (already in the billing currency), rounded; a discount
         is ``negate``d. Quantity 1 and unit price = amount."""
         amount = (base * percent * HUNDREDTH).quantize(self.quantum, self.rounding)
@@ -71,9 +90,20 @@ class LinePricer:
             return round_ratio(amount * self.tax_percent, HUNDRED + self.tax_percent, self.spec)
         return (amount * self.tax_rate).quantize(self.quantum, self.rounding)
 
-    def line(self, kind: LineKind, code: str, description: str, quantity: Decimal, unit: str,
-             unit_price: Decimal, amount: Decimal, rule: str, percent: Decimal | None,
-             base: Decimal | None, list_unit_price: Decimal | None) -> StatementLine:
+    def line(
+        self,
+        kind: LineKind,
+        code: str,
+        description: str,
+        quantity: Decimal,
+        unit: str,
+        unit_price: Decimal,
+        amount: Decimal,
+        rule: str,
+        percent: Decimal | None,
+        base: Decimal | None,
+        list_unit_price: Decimal | None,
+    ) -> StatementLine:
         """The finished line with its tax, rounded per line.
 
         Exclusive: ``tax = amount × p/100``, ``gross = amount + tax``.
@@ -92,11 +122,24 @@ class LinePricer:
             net, gross = amount, amount + tax
         self.amounts[kind] += amount
         self.taxes[kind] += tax
-        return _line({
-            "kind": kind, "code": code, "description": description, "quantity": quantity, "unit": unit,
-            "unit_price": unit_price, "amount": amount, "rule": rule, "percent": percent, "base": base,
-            "list_unit_price": list_unit_price, "net": net, "tax": tax, "gross": gross,
-        })
+        return _line(
+            {
+                "kind": kind,
+                "code": code,
+                "description": description,
+                "quantity": quantity,
+                "unit": unit,
+                "unit_price": unit_price,
+                "amount": amount,
+                "rule": rule,
+                "percent": percent,
+                "base": base,
+                "list_unit_price": list_unit_price,
+                "net": net,
+                "tax": tax,
+                "gross": gross,
+            }
+        )
 
 
 def line_pricer(source: str, spec: CurrencySpec, snapshot: RateSnapshot | None, tax: TaxRule) -> LinePricer:
@@ -118,8 +161,9 @@ def _rate(source: str, target: str, snapshot: RateSnapshot | None) -> tuple[Deci
                 raise PricingError(E.BAD_RATE, f"rate {r.rate} is not positive", f"request.rates.rates[{i}].rate")
             chosen = r
         elif r.rate != chosen.rate:
-            raise PricingError(E.BAD_RATE, f"the snapshot has two different {source}→{target} rates",
-                               f"request.rates.rates[{i}]")
+            raise PricingError(
+                E.BAD_RATE, f"the snapshot has two different {source}→{target} rates", f"request.rates.rates[{i}]"
+            )
     if chosen is None:
         raise PricingError(E.MISSING_RATE, f"the rate snapshot has no {source}→{target} rate", "request.rates")
     return chosen.rate, (chosen,)

@@ -88,8 +88,9 @@ async def world(
 
 async def receive(db: Database, w: World, wname: str, pname: str, qty: int) -> None:
     async with db.engine.begin() as conn:
-        await inventory.receive(conn, key=f"test:{uid()}", warehouse=w.wh[wname], sku=w.sku[pname],
-                                quantity=qty, actor_id="test")
+        await inventory.receive(
+            conn, key=f"test:{uid()}", warehouse=w.wh[wname], sku=w.sku[pname], quantity=qty, actor_id="test"
+        )
 
 
 async def levels(db: Database, w: World) -> dict[tuple[str, str], tuple[int, int]]:
@@ -98,8 +99,9 @@ async def levels(db: Database, w: World) -> dict[tuple[str, str], tuple[int, int
     parts = {sku: n for n, sku in w.sku.items()}
     t = StockLevel.__table__
     async with db.engine.connect() as conn:
-        rows = await conn.execute(sa.select(t.c.warehouse, t.c.sku, t.c.on_hand, t.c.reserved)
-                                  .where(t.c.warehouse.in_(list(names))))
+        rows = await conn.execute(
+            sa.select(t.c.warehouse, t.c.sku, t.c.on_hand, t.c.reserved).where(t.c.warehouse.in_(list(names)))
+        )
         return {(names[r.warehouse], parts[r.sku]): (r.on_hand, r.reserved) for r in rows}
 
 
@@ -107,16 +109,18 @@ async def ledger(db: Database, ticket_id: str) -> list[tuple[str, str, int]]:
     """[(kind, sku, quantity)] of a ticket, in order."""
     t = StockMovement.__table__
     async with db.engine.connect() as conn:
-        rows = await conn.execute(sa.select(t.c.kind, t.c.sku, t.c.quantity).where(t.c.ticket_id == ticket_id)
-                                  .order_by(t.c.id))
+        rows = await conn.execute(
+            sa.select(t.c.kind, t.c.sku, t.c.quantity).where(t.c.ticket_id == ticket_id).order_by(t.c.id)
+        )
         return [tuple(r) for r in rows]
 
 
 async def alerts(db: Database, w: World, wname: str, pname: str) -> list[StockAlert]:
     t = StockAlert.__table__
     async with db.engine.connect() as conn:
-        rows = await conn.execute(sa.select(t).where(t.c.warehouse == w.wh[wname], t.c.sku == w.sku[pname])
-                                  .order_by(t.c.id))
+        rows = await conn.execute(
+            sa.select(t).where(t.c.warehouse == w.wh[wname], t.c.sku == w.sku[pname]).order_by(t.c.id)
+        )
         return [StockAlert(**r._mapping) for r in rows]
 
 
@@ -124,12 +128,15 @@ async def ledger_balance(db: Database, warehouse: str, sku: str) -> tuple[int, i
     """(on_hand, reserved) as the ledger alone says."""
     t = StockMovement.__table__
     async with db.engine.connect() as conn:
-        rows = (await conn.execute(sa.select(t.c.kind, t.c.quantity).where(t.c.warehouse == warehouse,
-                                                                          t.c.sku == sku))).all()
+        rows = (
+            await conn.execute(sa.select(t.c.kind, t.c.quantity).where(t.c.warehouse == warehouse, t.c.sku == sku))
+        ).all()
     on_hand = sum(q for k, q in rows if k in ("receipt", "adjustment", "transfer")) - sum(
-        q for k, q in rows if k == "consumption")
+        q for k, q in rows if k == "consumption"
+    )
     reserved = sum(q for k, q in rows if k == "reservation") - sum(
-        q for k, q in rows if k in ("release", "consumption"))
+        q for k, q in rows if k in ("release", "consumption")
+    )
     return on_hand, reserved
 
 
@@ -137,19 +144,37 @@ def ticket() -> str:
     return f"T{uid()}{uid()}"
 
 
-def reserve_input(w: World, tid: str, lines: dict[str, int], *, node: str = "reserve_parts",
-                  location: Location | None = None, allow_partial: bool = False, **kw) -> ReserveInput:
-    return ReserveInput(ticket_id=tid, node_id=node, region=w.region, location=location,
-                        lines=[PartLine(sku=w.sku[p], quantity=q) for p, q in lines.items()],
-                        allow_partial=allow_partial, **kw)
+def reserve_input(
+    w: World,
+    tid: str,
+    lines: dict[str, int],
+    *,
+    node: str = "reserve_parts",
+    location: Location | None = None,
+    allow_partial: bool = False,
+    **kw,
+) -> ReserveInput:
+    return ReserveInput(
+        ticket_id=tid,
+        node_id=node,
+        region=w.region,
+        location=location,
+        lines=[PartLine(sku=w.sku[p], quantity=q) for p, q in lines.items()],
+        allow_partial=allow_partial,
+        **kw,
+    )
 
 
 # --- nearest warehouse ---
 
 
 async def test_nearest_warehouse_that_has_the_part_by_real_distance(db: Database):
-    w = await world(db, {"PD": PUDONG, "JD": JIADING, "HZ": HANGZHOU}, {"FAN": (0, 0), "SEAL": (0, 0)},
-                    {("PD", "FAN"): 5, ("JD", "FAN"): 5, ("HZ", "FAN"): 5, ("JD", "SEAL"): 5, ("HZ", "SEAL"): 5})
+    w = await world(
+        db,
+        {"PD": PUDONG, "JD": JIADING, "HZ": HANGZHOU},
+        {"FAN": (0, 0), "SEAL": (0, 0)},
+        {("PD", "FAN"): 5, ("JD", "FAN"): 5, ("HZ", "FAN"): 5, ("JD", "SEAL"): 5, ("HZ", "SEAL"): 5},
+    )
     env = ActivityEnvironment()
     cases = [
         (ZHANGJIANG, "FAN", "PD"),
@@ -162,12 +187,19 @@ async def test_nearest_warehouse_that_has_the_part_by_real_distance(db: Database
         r = await env.run(reserve_parts, reserve_input(w, ticket(), {part: 1}, location=location))
         assert r.status is ReservationStatus.RESERVED
         assert r.allocations == [Allocation(line=0, sku=w.sku[part], warehouse=w.wh[expected], quantity=1)], (
-            location, part)
+            location,
+            part,
+        )
 
 
 async def test_equal_distance_ties_go_to_the_lower_code_and_project_stock_only_when_named(db: Database):
-    w = await world(db, {"B": PUDONG, "A": PUDONG, "P": PUDONG}, {"FAN": (0, 0)},
-                    {("A", "FAN"): 3, ("B", "FAN"): 3, ("P", "FAN"): 3}, project=("P",))
+    w = await world(
+        db,
+        {"B": PUDONG, "A": PUDONG, "P": PUDONG},
+        {"FAN": (0, 0)},
+        {("A", "FAN"): 3, ("B", "FAN"): 3, ("P", "FAN"): 3},
+        project=("P",),
+    )
     r = await ActivityEnvironment().run(reserve_parts, reserve_input(w, ticket(), {"FAN": 1}, location=ZHANGJIANG))
     assert r.allocations[0].warehouse == w.wh["A"]
     # Regional warehouses hold 3 + 3: asking for 7 is short although the project warehouse has 3 more.
@@ -182,8 +214,12 @@ async def test_equal_distance_ties_go_to_the_lower_code_and_project_stock_only_w
 
 
 async def test_all_or_nothing_reserves_nothing_when_one_line_is_short(db: Database):
-    w = await world(db, {"PD": PUDONG, "JD": JIADING}, {"FAN": (0, 0), "SENSOR": (0, 0)},
-                    {("PD", "FAN"): 4, ("PD", "SENSOR"): 6, ("JD", "SENSOR"): 6})
+    w = await world(
+        db,
+        {"PD": PUDONG, "JD": JIADING},
+        {"FAN": (0, 0), "SENSOR": (0, 0)},
+        {("PD", "FAN"): 4, ("PD", "SENSOR"): 6, ("JD", "SENSOR"): 6},
+    )
     tid = ticket()
     r = await inventory.reserve(db, reserve_input(w, tid, {"FAN": 2, "SENSOR": 10}, location=ZHANGJIANG))
     # 12 sensors in the region, but no single warehouse has 10: without allow_partial a line is never split.
@@ -200,15 +236,22 @@ async def test_all_or_nothing_reserves_nothing_when_one_line_is_short(db: Databa
 
 
 async def test_partial_splits_a_line_nearest_first_and_reports_the_shortage(db: Database):
-    w = await world(db, {"PD": PUDONG, "JD": JIADING, "HZ": HANGZHOU}, {"FAN": (0, 0), "SEAL": (0, 0)},
-                    {("PD", "FAN"): 6, ("JD", "FAN"): 3})
+    w = await world(
+        db,
+        {"PD": PUDONG, "JD": JIADING, "HZ": HANGZHOU},
+        {"FAN": (0, 0), "SEAL": (0, 0)},
+        {("PD", "FAN"): 6, ("JD", "FAN"): 3},
+    )
     tid = ticket()
-    r = await inventory.reserve(db, reserve_input(w, tid, {"FAN": 10, "SEAL": 2}, location=ZHANGJIANG,
-                                                  allow_partial=True))
+    r = await inventory.reserve(
+        db, reserve_input(w, tid, {"FAN": 10, "SEAL": 2}, location=ZHANGJIANG, allow_partial=True)
+    )
     assert r.status is ReservationStatus.PARTIAL
     assert [(a.line, a.warehouse, a.quantity) for a in r.allocations] == [(0, w.wh["PD"], 6), (0, w.wh["JD"], 3)]
-    assert r.shortages == [Shortage(line=0, sku=w.sku["FAN"], requested=10, missing=1),
-                           Shortage(line=1, sku=w.sku["SEAL"], requested=2, missing=2)]
+    assert r.shortages == [
+        Shortage(line=0, sku=w.sku["FAN"], requested=10, missing=1),
+        Shortage(line=1, sku=w.sku["SEAL"], requested=2, missing=2),
+    ]
     assert (await levels(db, w))[("PD", "FAN")] == (6, 6)
     assert (await levels(db, w))[("JD", "FAN")] == (3, 3)
     # Nothing left anywhere: partial with nothing to take is "insufficient", and records nothing.
@@ -242,8 +285,12 @@ async def test_unknown_part_is_a_non_retryable_business_error(db: Database):
 
 
 async def test_reservation_retried_after_commit_moves_stock_once_and_answers_the_same(db: Database):
-    w = await world(db, {"PD": PUDONG, "JD": JIADING}, {"FAN": (0, 0), "SEAL": (0, 0)},
-                    {("PD", "FAN"): 3, ("JD", "FAN"): 5, ("PD", "SEAL"): 5})
+    w = await world(
+        db,
+        {"PD": PUDONG, "JD": JIADING},
+        {"FAN": (0, 0), "SEAL": (0, 0)},
+        {("PD", "FAN"): 3, ("JD", "FAN"): 5, ("PD", "SEAL"): 5},
+    )
     tid = ticket()
     env = ActivityEnvironment()
     inp = reserve_input(w, tid, {"FAN": 4, "SEAL": 2}, location=ZHANGJIANG, allow_partial=True)
@@ -251,7 +298,10 @@ async def test_reservation_retried_after_commit_moves_stock_once_and_answers_the
     second = await env.run(reserve_parts, inp)
     assert first == second and first.status is ReservationStatus.RESERVED
     assert [(a.line, a.warehouse, a.quantity) for a in first.allocations] == [
-        (0, w.wh["PD"], 3), (0, w.wh["JD"], 1), (1, w.wh["PD"], 2)]
+        (0, w.wh["PD"], 3),
+        (0, w.wh["JD"], 1),
+        (1, w.wh["PD"], 2),
+    ]
     assert await levels(db, w) == {("PD", "FAN"): (3, 3), ("JD", "FAN"): (5, 1), ("PD", "SEAL"): (5, 2)}
     assert len(await ledger(db, tid)) == 3
     # Concurrent attempts of the same reservation (a retry racing a slow first attempt): still once.
@@ -264,21 +314,28 @@ async def test_reservation_retried_after_commit_moves_stock_once_and_answers_the
 
 
 async def test_consume_uses_what_was_used_releases_the_rest_and_a_retry_changes_nothing(db: Database):
-    w = await world(db, {"PD": PUDONG, "JD": JIADING}, {"FAN": (0, 0), "SEAL": (0, 0)},
-                    {("PD", "FAN"): 3, ("JD", "FAN"): 5, ("PD", "SEAL"): 5})
+    w = await world(
+        db,
+        {"PD": PUDONG, "JD": JIADING},
+        {"FAN": (0, 0), "SEAL": (0, 0)},
+        {("PD", "FAN"): 3, ("JD", "FAN"): 5, ("PD", "SEAL"): 5},
+    )
     tid = ticket()
     env = ActivityEnvironment()
-    await env.run(reserve_parts, reserve_input(w, tid, {"FAN": 4, "SEAL": 2}, location=ZHANGJIANG,
-                                               allow_partial=True))
-    inp = ConsumeInput(ticket_id=tid, node_id="reserve_parts",
-                       used=[UsedPart(sku=w.sku["FAN"], quantity=2), UsedPart(sku=w.sku["FAN"], quantity=1)])
+    await env.run(reserve_parts, reserve_input(w, tid, {"FAN": 4, "SEAL": 2}, location=ZHANGJIANG, allow_partial=True))
+    inp = ConsumeInput(
+        ticket_id=tid,
+        node_id="reserve_parts",
+        used=[UsedPart(sku=w.sku["FAN"], quantity=2), UsedPart(sku=w.sku["FAN"], quantity=1)],
+    )
     first = await env.run(consume_parts, inp)
     second = await env.run(consume_parts, inp)
     assert first == second
     # 3 fans used, taken from the first allocation (Pudong 3); Jiading's 1 and both seals go back.
     assert [(q.warehouse, q.sku, q.quantity) for q in first.consumed] == [(w.wh["PD"], w.sku["FAN"], 3)]
     assert sorted((q.warehouse, q.sku, q.quantity) for q in first.released) == sorted(
-        [(w.wh["JD"], w.sku["FAN"], 1), (w.wh["PD"], w.sku["SEAL"], 2)])
+        [(w.wh["JD"], w.sku["FAN"], 1), (w.wh["PD"], w.sku["SEAL"], 2)]
+    )
     assert await levels(db, w) == {("PD", "FAN"): (0, 0), ("JD", "FAN"): (5, 0), ("PD", "SEAL"): (5, 0)}
     assert await ledger_balance(db, w.wh["PD"], w.sku["FAN"]) == (0, 0)
     kinds = [k for k, _, _ in await ledger(db, tid)]
@@ -302,11 +359,16 @@ async def test_using_more_than_reserved_is_a_non_retryable_error_and_moves_nothi
 
 
 async def test_cancelled_ticket_releases_every_reservation_once(db: Database):
-    w = await world(db, {"PD": PUDONG, "JD": JIADING}, {"FAN": (0, 0), "SEAL": (0, 0)},
-                    {("PD", "FAN"): 2, ("JD", "FAN"): 4, ("PD", "SEAL"): 3})
+    w = await world(
+        db,
+        {"PD": PUDONG, "JD": JIADING},
+        {"FAN": (0, 0), "SEAL": (0, 0)},
+        {("PD", "FAN"): 2, ("JD", "FAN"): 4, ("PD", "SEAL"): 3},
+    )
     tid = ticket()
-    await inventory.reserve(db, reserve_input(w, tid, {"FAN": 3}, node="reserve_1", location=ZHANGJIANG,
-                                              allow_partial=True))
+    await inventory.reserve(
+        db, reserve_input(w, tid, {"FAN": 3}, node="reserve_1", location=ZHANGJIANG, allow_partial=True)
+    )
     await inventory.reserve(db, reserve_input(w, tid, {"SEAL": 3}, node="reserve_2"))
     assert await levels(db, w) == {("PD", "FAN"): (2, 2), ("JD", "FAN"): (4, 1), ("PD", "SEAL"): (3, 3)}
 
@@ -319,14 +381,16 @@ async def test_cancelled_ticket_releases_every_reservation_once(db: Database):
     second = await env.run(release_parts, ReleaseInput(ticket_id=tid))
     assert first == second
     assert sorted((q.node_id, q.warehouse, q.quantity) for q in first.released) == sorted(
-        [("reserve_1", w.wh["PD"], 2), ("reserve_1", w.wh["JD"], 1), ("reserve_2", w.wh["PD"], 3)])
+        [("reserve_1", w.wh["PD"], 2), ("reserve_1", w.wh["JD"], 1), ("reserve_2", w.wh["PD"], 3)]
+    )
     assert await levels(db, w) == {("PD", "FAN"): (2, 0), ("JD", "FAN"): (4, 0), ("PD", "SEAL"): (3, 0)}
     assert [k for k, _, _ in await ledger(db, tid)].count("release") == 3
     # Nothing reserved at all is fine too; consuming after the cancel finds nothing reserved.
     assert (await inventory.release(db, ReleaseInput(ticket_id=ticket()))).released == []
     with pytest.raises(ApplicationError):
-        await inventory.consume(db, ConsumeInput(ticket_id=tid, node_id="reserve_1",
-                                                 used=[UsedPart(sku=w.sku["FAN"], quantity=1)]))
+        await inventory.consume(
+            db, ConsumeInput(ticket_id=tid, node_id="reserve_1", used=[UsedPart(sku=w.sku["FAN"], quantity=1)])
+        )
 
 
 # --- low-stock alerts ---
@@ -346,8 +410,7 @@ async def test_low_stock_alert_is_raised_once_per_crossing_and_cleared(db: Datab
     t2 = await take(2)  # available 4 < 5: one alert, order up to 5 + 10
     await take(1)  # available 3: still the same alert
     [a] = await alerts(db, w, "PD", "FAN")
-    assert (a.status, a.reorder_point, a.available_at_open, a.suggested_qty, a.notified_at) == (
-        "open", 5, 4, 11, None)
+    assert (a.status, a.reorder_point, a.available_at_open, a.suggested_qty, a.notified_at) == ("open", 5, 4, 11, None)
 
     await inventory.release(db, ReleaseInput(ticket_id=t2))  # available 5: back at the reorder point
     [a] = await alerts(db, w, "PD", "FAN")
@@ -388,7 +451,8 @@ def test_which_database_errors_run_the_transaction_again():
     from store.inventory import _transient
 
     key_taken = psycopg.errors.UniqueViolation(
-        'duplicate key value violates unique constraint "stock_movement_idempotency_key_key"')
+        'duplicate key value violates unique constraint "stock_movement_idempotency_key_key"'
+    )
     assert _transient(key_taken)  # straight from psycopg (the PostgreSQL hot path)
     assert _transient(IntegrityError("INSERT …", {}, key_taken))  # through SQLAlchemy
     assert _transient(psycopg.errors.DeadlockDetected("deadlock detected"))
@@ -403,25 +467,30 @@ def test_which_database_errors_run_the_transaction_again():
 
 def needs_postgres(db: Database) -> None:
     if db.engine.dialect.name != "postgresql":
-        pytest.skip("needs PostgreSQL (set TICKETFLOW_TEST_DATABASE_URL=postgresql+psycopg://…): "
-                    "SQLite serializes writers, so concurrent reservations cannot race")
+        pytest.skip(
+            "needs PostgreSQL (set TICKETFLOW_TEST_DATABASE_URL=postgresql+psycopg://…): "
+            "SQLite serializes writers, so concurrent reservations cannot race"
+        )
 
 
 async def test_fifty_concurrent_reservations_for_the_last_ten_units(db: Database):
     needs_postgres(db)
     w = await world(db, {"PD": PUDONG, "JD": JIADING}, {"FAN": (0, 0)}, {("PD", "FAN"): 6, ("JD", "FAN"): 4})
     tickets = [ticket() for _ in range(50)]
-    results = await asyncio.gather(*[
-        inventory.reserve(db, reserve_input(w, tid, {"FAN": 1}, location=ZHANGJIANG)) for tid in tickets
-    ])
+    results = await asyncio.gather(
+        *[inventory.reserve(db, reserve_input(w, tid, {"FAN": 1}, location=ZHANGJIANG)) for tid in tickets]
+    )
     statuses = [r.status for r in results]
     assert statuses.count(ReservationStatus.RESERVED) == 10
     assert statuses.count(ReservationStatus.INSUFFICIENT) == 40
     assert await levels(db, w) == {("PD", "FAN"): (6, 6), ("JD", "FAN"): (4, 4)}
     t = StockMovement.__table__
     async with db.engine.connect() as conn:
-        rows = (await conn.execute(sa.select(t.c.ticket_id, t.c.warehouse).where(
-            t.c.sku == w.sku["FAN"], t.c.kind == "reservation"))).all()
+        rows = (
+            await conn.execute(
+                sa.select(t.c.ticket_id, t.c.warehouse).where(t.c.sku == w.sku["FAN"], t.c.kind == "reservation")
+            )
+        ).all()
     assert len(rows) == 10
     winners = {tid for tid, r in zip(tickets, results) if r.status is ReservationStatus.RESERVED}
     assert {r.ticket_id for r in rows} == winners
@@ -432,13 +501,26 @@ async def test_fifty_concurrent_reservations_for_the_last_ten_units(db: Database
 
 async def test_concurrent_multi_line_reservations_in_opposite_orders_never_deadlock_or_oversell(db: Database):
     needs_postgres(db)
-    w = await world(db, {"PD": PUDONG, "JD": JIADING}, {"FAN": (0, 0), "SEAL": (0, 0)},
-                    {("PD", "FAN"): 16, ("JD", "FAN"): 16, ("PD", "SEAL"): 16, ("JD", "SEAL"): 16})
-    inputs = [reserve_input(w, ticket(), {"FAN": 2, "SEAL": 2} if i % 2 else {"SEAL": 2, "FAN": 2},
-                            location=ZHANGJIANG, allow_partial=bool(i % 3 == 0)) for i in range(40)]
+    w = await world(
+        db,
+        {"PD": PUDONG, "JD": JIADING},
+        {"FAN": (0, 0), "SEAL": (0, 0)},
+        {("PD", "FAN"): 16, ("JD", "FAN"): 16, ("PD", "SEAL"): 16, ("JD", "SEAL"): 16},
+    )
+    inputs = [
+        reserve_input(
+            w,
+            ticket(),
+            {"FAN": 2, "SEAL": 2} if i % 2 else {"SEAL": 2, "FAN": 2},
+            location=ZHANGJIANG,
+            allow_partial=bool(i % 3 == 0),
+        )
+        for i in range(40)
+    ]
     results = await asyncio.gather(*[inventory.reserve(db, inp) for inp in inputs])
-    reserved = {p: sum(a.quantity for r in results for a in r.allocations if a.sku == w.sku[p])
-                for p in ("FAN", "SEAL")}
+    reserved = {
+        p: sum(a.quantity for r in results for a in r.allocations if a.sku == w.sku[p]) for p in ("FAN", "SEAL")
+    }
     assert reserved == {"FAN": 32, "SEAL": 32}  # 40 tickets want 80 of each, 32 of each exist
     after = await levels(db, w)
     assert all(0 <= res <= on for on, res in after.values())
@@ -473,28 +555,46 @@ class PartsSaga:
         too_much = [UsedPart(sku=a.sku, quantity=a.quantity + 1) for a in reserved.allocations]
         error = ""
         try:
-            await workflow.execute_activity("inventory.consume", ConsumeInput(
-                ticket_id=inp.ticket_id, node_id=inp.node_id, used=too_much), result_type=ConsumeResult, **opts)
+            await workflow.execute_activity(
+                "inventory.consume",
+                ConsumeInput(ticket_id=inp.ticket_id, node_id=inp.node_id, used=too_much),
+                result_type=ConsumeResult,
+                **opts,
+            )
         except ActivityError as exc:
             assert isinstance(exc.cause, ApplicationError)
             error = f"{exc.cause.type} non_retryable={exc.cause.non_retryable} attempt={exc.retry_state}"
         used = [UsedPart(sku=a.sku, quantity=1) for a in reserved.allocations[:1]]
-        consumed = await workflow.execute_activity("inventory.consume", ConsumeInput(
-            ticket_id=inp.ticket_id, node_id=inp.node_id, used=used), result_type=ConsumeResult, **opts)
-        released = await workflow.execute_activity("inventory.release", ReleaseInput(ticket_id=inp.ticket_id),
-                                                   result_type=ReleaseResult, **opts)
+        consumed = await workflow.execute_activity(
+            "inventory.consume",
+            ConsumeInput(ticket_id=inp.ticket_id, node_id=inp.node_id, used=used),
+            result_type=ConsumeResult,
+            **opts,
+        )
+        released = await workflow.execute_activity(
+            "inventory.release", ReleaseInput(ticket_id=inp.ticket_id), result_type=ReleaseResult, **opts
+        )
         return SagaResult(reserved=reserved, consume_error=error, consumed=consumed, released=released)
 
 
-async def test_activities_by_name_through_a_worker_with_the_pydantic_converter(db: Database,
-                                                                               devserver: WorkflowEnvironment):
+async def test_activities_by_name_through_a_worker_with_the_pydantic_converter(
+    db: Database, devserver: WorkflowEnvironment
+):
     w = await world(db, {"PD": PUDONG}, {"FAN": (0, 0), "SEAL": (0, 0)}, {("PD", "FAN"): 5, ("PD", "SEAL"): 5})
     queue = f"inv-{uid()}"
     tid = ticket()
-    async with Worker(devserver.client, task_queue=queue, workflows=[PartsSaga], activities=[reserve_parts, consume_parts, release_parts]):
+    async with Worker(
+        devserver.client,
+        task_queue=queue,
+        workflows=[PartsSaga],
+        activities=[reserve_parts, consume_parts, release_parts],
+    ):
         result = await devserver.client.execute_workflow(
-            PartsSaga.run, reserve_input(w, tid, {"FAN": 2, "SEAL": 1}, location=ZHANGJIANG),
-            id=f"saga-{tid}", task_queue=queue)
+            PartsSaga.run,
+            reserve_input(w, tid, {"FAN": 2, "SEAL": 1}, location=ZHANGJIANG),
+            id=f"saga-{tid}",
+            task_queue=queue,
+        )
     assert result.reserved.status is ReservationStatus.RESERVED and len(result.reserved.allocations) == 2
     assert result.consume_error.startswith("ConsumptionExceedsReservation non_retryable=True")
     assert [(q.sku, q.quantity) for q in result.consumed.consumed] == [(w.sku["FAN"], 1)]
@@ -539,8 +639,9 @@ async def test_a_retry_racing_its_first_attempt_is_caught_by_the_guard_or_the_le
     monkeypatch.setattr(inventory, "_pg_rows", first_read_is_stale)
     for guard in (True, False):
         if not guard:
-            monkeypatch.setattr(inventory, "_PG_TAKE", {True: inventory._PG_TAKE[False],
-                                                        False: inventory._PG_TAKE[False]})
+            monkeypatch.setattr(
+                inventory, "_PG_TAKE", {True: inventory._PG_TAKE[False], False: inventory._PG_TAKE[False]}
+            )
         inp = reserve_input(w, ticket(), {"FAN": 2})
         first = await inventory.reserve(db, inp)
         stale["reads"] = 1

@@ -4,9 +4,9 @@ each receiver exactly once across activity retries; routing rules are tested as 
 
 import asyncio
 import email
+import email.policy
 import hashlib
 import hmac
-import email.policy
 import socket
 import threading
 import time
@@ -251,7 +251,9 @@ def test_amount_above_threshold_copies_finance_and_legal_for_approvals(event, am
 
 
 def test_plan_addresses_each_channel_once_and_reports_what_it_skips():
-    wanted = rules.parse_recipients(["eng-li", "actor:sup-zhou", "Finance@Plant.test", "tel:+86 138-0000-0002", "eng-li"])
+    wanted = rules.parse_recipients(
+        ["eng-li", "actor:sup-zhou", "Finance@Plant.test", "tel:+86 138-0000-0002", "eng-li"]
+    )
     assert wanted.actor_ids == ("eng-li", "sup-zhou")
     assert wanted.emails == ("Finance@Plant.test",) and wanted.phones == ("+8613800000002",)
     r = rules.route("escalation", Urgency.HIGH, Decimal("200000"), Decimal("100000"))
@@ -311,7 +313,9 @@ async def test_email_and_webhook_arrive_once_when_the_activity_runs_twice(db, se
     mail = mails[0]
     rows = await outbox(db, req.dedup_key)
     assert mail["Message-ID"] == message_id(rows[("email", LI)].delivery_id, settings.smtp_from)
-    assert mail["Message-ID"] == f"<{hashlib.sha256(f'{req.dedup_key}|email|{LI}'.encode()).hexdigest()[:32]}@plant.test>"
+    assert (
+        mail["Message-ID"] == f"<{hashlib.sha256(f'{req.dedup_key}|email|{LI}'.encode()).hexdigest()[:32]}@plant.test>"
+    )
     assert "SLA breached / 已超时" in mail["Subject"] and "3号压缩机过热" in mail["Subject"]
     assert "已超时 2 小时，请立即处理。" in mail.get_content()
     assert req.ticket.link in mail.get_content()
@@ -489,7 +493,9 @@ async def test_roles_resolve_in_the_region_and_unknown_actors_are_reported(db, s
     sent = {(d.channel, d.recipient) for d in result.deliveries if d.status == "sent"}
     assert (Channel.INBOX, "sup-zhou") in sent
     assert all(d.channel is Channel.INBOX for d in result.deliveries)
-    assert ("no-such-actor", "unknown actor") in {(d.recipient, d.error) for d in result.deliveries if d.status == "skipped"}
+    assert ("no-such-actor", "unknown actor") in {
+        (d.recipient, d.error) for d in result.deliveries if d.status == "skipped"
+    }
     assert mailbox[0].messages == [] and receiver.calls == []
     south = notice("reminder", Urgency.LOW, ["role:engineer"])
     south = south.model_copy(update={"ticket": south.ticket.model_copy(update={"region": "south"})})

@@ -39,7 +39,9 @@ async def rows(db: Database, ticket_id: str) -> tuple[Ticket, list[TicketEventRo
     async with db.session() as s:
         ticket = await s.get(Ticket, ticket_id)
         events = list(
-            await s.exec(select(TicketEventRow).where(TicketEventRow.ticket_id == ticket_id).order_by(col(TicketEventRow.seq)))
+            await s.exec(
+                select(TicketEventRow).where(TicketEventRow.ticket_id == ticket_id).order_by(col(TicketEventRow.seq))
+            )
         )
     assert ticket is not None
     return ticket, events

@@ -52,8 +52,15 @@ async def publish(db: Database, rules: RegionPricing) -> None:
             await s.flush()
         t = PriceRules.__table__
         await s.exec(sa.update(t).where(t.c.region == rules.region).values(active=False))  # type: ignore[call-overload]
-        s.add(PriceRules(region=rules.region, version=rules.version, rules=rules.model_dump(mode="json"), active=True,
-                         created_at=datetime.now(UTC)))
+        s.add(
+            PriceRules(
+                region=rules.region,
+                version=rules.version,
+                rules=rules.model_dump(mode="json"),
+                active=True,
+                created_at=datetime.now(UTC),
+            )
+        )
         await s.commit()
 
 
@@ -70,15 +77,19 @@ async def region_with(db: Database, **changes: Any) -> RegionPricing:
 
 
 def items(**kw: Any) -> SettleItems:
-    base: dict[str, Any] = {"services": [{"code": "REPAIR-ONSITE", "minutes": 95}],
-                            "parts": [{"sku": "FAN-120", "quantity": "1"}], "conditions": ["urban"],
-                            "travel_km": "23.4"}
+    base: dict[str, Any] = {
+        "services": [{"code": "REPAIR-ONSITE", "minutes": 95}],
+        "parts": [{"sku": "FAN-120", "quantity": "1"}],
+        "conditions": ["urban"],
+        "travel_km": "23.4",
+    }
     return SettleItems.model_validate(base | kw)
 
 
 def settle_input(region: str, tid: str, **kw: Any) -> SettleInput:
-    return SettleInput(**{"ticket_id": tid, "region": region, "ticket_type": "equipment_repair",
-                          "request": items(), **kw})
+    return SettleInput(
+        **{"ticket_id": tid, "region": region, "ticket_type": "equipment_repair", "request": items(), **kw}
+    )
 
 
 async def rows(db: Database, tid: str) -> list[StatementRow]:
@@ -100,6 +111,7 @@ def no_float(value: Any, path: str = "$") -> None:
 
 def strict_json(text: str, ints: bool = False) -> Any:
     """Parse JSON refusing any number with a fraction (and, unless ``ints``, any number at all)."""
+
     def refuse(s: str) -> Any:
         raise AssertionError(f"a JSON number {s} in a money document")
 
@@ -130,7 +142,12 @@ async def test_settling_twice_returns_the_same_stored_statement(db: Database):
     again = await env.run(settle_ticket, settle_input(region, tid))
     assert first == again
     assert first.model_dump(mode="json") == again.model_dump(mode="json")
-    assert (first.kind, first.ticket_version, first.currency, first.rules_version) == (SettlementKind.FINAL, 1, "CNY", "1")
+    assert (first.kind, first.ticket_version, first.currency, first.rules_version) == (
+        SettlementKind.FINAL,
+        1,
+        "CNY",
+        "1",
+    )
     # 95 min: base 80 + 1.25 h × 120 = 230; urban +46; fan 185; travel 14 km × 2.5 = 35; 6 % VAT on 496.
     assert first.statement.totals.net == Decimal("496.00") and first.total == Decimal("525.76")
     assert str(first.total) == "525.76" and first.statement.reference == tid
@@ -190,32 +207,53 @@ async def test_money_survives_the_database_and_temporal_exactly(db: Database):
     # Ties everywhere: 1.25 h × 0.1 = 0.125, 3 × 3.3333…; inclusive tax extracts 13/113 of each line.
     rules = await region_with(
         db,
-        services=[{"strategy": "hourly", "code": "REPAIR-ONSITE", "base_fee": "0.005", "hourly_rate": "0.1",
-                   "increment_minutes": 15},
-                  {"strategy": "flat", "code": "INSTALL", "price": "3.333333"}],
+        services=[
+            {
+                "strategy": "hourly",
+                "code": "REPAIR-ONSITE",
+                "base_fee": "0.005",
+                "hourly_rate": "0.1",
+                "increment_minutes": 15,
+            },
+            {"strategy": "flat", "code": "INSTALL", "price": "3.333333"},
+        ],
         parts=[{"sku": "FAN-120", "price": "10.125"}, {"sku": "SEAL-D40", "price": "0.045"}],
         tax={"name": "VAT", "mode": "inclusive", "percent": "13"},
-        split=[{"party": "platform", "share": "0.3333"}, {"party": "provider", "share": "0.3333"},
-               {"party": "engineer", "share": "0.3334"}],
+        split=[
+            {"party": "platform", "share": "0.3333"},
+            {"party": "provider", "share": "0.3333"},
+            {"party": "engineer", "share": "0.3334"},
+        ],
     )
     region, tid = rules.region, ticket()
-    request = items(services=[{"code": "REPAIR-ONSITE", "minutes": 75}, {"code": "INSTALL", "quantity": "3"}],
-                    parts=[{"sku": "FAN-120", "quantity": "3"}, {"sku": "SEAL-D40", "quantity": "1.5"}],
-                    conditions=["urban"], travel_km="0")
-    result = await settlement.settle(db, settle_input(region, tid, request=request, budget=Decimal("12.3456"),
-                                                      budget_tolerance_percent=Decimal("2.5")))
+    request = items(
+        services=[{"code": "REPAIR-ONSITE", "minutes": 75}, {"code": "INSTALL", "quantity": "3"}],
+        parts=[{"sku": "FAN-120", "quantity": "3"}, {"sku": "SEAL-D40", "quantity": "1.5"}],
+        conditions=["urban"],
+        travel_km="0",
+    )
+    result = await settlement.settle(
+        db,
+        settle_input(region, tid, request=request, budget=Decimal("12.3456"), budget_tolerance_percent=Decimal("2.5")),
+    )
     expected = settlement.price_ticket(rules, settle_input(region, tid, request=request))
     assert result.statement == expected
     assert decimals(result.statement.model_dump()) == decimals(expected.model_dump())
     assert {p: str(d) for p, d in decimals(result.statement.model_dump()).items()} == {
-        p: str(d) for p, d in decimals(expected.model_dump()).items()}  # same digits, not only equal values
+        p: str(d) for p, d in decimals(expected.model_dump()).items()
+    }  # same digits, not only equal values
 
     row = (await rows(db, tid))[0]
     json_sql = "statement::text" if db.engine.dialect.name == "postgresql" else "statement"
     async with db.engine.connect() as conn:
-        raw = (await conn.execute(sa.text(
-            f"SELECT {json_sql}, total, net, tax, budget, budget_tolerance_percent FROM statement WHERE id = :id"
-        ), {"id": row.id})).one()
+        raw = (
+            await conn.execute(
+                sa.text(
+                    f"SELECT {json_sql}, total, net, tax, budget, budget_tolerance_percent FROM statement WHERE id = :id"
+                ),
+                {"id": row.id},
+            )
+        ).one()
     stored = strict_json(raw[0])  # the statement has no JSON number at all: every amount is a string
     assert Statement.model_validate(stored) == expected
     for value in raw[1:]:
@@ -252,7 +290,11 @@ async def test_pre_settlement_is_locked_and_the_final_reports_the_difference(db:
     pre = await settlement.settle(db, settle_input(region, tid, kind="pre_settlement", request=quote))
     # 80 + 0.5 h × 120 = 140 → minimum charge 150; + 6 % = 159.00
     assert (pre.kind, pre.total, pre.pre_settlement_total, pre.difference) == (
-        SettlementKind.PRE_SETTLEMENT, Decimal("159.00"), None, None)
+        SettlementKind.PRE_SETTLEMENT,
+        Decimal("159.00"),
+        None,
+        None,
+    )
     # Locked: asking again with other work returns the agreed amount.
     again = await settlement.settle(db, settle_input(region, tid, kind="pre_settlement", request=items()))
     assert again == pre
@@ -277,19 +319,23 @@ async def test_pre_settlement_is_locked_and_the_final_reports_the_difference(db:
     assert (alone.pre_settlement_total, alone.difference, alone.exceeds_pre_settlement) == (None, None, False)
 
 
-@pytest.mark.parametrize(("budget", "tolerance", "over", "limit"), [
-    (None, "0", False, None),
-    ("600", "0", False, "600.00"),
-    ("500", "0", True, "500.00"),
-    ("500", "5.152", False, "525.76"),  # total == limit exactly: not over
-    ("500", "5.151", True, "525.755"),
-    ("525.75", "0", True, "525.75"),
-    ("525.76", "0", False, "525.76"),
-])
+@pytest.mark.parametrize(
+    ("budget", "tolerance", "over", "limit"),
+    [
+        (None, "0", False, None),
+        ("600", "0", False, "600.00"),
+        ("500", "0", True, "500.00"),
+        ("500", "5.152", False, "525.76"),  # total == limit exactly: not over
+        ("500", "5.151", True, "525.755"),
+        ("525.75", "0", True, "525.75"),
+        ("525.76", "0", False, "525.76"),
+    ],
+)
 async def test_over_budget_when_the_total_exceeds_budget_plus_tolerance(db: Database, budget, tolerance, over, limit):
     region, tid = await new_region(db), ticket()
-    result = await settlement.settle(db, settle_input(region, tid, budget=budget and Decimal(budget),
-                                                      budget_tolerance_percent=Decimal(tolerance)))
+    result = await settlement.settle(
+        db, settle_input(region, tid, budget=budget and Decimal(budget), budget_tolerance_percent=Decimal(tolerance))
+    )
     assert result.total == Decimal("525.76")
     assert result.over_budget is over and (await rows(db, tid))[0].over_budget is over
     assert result.budget_limit == (limit and Decimal(limit))
@@ -337,8 +383,9 @@ async def test_a_ready_pricing_request_and_a_rate_snapshot(db: Database):
     snapshot = {"taken_at": taken, "source": "test", "rates": [{"base": "CNY", "quote": "USD", "rate": "0.1383"}]}
     req = PricingRequest(region=region, currency="USD", services=[{"code": "INSTALL"}])
     # A dict with a region is a PricingRequest; the input's snapshot is used and the ticket is the reference.
-    inp = SettleInput.model_validate({"ticket_id": tid, "region": region, "request": req.model_dump(mode="json"),
-                                      "rates": snapshot})
+    inp = SettleInput.model_validate(
+        {"ticket_id": tid, "region": region, "request": req.model_dump(mode="json"), "rates": snapshot}
+    )
     assert isinstance(inp.request, PricingRequest)
     result = await settlement.settle(db, inp)
     # 299 CNY × 0.1383 = 41.3517 → 41.35 + 6 % (2.48) = 43.83 USD
@@ -369,12 +416,15 @@ async def test_demo_pricing_loads_once_and_prices_the_preset_services(db: Databa
 class SettleTwice:
     @workflow.run
     async def run(self, inp: SettleInput) -> list[Any]:
-        opts: dict[str, Any] = {"start_to_close_timeout": timedelta(seconds=30),
-                                "retry_policy": RetryPolicy(maximum_attempts=3)}
+        opts: dict[str, Any] = {
+            "start_to_close_timeout": timedelta(seconds=30),
+            "retry_policy": RetryPolicy(maximum_attempts=3),
+        }
         first = await workflow.execute_activity("settlement.settle", inp, result_type=SettleResult, **opts)
         second = await workflow.execute_activity("settlement.settle", inp, result_type=SettleResult, **opts)
-        bad = inp.model_copy(update={"ticket_id": inp.ticket_id + "X",
-                                     "request": SettleItems(parts=[{"sku": "NOPE", "quantity": "1"}])})
+        bad = inp.model_copy(
+            update={"ticket_id": inp.ticket_id + "X", "request": SettleItems(parts=[{"sku": "NOPE", "quantity": "1"}])}
+        )
         try:
             await workflow.execute_activity("settlement.settle", bad, result_type=SettleResult, **opts)
             error = None
@@ -389,8 +439,12 @@ async def test_settle_by_name_through_a_worker(db: Database, devserver: Workflow
     queue = f"settle-{uid()}"
     async with Worker(devserver.client, task_queue=queue, workflows=[SettleTwice], activities=[settle_ticket]):
         first, second, error = await devserver.client.execute_workflow(
-            SettleTwice.run, settle_input(region, tid, budget=Decimal("500")), id=f"settle-{tid}", task_queue=queue,
-            result_type=list)
+            SettleTwice.run,
+            settle_input(region, tid, budget=Decimal("500")),
+            id=f"settle-{tid}",
+            task_queue=queue,
+            result_type=list,
+        )
     first, second = SettleResult.model_validate(first), SettleResult.model_validate(second)
     assert first == second and first.total == Decimal("525.76") and first.over_budget
     assert error == "Pricing:unknown_part True"

@@ -80,15 +80,23 @@ async def test_people_roles_and_keys_are_recorded_with_who_and_how(audit: Audit)
 
     entries = await audit.log(target_type="person", target_id=pid)
     assert [e["action"] for e in entries] == [  # newest first
-        "person.deactivate", "api_key.revoke", "api_key.issue", "role.grant", "person.update", "person.create"]
+        "person.deactivate",
+        "api_key.revoke",
+        "api_key.issue",
+        "role.grant",
+        "person.update",
+        "person.create",
+    ]
     by = {e["action"]: e for e in entries}
     admin_key, hr_key = await audit.current_key("admin"), await audit.current_key("hr-tang")
     assert (by["person.create"]["actor_id"], by["person.create"]["credential"]) == ("admin", admin_key)
     assert by["person.create"]["before"] is None and by["person.create"]["after"]["roles"] == [ROLE]
     assert (by["person.update"]["actor_id"], by["person.update"]["credential"]) == ("hr-tang", hr_key)
     assert (by["person.update"]["before"], by["person.update"]["after"]) == ({"capacity": 10}, {"capacity": 3})
-    assert (by["role.grant"]["before"], by["role.grant"]["after"]) == ({"roles": [ROLE]},
-                                                                       {"roles": [ROLE, "supervisor"]})
+    assert (by["role.grant"]["before"], by["role.grant"]["after"]) == (
+        {"roles": [ROLE]},
+        {"roles": [ROLE, "supervisor"]},
+    )
     assert by["api_key.issue"]["after"]["key_id"] == issued["id"]
     assert by["api_key.issue"]["after"]["label"] == "phone"
     assert (by["api_key.revoke"]["actor_id"], by["api_key.revoke"]["before"]["key_id"]) == ("hr-tang", issued["id"])
@@ -98,13 +106,17 @@ async def test_people_roles_and_keys_are_recorded_with_who_and_how(audit: Audit)
     assert issued["api_key"] not in text and hashlib.sha256(issued["api_key"].encode()).hexdigest() not in text
 
     # Refused changes leave no trace.
-    assert (await audit.http.patch(f"/people/{pid}", json={"capacity": 1}, headers=who("agent-wang"))).status_code \
-        == 403
+    assert (
+        await audit.http.patch(f"/people/{pid}", json={"capacity": 1}, headers=who("agent-wang"))
+    ).status_code == 403
     r = await audit.http.patch("/people/hr-tang", json={"roles": ["hr", "finance"]}, headers=who("hr-tang"))
     assert r.status_code == 403
     assert len(await audit.log(target_type="person", target_id=pid)) == len(entries)
-    assert not [e for e in await audit.log(target_type="person", target_id="hr-tang", limit=200)
-                if e["action"] == "role.grant" and e["actor_id"] == "hr-tang"]
+    assert not [
+        e
+        for e in await audit.log(target_type="person", target_id="hr-tang", limit=200)
+        if e["action"] == "role.grant" and e["actor_id"] == "hr-tang"
+    ]
 
 
 async def test_templates_and_price_rules_are_recorded(audit: Audit, db: Database):
@@ -154,7 +166,12 @@ async def test_only_admins_of_every_region_read_the_log_in_pages(audit: Audit):
         assert (await audit.http.post("/people", json=body, headers=who("hr-tang"))).status_code == 201
     pages, cursor = [], None
     while True:
-        params = {"actor_id": "hr-tang", "action": "person.create", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        params = {
+            "actor_id": "hr-tang",
+            "action": "person.create",
+            "limit": 2,
+            **({"cursor": cursor} if cursor else {}),
+        }
         r = await audit.http.get("/audit", params=params, headers=who("admin"))
         assert r.status_code == 200, r.text
         pages.append([e["target_id"] for e in r.json()["items"]])
@@ -163,7 +180,10 @@ async def test_only_admins_of_every_region_read_the_log_in_pages(audit: Audit):
             break
     assert [t for page in pages for t in page if t.endswith(audit.suffix)] == list(reversed(pids))  # newest first
     assert all(len(page) == 2 for page in pages[:-1]) and len(pages) >= 3
-    for params, loc in (({"limit": 0}, ["query", "limit"]), ({"limit": 201}, ["query", "limit"]),
-                        ({"cursor": "***"}, ["query", "cursor"])):
+    for params, loc in (
+        ({"limit": 0}, ["query", "limit"]),
+        ({"limit": 201}, ["query", "limit"]),
+        ({"cursor": "***"}, ["query", "cursor"]),
+    ):
         r = await audit.http.get("/audit", params=params, headers=who("admin"))
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == loc, (params, r.text)

@@ -19,7 +19,11 @@ async def _installation(stack) -> tuple[str, list[str]]:
     assert r.status_code == 201, r.text
     tid = r.json()["ticket_id"]
     await stack.until(tid, lambda t: t["active"] == ["schedule"])
-    for action, extra in (("claim", {}), ("start", {}), ("complete", {"fields": {"appointment": "2026-12-03T14:00:00+08:00"}})):
+    for action, extra in (
+        ("claim", {}),
+        ("start", {}),
+        ("complete", {"fields": {"appointment": "2026-12-03T14:00:00+08:00"}}),
+    ):
         r = await stack.act(tid, action, actor="agent-wang", **extra)
         assert r.status_code == 200, r.text
     t = await stack.until(tid, lambda t: (t["nodes"].get("install") or {}).get("offer_until"))
@@ -64,7 +68,10 @@ async def test_delegate_return_and_request_info_over_http(stack):
 
     r = await stack.act(tid, "delegate", actor=me, to=other, reason="stuck on another site")
     assert r.status_code == 200, r.text
-    assert (r.json()["nodes"]["install"]["assignee"], r.json()["nodes"]["install"]["delegations"]) == (other, {other: me})
+    assert (r.json()["nodes"]["install"]["assignee"], r.json()["nodes"]["install"]["delegations"]) == (
+        other,
+        {other: me},
+    )
     r = await stack.act(tid, "return", actor=other)
     assert r.status_code == 200 and r.json()["nodes"]["install"]["assignee"] == me, r.text
 
@@ -72,7 +79,9 @@ async def test_delegate_return_and_request_info_over_http(stack):
     assert r.status_code == 200, r.text
     assert r.json()["nodes"]["install"]["awaiting_info"] == "Is there a power socket near the unit?"
     assert "request_info" not in r.json()["allowed_actions"]
-    t = await stack.until(tid, lambda t: t["sla"]["clocks"] == {} or all(c["running_since"] is None for c in t["sla"]["clocks"].values()))
+    t = await stack.until(
+        tid, lambda t: t["sla"]["clocks"] == {} or all(c["running_since"] is None for c in t["sla"]["clocks"].values())
+    )
     r = await stack.http.post(
         f"/tickets/{tid}/events",
         json={"name": "customer_reply", "text": "Yes, next to it"},

@@ -102,8 +102,9 @@ class IdentityProvider:
         return {k: v for k, v in claims.items() if v is not None}
 
     def token(self, sub: str | None, *, key: Any = None, kid: str | None = None, **overrides: Any) -> str:
-        return jwt.encode(self.claims(sub, **overrides), key or self.key, algorithm="RS256",
-                          headers={"kid": kid or self.kid})
+        return jwt.encode(
+            self.claims(sub, **overrides), key or self.key, algorithm="RS256", headers={"kid": kid or self.kid}
+        )
 
     def forged(self, sub: str, alg: str, secret: bytes | None) -> str:
         """A token PyJWT would refuse to make: unsigned (``none``) or HMAC'd with ``secret``."""
@@ -156,8 +157,13 @@ class Ident:
 @pytest.fixture
 async def ident(db: Database, database_url: str, idp: IdentityProvider) -> AsyncIterator[Ident]:
     # HS256 and "none" are configured on purpose: they must be refused all the same.
-    settings = Settings(database_url=database_url, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
-                        oidc_jwks_url=idp.url, oidc_algorithms=["RS256", "HS256", "none"])
+    settings = Settings(
+        database_url=database_url,
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_url=idp.url,
+        oidc_algorithms=["RS256", "HS256", "none"],
+    )
     app = create_app(settings, client=NO_TEMPORAL)
     suffix = uuid.uuid4().hex[:8]
     async with app.router.lifespan_context(app):
@@ -203,8 +209,13 @@ async def test_one_answer_for_every_bad_credential(ident: Ident):
     await _expire(ident.db, kid)
 
     replies = []
-    for headers in (revoked_key, gone_key, expired_key, {"X-API-Key": "tf_no-such-key"},
-                    {"X-API-Key": demo.demo_api_key("no-such-person")}):
+    for headers in (
+        revoked_key,
+        gone_key,
+        expired_key,
+        {"X-API-Key": "tf_no-such-key"},
+        {"X-API-Key": demo.demo_api_key("no-such-person")},
+    ):
         r = await ident.http.get("/people", headers=headers)
         assert r.status_code == 401 and r.headers.get("WWW-Authenticate"), r.text
         replies.append(r.json())
@@ -234,8 +245,11 @@ async def test_keys_are_issued_listed_rotated_and_revoked(ident: Ident):
     assert first["id"].startswith("key_") and first["person_id"] == kay and first["label"] == "laptop"
     assert first["api_key"] and first["api_key"] not in first["id"]
     ttl = datetime.fromisoformat(first["expires_at"]) - datetime.now(UTC)
-    assert timedelta(days=ident.settings.api_key_default_ttl_days - 1) < ttl <= timedelta(
-        days=ident.settings.api_key_default_ttl_days)
+    assert (
+        timedelta(days=ident.settings.api_key_default_ttl_days - 1)
+        < ttl
+        <= timedelta(days=ident.settings.api_key_default_ttl_days)
+    )
     me = {"X-API-Key": first["api_key"]}
 
     # The person rotates without locking themselves out: a second key, the first still works.
@@ -334,11 +348,19 @@ async def test_bad_tokens_are_refused(ident: Ident, idp: IdentityProvider):
     now = int(time.time())
     cases = {
         "expired": idp.token("eng-li", iat=now - 3600, exp=now - 600),
-        "no expiry": jwt.encode({k: v for k, v in idp.claims("eng-li").items() if k != "exp"}, idp.key,
-                                algorithm="RS256", headers={"kid": idp.kid}),
+        "no expiry": jwt.encode(
+            {k: v for k, v in idp.claims("eng-li").items() if k != "exp"},
+            idp.key,
+            algorithm="RS256",
+            headers={"kid": idp.kid},
+        ),
         "wrong issuer": idp.token("eng-li", iss="https://evil.example.test"),
-        "no issuer": jwt.encode({k: v for k, v in idp.claims("eng-li").items() if k != "iss"}, idp.key,
-                                algorithm="RS256", headers={"kid": idp.kid}),
+        "no issuer": jwt.encode(
+            {k: v for k, v in idp.claims("eng-li").items() if k != "iss"},
+            idp.key,
+            algorithm="RS256",
+            headers={"kid": idp.kid},
+        ),
         "wrong audience": idp.token("eng-li", aud="someone-else"),
         "alg none": idp.forged("eng-li", "none", None),
         "HS256 keyed with the public key": idp.forged("eng-li", "HS256", idp.public_pem()),
@@ -373,8 +395,7 @@ async def test_unknown_kids_do_not_hammer_the_identity_provider(ident: Ident, id
     assert (await ident.http.get("/people", headers=ident.bearer(idp.token("eng-li")))).status_code == 200
 
 
-async def test_tokens_are_refused_when_oidc_is_not_configured(db: Database, database_url: str,
-                                                              idp: IdentityProvider):
+async def test_tokens_are_refused_when_oidc_is_not_configured(db: Database, database_url: str, idp: IdentityProvider):
     app = create_app(Settings(database_url=database_url), client=NO_TEMPORAL)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t.test") as h:
@@ -383,13 +404,16 @@ async def test_tokens_are_refused_when_oidc_is_not_configured(db: Database, data
             assert (await h.get("/people", headers=ADMIN)).status_code == 200
 
 
-async def test_an_unreachable_identity_provider_is_a_503_and_keys_still_work(database_url: str,
-                                                                             idp: IdentityProvider):
+async def test_an_unreachable_identity_provider_is_a_503_and_keys_still_work(database_url: str, idp: IdentityProvider):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = Settings(database_url=database_url, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
-                        oidc_jwks_url=f"http://127.0.0.1:{port}/jwks.json")
+    settings = Settings(
+        database_url=database_url,
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_url=f"http://127.0.0.1:{port}/jwks.json",
+    )
     app = create_app(settings, client=NO_TEMPORAL)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t.test") as h:
@@ -419,10 +443,15 @@ async def _count_actors(url: str) -> int:
 
 
 async def test_the_demo_loader_refuses_production(fresh_sqlite: str):
-    env = {**os.environ, "TICKETFLOW_ENVIRONMENT": "production", "TICKETFLOW_DATABASE_URL": fresh_sqlite,
-           "TICKETFLOW_ACTION_SIGNING_KEY": SIGNING_KEY}
-    done = subprocess.run([sys.executable, "-m", "api.demo"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "TICKETFLOW_ENVIRONMENT": "production",
+        "TICKETFLOW_DATABASE_URL": fresh_sqlite,
+        "TICKETFLOW_ACTION_SIGNING_KEY": SIGNING_KEY,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "api.demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0 and "production" in done.stderr, (done.returncode, done.stdout, done.stderr)
     assert await _count_actors(fresh_sqlite) == 0  # nothing was loaded
 
@@ -475,7 +504,8 @@ async def test_a_stolen_key_neither_outstays_its_expiry_nor_evicts_the_owner(ide
     assert r.status_code == 201, r.text
     stolen_expiry = {k["id"]: k for k in (await ident.http.get(f"/people/{zed}/api-keys", headers=ADMIN)).json()}
     assert datetime.fromisoformat(r.json()["expires_at"]) <= datetime.fromisoformat(
-        stolen_expiry[stolen_id]["expires_at"])  # no longer than the key it came from
+        stolen_expiry[stolen_id]["expires_at"]
+    )  # no longer than the key it came from
     r = await ident.http.delete(f"/people/{zed}/api-keys/{owner_id}", headers=stolen)
     assert r.status_code == 403, r.text  # the owner's longer-lived key stays
     assert (await ident.http.get(f"/people/{zed}", headers=owner)).status_code == 200

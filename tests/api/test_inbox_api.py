@@ -37,7 +37,9 @@ async def http(db: Database, database_url: str) -> AsyncIterator[httpx.AsyncClie
     notify.configure()
 
 
-async def notify_inbox(tid: str, node: str, recipients: list[str], region: str = "east", title: str = "漏水 Leak") -> None:
+async def notify_inbox(
+    tid: str, node: str, recipients: list[str], region: str = "east", title: str = "漏水 Leak"
+) -> None:
     """A low-urgency reminder: the routing rules send it to the inbox only."""
     req = NotifyInput(
         dedup_key=f"{tid}:{node}:reminder",
@@ -81,7 +83,9 @@ async def test_list_is_newest_first_with_unread_filter_and_mark_read(http: httpx
 async def test_someone_elses_notification_is_404_and_never_listed(http: httpx.AsyncClient):
     tid = new_ticket()
     await notify_inbox(tid, "n1", ["eng-zhao"])
-    [item] = (await http.get("/me/notifications", params={"ticket_id": tid}, headers=as_actor("eng-zhao"))).json()["items"]
+    [item] = (await http.get("/me/notifications", params={"ticket_id": tid}, headers=as_actor("eng-zhao"))).json()[
+        "items"
+    ]
     mine = (await http.get("/me/notifications", params={"ticket_id": tid}, headers=as_actor("eng-li"))).json()
     assert mine["items"] == [] and mine["unread_count"] == 0
     r = await http.post(f"/me/notifications/{item['id']}/read", headers=as_actor("eng-li"))
@@ -121,7 +125,9 @@ async def test_pagination_read_all_and_errors(http: httpx.AsyncClient):
     again = await http.post("/me/notifications/read-all", params={"ticket_id": tid}, headers=as_actor("sup-zhou"))
     assert again.json() == {"marked": 0}
     unread = (
-        await http.get("/me/notifications", params={"ticket_id": tid, "unread_only": "true"}, headers=as_actor("sup-zhou"))
+        await http.get(
+            "/me/notifications", params={"ticket_id": tid, "unread_only": "true"}, headers=as_actor("sup-zhou")
+        )
     ).json()
     assert unread == {"items": [], "next_cursor": None, "unread_count": 0}
 

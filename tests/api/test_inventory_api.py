@@ -9,13 +9,13 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from store import inventory
 from api.app import create_app
 from api.routers import inventory as inventory_router
 from models.db import Database
 from models.inventory import Location, PartLine, ReserveInput
 from models.inventory_tables import Part, Warehouse
 from models.tables import Actor, ApiKey
+from store import inventory
 from tests.conftest import settings_for, task_queue
 
 pytestmark = pytest.mark.asyncio
@@ -61,12 +61,26 @@ async def inv(db: Database, database_url: str, devserver: WorkflowEnvironment) -
         for name, (roles, regions) in ACTORS.items():
             s.add(Actor(id=f"{name}-{suffix}", name=name, roles=roles, regions=regions))
             s.add(ApiKey.for_secret(f"{name}-{suffix}", f"key-{name}-{suffix}", created_by="test"))
-        s.add(Warehouse(code=f"WE-{suffix}", name="East test", region="east", kind="regional",
-                        lat=SHANGHAI[0], lon=SHANGHAI[1]))
-        s.add(Warehouse(code=f"WS-{suffix}", name="South test", region="south", kind="regional",
-                        lat=SHENZHEN[0], lon=SHENZHEN[1]))
-        s.add(Part(sku=f"FAN-{suffix}", name="Compressor fan", unit_price=Decimal("185.5"), reorder_point=5,
-                   reorder_qty=10))
+        s.add(
+            Warehouse(
+                code=f"WE-{suffix}", name="East test", region="east", kind="regional", lat=SHANGHAI[0], lon=SHANGHAI[1]
+            )
+        )
+        s.add(
+            Warehouse(
+                code=f"WS-{suffix}",
+                name="South test",
+                region="south",
+                kind="regional",
+                lat=SHENZHEN[0],
+                lon=SHENZHEN[1],
+            )
+        )
+        s.add(
+            Part(
+                sku=f"FAN-{suffix}", name="Compressor fan", unit_price=Decimal("185.5"), reorder_point=5, reorder_qty=10
+            )
+        )
         s.add(Part(sku=f"SEAL-{suffix}", name="Door seal", unit_price=Decimal("42"), reorder_point=0, reorder_qty=0))
         await s.commit()
     async with app.router.lifespan_context(app):
@@ -80,9 +94,16 @@ async def test_receipts_are_booked_once_per_key_and_validated(inv: Inv):
     assert r.status_code == 201, r.text
     first = r.json()
     assert (first["movement"]["kind"], first["movement"]["quantity"], first["movement"]["actor_id"]) == (
-        "receipt", 12, f"clerk-east-{inv.suffix}")
+        "receipt",
+        12,
+        f"clerk-east-{inv.suffix}",
+    )
     assert {k: first["stock"][k] for k in ("on_hand", "reserved", "available", "low")} == {
-        "on_hand": 12, "reserved": 0, "available": 12, "low": False}
+        "on_hand": 12,
+        "reserved": 0,
+        "available": 12,
+        "low": False,
+    }
 
     again = await inv.receipt("clerk-east", "rcv-1-" + inv.suffix, **body)
     assert again.status_code == 200 and again.json()["movement"]["id"] == first["movement"]["id"]
@@ -114,8 +135,11 @@ async def test_receipts_are_booked_once_per_key_and_validated(inv: Inv):
 
 
 async def test_stock_levels_are_scoped_by_region_and_filterable(inv: Inv):
-    for actor, wh, sku, qty in [("clerk-east", inv.east, inv.fan, 3), ("clerk-east", inv.east, inv.seal, 9),
-                                ("clerk-south", inv.south, inv.fan, 7)]:
+    for actor, wh, sku, qty in [
+        ("clerk-east", inv.east, inv.fan, 3),
+        ("clerk-east", inv.east, inv.seal, 9),
+        ("clerk-south", inv.south, inv.fan, 7),
+    ]:
         r = await inv.receipt(actor, f"seed-{uuid.uuid4()}", warehouse=wh, sku=sku, quantity=qty)
         assert r.status_code == 201, r.text
 
@@ -155,14 +179,23 @@ async def test_movements_show_a_tickets_ledger_newest_first_with_cursor_pages(in
     await inv.receipt("clerk-south", f"seed-{uuid.uuid4()}", warehouse=inv.south, sku=inv.fan, quantity=10)
     tid = f"T{uuid.uuid4().hex[:12].upper()}"
     for node, region, loc in [("reserve_1", "east", SHANGHAI), ("reserve_2", "south", SHENZHEN)]:
-        r = await inventory.reserve(inv.db, ReserveInput(
-            ticket_id=tid, node_id=node, region=region, location=Location(lat=loc[0], lon=loc[1]),
-            lines=[PartLine(sku=inv.fan, quantity=2)]))
+        r = await inventory.reserve(
+            inv.db,
+            ReserveInput(
+                ticket_id=tid,
+                node_id=node,
+                region=region,
+                location=Location(lat=loc[0], lon=loc[1]),
+                lines=[PartLine(sku=inv.fan, quantity=2)],
+            ),
+        )
         assert r.status == "reserved"
 
     r = await inv.get("/inventory/movements", "admin", ticket_id=tid)
     assert [(m["node_id"], m["kind"], m["quantity"]) for m in r.json()["items"]] == [
-        ("reserve_2", "reservation", 2), ("reserve_1", "reservation", 2)]
+        ("reserve_2", "reservation", 2),
+        ("reserve_1", "reservation", 2),
+    ]
     assert r.json()["items"][0]["idempotency_key"] == f"{tid}:reserve_2:0.0:reservation"
     r = await inv.get("/inventory/movements", "agent-east", ticket_id=tid)
     assert [m["warehouse"] for m in r.json()["items"]] == [inv.east]  # the south movement is invisible
@@ -174,8 +207,12 @@ async def test_movements_show_a_tickets_ledger_newest_first_with_cursor_pages(in
         seen += [(m["kind"], m["warehouse"]) for m in page["items"]]
         if not (cursor := page["next_cursor"]):
             break
-    assert seen == [("reservation", inv.south), ("reservation", inv.east), ("receipt", inv.south),
-                    ("receipt", inv.east)]
+    assert seen == [
+        ("reservation", inv.south),
+        ("reservation", inv.east),
+        ("receipt", inv.south),
+        ("receipt", inv.east),
+    ]
     r = await inv.get("/inventory/movements", "admin", sku=inv.fan, kind="receipt")
     assert [m["kind"] for m in r.json()["items"]] == ["receipt", "receipt"]
     assert (await inv.get("/inventory/movements", "admin", cursor="not-a-cursor")).status_code == 422
@@ -186,15 +223,25 @@ async def test_low_stock_alerts_open_and_close_and_stay_in_their_region(inv: Inv
     await inv.receipt("clerk-east", f"seed-{uuid.uuid4()}", warehouse=inv.east, sku=inv.fan, quantity=6)
     await inv.receipt("clerk-south", f"seed-{uuid.uuid4()}", warehouse=inv.south, sku=inv.fan, quantity=6)
     for region in ("east", "south"):
-        r = await inventory.reserve(inv.db, ReserveInput(
-            ticket_id=f"T{uuid.uuid4().hex[:12].upper()}", node_id="reserve_parts", region=region,
-            lines=[PartLine(sku=inv.fan, quantity=3)]))
+        r = await inventory.reserve(
+            inv.db,
+            ReserveInput(
+                ticket_id=f"T{uuid.uuid4().hex[:12].upper()}",
+                node_id="reserve_parts",
+                region=region,
+                lines=[PartLine(sku=inv.fan, quantity=3)],
+            ),
+        )
         assert r.allocations[0].warehouse == (inv.east if region == "east" else inv.south)
 
     r = await inv.get("/inventory/alerts", "agent-east", sku=inv.fan)
     [alert] = r.json()["items"]
     assert (alert["warehouse"], alert["status"], alert["available_at_open"], alert["suggested_qty"]) == (
-        inv.east, "open", 3, 12)
+        inv.east,
+        "open",
+        3,
+        12,
+    )
     assert alert["notified_at"] is None and alert["part_name"] == "Compressor fan"
     r = await inv.get("/inventory/alerts", "admin", sku=inv.fan)
     assert sorted(a["warehouse"] for a in r.json()["items"]) == sorted([inv.east, inv.south])

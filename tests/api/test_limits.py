@@ -80,7 +80,9 @@ async def test_a_streamed_body_over_the_limit_is_413_and_is_not_read_to_the_end(
         yield b'"}'
 
     async with app_with(database_url, devserver, max_body_bytes=10_000) as http:
-        r = await http.post("/templates/validate", content=chunks(), headers={**ADMIN, "Content-Type": "application/json"})
+        r = await http.post(
+            "/templates/validate", content=chunks(), headers={**ADMIN, "Content-Type": "application/json"}
+        )
         assert r.status_code == 413, r.text[:300]
         assert r.json()["code"] == "too_large"
         assert sent < 50  # stopped reading soon after the limit: never the whole megabyte
@@ -110,7 +112,9 @@ async def test_nul_anywhere_in_json_is_422_naming_where(stack: Stack) -> None:
     assert r.status_code == 422
     assert problems(r)[0]["loc"] == ["body", "fields", "notes", 1]
 
-    r = await stack.http.post("/tickets", json={"region": "east", "title": "ok", "fields": {"k\u0000": 1}}, headers=AGENT)
+    r = await stack.http.post(
+        "/tickets", json={"region": "east", "title": "ok", "fields": {"k\u0000": 1}}, headers=AGENT
+    )
     assert r.status_code == 422
     assert problems(r)[0]["loc"][:2] == ["body", "fields"]
     assert "key" in problems(r)[0]["msg"]
@@ -151,7 +155,9 @@ async def test_yaml_import_refuses_nul_aliases_and_deep_nesting(stack: Stack) ->
         ("[" * 5_000 + "]" * 5_000, "deeper"),
     ]
     for text, words in probes:
-        r = await stack.http.post("/templates/import", content=text, headers={**ADMIN, "Content-Type": "application/yaml"})
+        r = await stack.http.post(
+            "/templates/import", content=text, headers={**ADMIN, "Content-Type": "application/yaml"}
+        )
         assert r.status_code == 422, r.text[:300]
         assert words in problems(r)[0]["msg"]
 
@@ -162,7 +168,8 @@ async def test_yaml_import_refuses_nul_aliases_and_deep_nesting(stack: Stack) ->
 async def test_a_validation_error_does_not_echo_a_huge_input(stack: Stack) -> None:
     huge = "W" * 900_000
     r = await stack.http.post(
-        "/inventory/receipts", json={"warehouse": huge, "sku": "FAN", "quantity": 1},
+        "/inventory/receipts",
+        json={"warehouse": huge, "sku": "FAN", "quantity": 1},
         headers={**ADMIN, "Idempotency-Key": uuid.uuid4().hex},
     )
     assert r.status_code == 422
@@ -347,7 +354,9 @@ async def test_database_faults_are_503_and_bugs_stay_500() -> None:
 
 async def test_price_rule_integers_are_bounded(stack: Stack) -> None:
     rules = (await stack.http.get("/pricing/east", headers=ADMIN)).json()["rules"]
-    body = {k: rules[k] for k in RegionPricing.model_fields if k in rules} | {"version": f"probe-{uuid.uuid4().hex[:6]}"}
+    body = {k: rules[k] for k in RegionPricing.model_fields if k in rules} | {
+        "version": f"probe-{uuid.uuid4().hex[:6]}"
+    }
     body["discounts"] = {**body.get("discounts", {}), "referral_tiers": [{"min_referrals": 10**20, "percent": "5"}]}
     r = await stack.http.put("/pricing/east", json=body, headers=ADMIN)
     assert r.status_code == 422, r.text[:300]
@@ -358,7 +367,10 @@ async def test_price_rule_integers_are_bounded(stack: Stack) -> None:
 async def test_a_non_finite_number_is_a_422_not_a_500(stack, number):
     """Probe (attacker review): {"text": 1e999} crashed the 422 renderer into a 500."""
     tid = (await stack.create()).json()["ticket_id"]
-    r = await stack.http.post(f"/tickets/{tid}/actions/comment", content=f'{{"text": {number}}}',
-                              headers={**stack.as_actor("agent-wang"), "Content-Type": "application/json"})
+    r = await stack.http.post(
+        f"/tickets/{tid}/actions/comment",
+        content=f'{{"text": {number}}}',
+        headers={**stack.as_actor("agent-wang"), "Content-Type": "application/json"},
+    )
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["body", "text"]

@@ -52,8 +52,14 @@ class People:
         return f"{name}-{self.suffix}"
 
     def body(self, who: str, /, **fields: Any) -> dict[str, Any]:
-        return {"id": self.pid(who), "name": f"Test {who}", "roles": [ROLE], "regions": ["east"],
-                "team": self.team, **fields}
+        return {
+            "id": self.pid(who),
+            "name": f"Test {who}",
+            "roles": [ROLE],
+            "regions": ["east"],
+            "team": self.team,
+            **fields,
+        }
 
     async def get(self, path: str, actor: str = "admin", **params: Any) -> httpx.Response:
         return await self.http.get(path, params=params, headers=self.who(actor))
@@ -93,12 +99,17 @@ async def people(db: Database, database_url: str) -> AsyncIterator[People]:
         await s.commit()
 
 
-WEEKDAYS = {"timezone": "Asia/Shanghai", "hours": {"mon": ["09:00-18:00"], "tue": ["09:00-18:00"]},
-            "holiday_country": "CN"}
+WEEKDAYS = {
+    "timezone": "Asia/Shanghai",
+    "hours": {"mon": ["09:00-18:00"], "tue": ["09:00-18:00"]},
+    "holiday_country": "CN",
+}
 PROFILE = {
     "skills": {"equipment_repair": 4, "hvac": 2},
-    "home_lat": 31.2, "home_lon": 121.5,
-    "capacity": 6, "seniority": 3,
+    "home_lat": 31.2,
+    "home_lon": 121.5,
+    "capacity": 6,
+    "seniority": 3,
     "working_hours": WEEKDAYS,
     "out_of_office": [{"start": "2027-02-10T00:00:00+08:00", "end": "2027-02-17T00:00:00+08:00"}],
     "features": {"rating": 4.4},
@@ -112,11 +123,30 @@ async def test_crud_round_trip_deactivates_and_never_shows_api_keys(people: Peop
     assert r.status_code == 201, r.text
     created = r.json()
     assert "api_key_hash" not in created and "api_key" not in created and created["has_api_key"] is False
-    assert {k: created[k] for k in ("skills", "home_lat", "home_lon", "capacity", "seniority", "features",
-                                    "groups", "manager_id", "team", "active", "load")} == {
-        **{k: PROFILE[k] for k in ("skills", "home_lat", "home_lon", "capacity", "seniority", "features", "groups",
-                                   "manager_id")},
-        "team": people.team, "active": True, "load": 0}
+    assert {
+        k: created[k]
+        for k in (
+            "skills",
+            "home_lat",
+            "home_lon",
+            "capacity",
+            "seniority",
+            "features",
+            "groups",
+            "manager_id",
+            "team",
+            "active",
+            "load",
+        )
+    } == {
+        **{
+            k: PROFILE[k]
+            for k in ("skills", "home_lat", "home_lon", "capacity", "seniority", "features", "groups", "manager_id")
+        },
+        "team": people.team,
+        "active": True,
+        "load": 0,
+    }
     assert created["working_hours"]["timezone"] == "Asia/Shanghai"
     assert created["working_hours"]["hours"]["mon"] == [{"start": "09:00", "end": "18:00"}]
     assert created["out_of_office"] == [{"start": "2027-02-09T16:00:00Z", "end": "2027-02-16T16:00:00Z"}]  # UTC
@@ -127,20 +157,34 @@ async def test_crud_round_trip_deactivates_and_never_shows_api_keys(people: Peop
     assert r.status_code == 409 and r.json()["code"] == "conflict"
 
     # PUT replaces the whole person: what is left out takes its default.
-    r = await people.http.put(f"/people/{pid}", json={"name": "Ada L.", "roles": [ROLE, "agent"], "regions": ["east"]},
-                              headers=people.who("admin"))
+    r = await people.http.put(
+        f"/people/{pid}",
+        json={"name": "Ada L.", "roles": [ROLE, "agent"], "regions": ["east"]},
+        headers=people.who("admin"),
+    )
     assert r.status_code == 200, r.text
     replaced = r.json()
-    assert (replaced["name"], replaced["roles"], replaced["skills"], replaced["team"], replaced["capacity"],
-            replaced["working_hours"], replaced["out_of_office"], replaced["manager_id"]) == (
-        "Ada L.", [ROLE, "agent"], {}, None, 10, None, [], None)
+    assert (
+        replaced["name"],
+        replaced["roles"],
+        replaced["skills"],
+        replaced["team"],
+        replaced["capacity"],
+        replaced["working_hours"],
+        replaced["out_of_office"],
+        replaced["manager_id"],
+    ) == ("Ada L.", [ROLE, "agent"], {}, None, 10, None, [], None)
 
     # PATCH changes only what it names.
     r = await people.patch(pid, skills={"network": 5}, capacity=4, team=people.team, home_lat=31.0, home_lon=121.0)
     assert r.status_code == 200, r.text
     patched = r.json()
     assert (patched["name"], patched["skills"], patched["capacity"], patched["home_lat"]) == (
-        "Ada L.", {"network": 5}, 4, 31.0)
+        "Ada L.",
+        {"network": 5},
+        4,
+        31.0,
+    )
     r = await people.patch(pid, home_lat=None, home_lon=None)
     assert (r.json()["home_lat"], r.json()["home_lon"]) == (None, None)
 
@@ -169,8 +213,9 @@ async def test_writes_need_admin_or_hr_in_the_persons_regions(people: People):
     assert (await people.create("bob", actor="hr-tang", roles=["agent"], capacity=0)).status_code == 201
     for actor in ("agent-east", "eng-li"):
         assert (await people.patch(pid, actor=actor, capacity=3)).status_code == 403
-        r = await people.http.put(f"/people/{pid}", json={"name": "x", "roles": [ROLE], "regions": ["east"]},
-                                  headers=people.who(actor))
+        r = await people.http.put(
+            f"/people/{pid}", json={"name": "x", "roles": [ROLE], "regions": ["east"]}, headers=people.who(actor)
+        )
         assert r.status_code == 403
         assert (await people.http.delete(f"/people/{pid}", headers=people.who(actor))).status_code == 403
 
@@ -225,12 +270,23 @@ FIELD_ERRORS = [
     ({"home_lon": 121.5}, ["body", "home_lon"]),
     ({"home_lat": 91, "home_lon": 121.5}, ["body", "home_lat"]),
     ({"home_lat": 31.2, "home_lon": -181}, ["body", "home_lon"]),
-    ({"out_of_office": [{"start": "2027-01-05T00:00:00Z", "end": "2027-01-04T00:00:00Z"}]},
-     ["body", "out_of_office", 0, "end"]),
-    ({"out_of_office": [{"start": "2027-01-05T00:00:00", "end": "2027-01-06T00:00:00Z"}]},
-     ["body", "out_of_office", 0, "start"]),
-    ({"out_of_office": [{"start": "2027-01-05T00:00:00Z", "end": "2027-01-08T00:00:00Z"},
-                        {"start": "2027-01-07T00:00:00Z", "end": "2027-01-09T00:00:00Z"}]}, ["body", "out_of_office"]),
+    (
+        {"out_of_office": [{"start": "2027-01-05T00:00:00Z", "end": "2027-01-04T00:00:00Z"}]},
+        ["body", "out_of_office", 0, "end"],
+    ),
+    (
+        {"out_of_office": [{"start": "2027-01-05T00:00:00", "end": "2027-01-06T00:00:00Z"}]},
+        ["body", "out_of_office", 0, "start"],
+    ),
+    (
+        {
+            "out_of_office": [
+                {"start": "2027-01-05T00:00:00Z", "end": "2027-01-08T00:00:00Z"},
+                {"start": "2027-01-07T00:00:00Z", "end": "2027-01-09T00:00:00Z"},
+            ]
+        },
+        ["body", "out_of_office"],
+    ),
     ({"working_hours": {**WEEKDAYS, "timezone": "Mars/Olympus"}}, ["body", "working_hours", "timezone"]),
     ({"working_hours": {**WEEKDAYS, "hours": {"mon": ["18:00-09:00"]}}}, ["body", "working_hours", "hours", "mon", 0]),
     ({"working_hours": {**WEEKDAYS, "hours": {}}}, ["body", "working_hours"]),
@@ -282,8 +338,11 @@ async def test_manager_chain_may_not_loop(people: People):
         assert r.status_code == 422, manager
         assert r.json()["detail"][0]["loc"] == ["body", "manager_id"]
         assert r.json()["detail"][0]["type"] == "manager_cycle"
-    r = await people.http.put(f"/people/{a}", json={"name": "A", "roles": [ROLE], "regions": ["east"], "manager_id": c},
-                              headers=people.who("admin"))
+    r = await people.http.put(
+        f"/people/{a}",
+        json={"name": "A", "roles": [ROLE], "regions": ["east"], "manager_id": c},
+        headers=people.who("admin"),
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "manager_cycle"
     assert (await people.patch(c, manager_id=a)).status_code == 200  # skipping a level is no cycle
     assert (await people.patch(a, manager_id=None)).json()["manager_id"] is None
@@ -294,13 +353,33 @@ async def test_load_counts_the_open_tickets_of_the_read_model(people: People):
     other = (await people.create("idle")).json()["id"]
     now = datetime.now(UTC)
     async with people.db.session() as s:
-        for n, (status, assignee) in enumerate([
-            ("new", pid), ("assigned", pid), ("in_progress", pid), ("in_progress", pid),
-            ("resolved", pid), ("closed", pid), ("cancelled", pid), ("assigned", other),
-        ]):
-            s.add(Ticket(id=f"TP{people.suffix}{n}", ticket_type="general", region="east", priority="normal",
-                         status=status, assignee=assignee, title="load", channel="agent", created_by="agent-wang",
-                         created_at=now, updated_at=now))
+        for n, (status, assignee) in enumerate(
+            [
+                ("new", pid),
+                ("assigned", pid),
+                ("in_progress", pid),
+                ("in_progress", pid),
+                ("resolved", pid),
+                ("closed", pid),
+                ("cancelled", pid),
+                ("assigned", other),
+            ]
+        ):
+            s.add(
+                Ticket(
+                    id=f"TP{people.suffix}{n}",
+                    ticket_type="general",
+                    region="east",
+                    priority="normal",
+                    status=status,
+                    assignee=assignee,
+                    title="load",
+                    channel="agent",
+                    created_by="agent-wang",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         await s.commit()
     assert (await people.get(f"/people/{pid}")).json()["load"] == 4
     assert (await people.get(f"/people/{other}")).json()["load"] == 1
@@ -331,7 +410,9 @@ async def test_absences_by_the_person_or_an_admin(people: People):
     earlier = {"start": "2027-01-04T00:00:00Z", "end": "2027-01-05T00:00:00Z"}
     r = await people.http.post(f"/people/{pid}/out-of-office", json=earlier, headers=people.who("admin"))
     assert r.status_code == 201 and [a["start"] for a in r.json()["out_of_office"]] == [
-        "2027-01-04T00:00:00Z", "2027-03-01T01:00:00Z"]  # kept in order
+        "2027-01-04T00:00:00Z",
+        "2027-03-01T01:00:00Z",
+    ]  # kept in order
     for actor in ("agent-east", "eng-li"):
         r = await people.http.post(f"/people/{pid}/out-of-office", json=earlier, headers=people.who(actor))
         assert r.status_code == 403, actor
@@ -404,7 +485,13 @@ async def test_demo_roster_has_sixty_engineers_over_three_regions(people: People
         assert p["roles"] == ["engineer"] and p["manager_id"] == supervisors[region], p["id"]
         assert p["team"] in ("field-service", "installation", "hvac")
         assert 2 <= len(p["skills"]) <= 4 and set(p["skills"]) <= {
-            "equipment_repair", "installation", "hvac", "electrical", "refrigeration", "network"}
+            "equipment_repair",
+            "installation",
+            "hvac",
+            "electrical",
+            "refrigeration",
+            "network",
+        }
         assert all(1 <= v <= 5 for v in p["skills"].values())
         assert 1 <= p["seniority"] <= 5 and 3 <= p["capacity"] <= 8 and 3.0 <= p["features"]["rating"] <= 5.0
         assert _km(centres[region], (p["home_lat"], p["home_lon"])) <= 32, p["id"]
@@ -428,7 +515,12 @@ async def test_demo_roster_has_sixty_engineers_over_three_regions(people: People
         north = await s.get(Region, "north")
         assert north is not None and north.timezone == "Asia/Shanghai"
         assert north.calendar["holiday_country"] == "CN" and set(north.calendar["hours"]) == {
-            "mon", "tue", "wed", "thu", "fri"}
+            "mon",
+            "tue",
+            "wed",
+            "thu",
+            "fri",
+        }
         key = (await s.exec(select(ApiKey).where(ApiKey.key_hash == ApiKey.hash("demo-eng-e01")))).one()
         assert (key.actor_id, key.expires_at, key.revoked_at) == ("eng-e01", None, None)  # never expires
     # Loading the demo again changes nothing (merge).
@@ -460,15 +552,22 @@ async def test_hr_may_not_grant_itself_or_anyone_a_privileged_role(people: Peopl
     assert (await people.get("/people/hr-tang")).json()["roles"] == ["hr"]
 
     pid = (await people.create("grantee", roles=["engineer"], capacity=0)).json()["id"]
-    for roles in (["engineer", "finance"], ["engineer", "supervisor"], ["engineer", "admin"], ["engineer", "hr"],
-                  ["engineer", "channel"], ["engineer", "made-up-role"]):
+    for roles in (
+        ["engineer", "finance"],
+        ["engineer", "supervisor"],
+        ["engineer", "admin"],
+        ["engineer", "hr"],
+        ["engineer", "channel"],
+        ["engineer", "made-up-role"],
+    ):
         for hr in ("hr-tang", "hr-east"):
             r = await people.patch(pid, actor=hr, roles=roles)
             assert r.status_code == 403, (hr, roles, r.text)
     r = await people.create("hired", actor="hr-tang", roles=["general_manager"])
     assert r.status_code == 403, r.text
-    r = await people.http.put(f"/people/{pid}", json={"name": "x", "roles": ["legal"], "regions": ["east"]},
-                              headers=people.who("hr-east"))
+    r = await people.http.put(
+        f"/people/{pid}", json={"name": "x", "roles": ["legal"], "regions": ["east"]}, headers=people.who("hr-east")
+    )
     assert r.status_code == 403
     # Ordinary roles are hr's to give and take.
     r = await people.patch(pid, actor="hr-east", roles=["engineer", "warehouse", "qc"])
@@ -490,8 +589,11 @@ async def test_nobody_changes_their_own_roles_or_regions(people: People):
     for fields in ({"roles": ["admin", "hr"]}, {"roles": ["hr"]}, {"regions": ["east"]}):
         r = await people.patch(me, actor="admin", **fields)
         assert r.status_code == 403, (fields, r.text)
-    r = await people.http.put(f"/people/{me}", json={"name": "me", "roles": ["admin", "finance"], "regions": ["*"]},
-                              headers=people.who("admin"))
+    r = await people.http.put(
+        f"/people/{me}",
+        json={"name": "me", "roles": ["admin", "finance"], "regions": ["*"]},
+        headers=people.who("admin"),
+    )
     assert r.status_code == 403
     hr = f"hr-east-{people.suffix}"
     assert (await people.patch(hr, actor="hr-east", regions=["east", "south"])).status_code == 403
@@ -512,8 +614,15 @@ async def test_channel_gateways_do_not_read_the_roster(people: People):
 
 
 async def test_homes_and_absences_only_for_hr_admin_and_the_person(people: People):
-    pid = (await people.create("private", roles=["engineer"], capacity=0, manager_id="sup-zhou", **{
-        k: PROFILE[k] for k in ("home_lat", "home_lon", "out_of_office", "working_hours")})).json()["id"]
+    pid = (
+        await people.create(
+            "private",
+            roles=["engineer"],
+            capacity=0,
+            manager_id="sup-zhou",
+            **{k: PROFILE[k] for k in ("home_lat", "home_lon", "out_of_office", "working_hours")},
+        )
+    ).json()["id"]
     full = (await people.get(f"/people/{pid}", "admin")).json()
     assert (full["home_lat"], full["home_lon"]) == (PROFILE["home_lat"], PROFILE["home_lon"])
     assert full["out_of_office"] and full["redacted"] == []
@@ -525,8 +634,11 @@ async def test_homes_and_absences_only_for_hr_admin_and_the_person(people: Peopl
         assert (seen["home_lat"], seen["home_lon"], seen["out_of_office"]) == (None, None, []), who
         assert {"home_lat", "home_lon", "out_of_office"} <= set(seen["redacted"]), who
         assert seen["has_api_key"] is None, who
-        assert (seen["name"], seen["skills"], seen["working_hours"]) == (full["name"], full["skills"],
-                                                                         full["working_hours"]), who
+        assert (seen["name"], seen["skills"], seen["working_hours"]) == (
+            full["name"],
+            full["skills"],
+            full["working_hours"],
+        ), who
     # Their own manager sees when they are away (not where they live).
     boss = (await people.get(f"/people/{pid}", "sup-zhou")).json()
     assert boss["out_of_office"] == full["out_of_office"] and boss["home_lat"] is None
@@ -548,5 +660,7 @@ async def test_hr_may_not_make_itself_or_anyone_without_a_managing_role_a_manage
     r = await stack.http.patch("/people/agent-wang", json={"manager_id": "eng-li"}, headers=hr)
     assert r.status_code == 403, r.text  # an engineer does not lead people
     assert (await stack.http.get("/people/agent-wang", headers=hr)).json()["manager_id"] == "mgr-sun"
-    r = await stack.http.patch("/people/agent-wang", json={"manager_id": "mgr-sun", "name": "Wang Fang (agent, east)"}, headers=hr)
+    r = await stack.http.patch(
+        "/people/agent-wang", json={"manager_id": "mgr-sun", "name": "Wang Fang (agent, east)"}, headers=hr
+    )
     assert r.status_code == 200, r.text  # an unchanged manager needs no check

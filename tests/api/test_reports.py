@@ -56,33 +56,84 @@ TICKETS = [
     T("eo3", "E", "assigned", "high", breached=True, escalation="manager", assignee="w1"),
     T("eo4", "E", "in_progress", "urgent", breached=True, escalation="director", assignee="w1"),
     T("eo5", "E", "in_progress", "low", "equipment_repair", assignee="w2"),
-    T("eo6", "E", "assigned", created_at=datetime(2024, 1, 15, tzinfo=UTC), breached=True, escalation="manager",
-      assignee="w3"),
+    T(
+        "eo6",
+        "E",
+        "assigned",
+        created_at=datetime(2024, 1, 15, tzinfo=UTC),
+        breached=True,
+        escalation="manager",
+        assignee="w3",
+    ),
     # --- region E: resolved in the period after 60, 180, 300, 420, 540 and 3600 s ---
-    T("er1", "E", "closed", resolved_at=(B + 60 * s,), closed_at=B + 1000 * s, assignee="w2",
-      time_in_status={"new": 100, "assigned": 200, "in_progress": 300, "resolved": 50}),
-    T("er2", "E", "closed", resolved_at=(B + 180 * s,), closed_at=B + 2000 * s,
-      time_in_status={"new": 300, "in_progress": 500, "resolved": 150}),
+    T(
+        "er1",
+        "E",
+        "closed",
+        resolved_at=(B + 60 * s,),
+        closed_at=B + 1000 * s,
+        assignee="w2",
+        time_in_status={"new": 100, "assigned": 200, "in_progress": 300, "resolved": 50},
+    ),
+    T(
+        "er2",
+        "E",
+        "closed",
+        resolved_at=(B + 180 * s,),
+        closed_at=B + 2000 * s,
+        time_in_status={"new": 300, "in_progress": 500, "resolved": 150},
+    ),
     T("er3", "E", "closed", resolved_at=(B + 300 * s,), closed_at=B + 3000 * s),
     # resolved, reopened, resolved again (the last move counts), then a comment (resolved → resolved)
-    T("er4", "E", "resolved", resolved_at=(B + 100 * s, B + 420 * s),
-      time_in_status={"new": 20, "assigned": 40, "in_progress": 360, "resolved": 50}),
+    T(
+        "er4",
+        "E",
+        "resolved",
+        resolved_at=(B + 100 * s, B + 420 * s),
+        time_in_status={"new": 20, "assigned": 40, "in_progress": 360, "resolved": 50},
+    ),
     T("er5", "E", "resolved", resolved_at=(B + 540 * s,)),
     T("er6", "E", "closed", resolved_at=(B + 3600 * s,), closed_at=B + 4000 * s),
     # --- region E: around the period ---
-    T("ec1", "E", "closed", created_at=BEFORE, breached=True, resolved_at=(BEFORE + timedelta(days=1),),
-      closed_at=B, time_in_status={"new": 80, "assigned": 60, "in_progress": 1000, "resolved": 250}),
+    T(
+        "ec1",
+        "E",
+        "closed",
+        created_at=BEFORE,
+        breached=True,
+        resolved_at=(BEFORE + timedelta(days=1),),
+        closed_at=B,
+        time_in_status={"new": 80, "assigned": 60, "in_progress": 1000, "resolved": 250},
+    ),
     T("ex1", "E", "cancelled", closed_at=B + 10 * s, time_in_status={"new": 99999}),
-    T("el1", "E", "resolved", created_at=datetime(2024, 2, 27, tzinfo=UTC),
-      resolved_at=(datetime(2024, 4, 2, tzinfo=UTC),), time_in_status={"new": 55555}),
-    T("eold", "E", "closed", created_at=datetime(2024, 2, 20, tzinfo=UTC),
-      resolved_at=(datetime(2024, 2, 24, tzinfo=UTC),), closed_at=datetime(2024, 2, 25, tzinfo=UTC),
-      time_in_status={"new": 44444}),
+    T(
+        "el1",
+        "E",
+        "resolved",
+        created_at=datetime(2024, 2, 27, tzinfo=UTC),
+        resolved_at=(datetime(2024, 4, 2, tzinfo=UTC),),
+        time_in_status={"new": 55555},
+    ),
+    T(
+        "eold",
+        "E",
+        "closed",
+        created_at=datetime(2024, 2, 20, tzinfo=UTC),
+        resolved_at=(datetime(2024, 2, 24, tzinfo=UTC),),
+        closed_at=datetime(2024, 2, 25, tzinfo=UTC),
+        time_in_status={"new": 44444},
+    ),
     # --- region S ---
     T("so1", "S", "new", "urgent", breached=True, escalation="supervisor"),
     T("so2", "S", "in_progress", assignee="w3"),
-    T("sr1", "S", "closed", resolved_at=(B + 120 * s,), closed_at=B + 500 * s,
-      time_in_status={"new": 500, "in_progress": 700, "resolved": 100}),
+    T(
+        "sr1",
+        "S",
+        "closed",
+        resolved_at=(B + 120 * s,),
+        closed_at=B + 500 * s,
+        time_in_status={"new": 500, "in_progress": 700, "resolved": 100},
+    ),
     T("sr2", "S", "closed", breached=True, resolved_at=(B + 240 * s,), closed_at=B + 600 * s),
     T("sr3", "S", "resolved", resolved_at=(B + 360 * s,)),
     T("sr4", "S", "resolved", breached=True, resolved_at=(B + 480 * s,)),
@@ -162,8 +213,17 @@ async def _seed(db: Database, rep: Reports) -> None:
                 ending, came_from = {"closed": ("close", "resolved"), "cancelled": ("cancel", "new")}[t.status]
                 moves.append((ending, came_from, t.status, t.closed_at))
             for seq, (action, before, after, at) in enumerate(moves, 1):
-                session.add(TicketEventRow(ticket_id=f"R{rep.suffix}{t.key}", seq=seq, action=action,
-                                           actor_id="agent-wang", from_status=before, to_status=after, at=at))
+                session.add(
+                    TicketEventRow(
+                        ticket_id=f"R{rep.suffix}{t.key}",
+                        seq=seq,
+                        action=action,
+                        actor_id="agent-wang",
+                        from_status=before,
+                        to_status=after,
+                        at=at,
+                    )
+                )
         await session.commit()
 
 
@@ -206,8 +266,13 @@ E_TIME_IN_STATUS = {  # er1, er2, er4 and ec1 (closed in the period, resolved be
     "in_progress": {"tickets": 4, "mean_seconds": 540.0},
     "resolved": {"tickets": 4, "mean_seconds": 125.0},
 }
-E_FIGURES = {"open": E_OPEN, "period": E_PERIOD, "sla": E_SLA, "resolution_time": E_RESOLUTION,
-             "time_in_status": E_TIME_IN_STATUS}
+E_FIGURES = {
+    "open": E_OPEN,
+    "period": E_PERIOD,
+    "sla": E_SLA,
+    "resolution_time": E_RESOLUTION,
+    "time_in_status": E_TIME_IN_STATUS,
+}
 
 
 async def test_overview_of_one_region_has_exact_figures(rep: Reports):
@@ -231,8 +296,12 @@ async def test_overview_of_every_region_adds_regions_up_and_recomputes_percentil
         "awaiting_close": 2,
     }
     assert south["period"] == {"created": 6, "resolved": 4, "closed": 2, "cancelled": 0}
-    assert south["sla"] == {"open_breached": 1, "created_breached": 3, "breach_rate": 0.5,
-                            "open_by_escalation": {"none": 1, "supervisor": 1, "manager": 0, "director": 0}}
+    assert south["sla"] == {
+        "open_breached": 1,
+        "created_breached": 3,
+        "breach_rate": 0.5,
+        "open_by_escalation": {"none": 1, "supervisor": 1, "manager": 0, "director": 0},
+    }
     assert south["resolution_time"] == {"count": 4, "mean_seconds": 300.0, "p50_seconds": 300.0, "p90_seconds": 444.0}
     assert south["time_in_status"]["assigned"] == {"tickets": 0, "mean_seconds": None}
     assert south["time_in_status"]["in_progress"] == {"tickets": 1, "mean_seconds": 700.0}
@@ -246,8 +315,12 @@ async def test_overview_of_every_region_adds_regions_up_and_recomputes_percentil
         "awaiting_close": 5,
     }
     assert total["period"] == {"created": 18, "resolved": 10, "closed": 7, "cancelled": 1}
-    assert total["sla"] == {"open_breached": 5, "created_breached": 6, "breach_rate": 6 / 18,
-                            "open_by_escalation": {"none": 3, "supervisor": 2, "manager": 2, "director": 1}}
+    assert total["sla"] == {
+        "open_breached": 5,
+        "created_breached": 6,
+        "breach_rate": 6 / 18,
+        "open_by_escalation": {"none": 3, "supervisor": 2, "manager": 2, "director": 1},
+    }
     # 60, 120, …, 540 and 3600: mean 630, p50 between 300 and 360, p90 a tenth of the way from 540 to 3600
     assert total["resolution_time"] == {"count": 10, "mean_seconds": 630.0, "p50_seconds": 330.0, "p90_seconds": 846.0}
     assert total["time_in_status"] == {
@@ -285,9 +358,13 @@ async def test_bad_periods_and_regions_are_422_with_field_paths(rep: Reports):
     for since, until in ((UNTIL, SINCE), (SINCE, SINCE)):
         r = await rep.get("/reports/overview", "mgr-e", since=since, until=until)
         assert r.status_code == 422, r.text
-        assert r.json()["detail"] == [{
-            "loc": ["query", "since"], "type": "invalid_period",
-            "msg": f"since ({since.replace('Z', '+00:00')}) must be before until ({until.replace('Z', '+00:00')})"}]
+        assert r.json()["detail"] == [
+            {
+                "loc": ["query", "since"],
+                "type": "invalid_period",
+                "msg": f"since ({since.replace('Z', '+00:00')}) must be before until ({until.replace('Z', '+00:00')})",
+            }
+        ]
     r = await rep.get("/reports/overview", "mgr-e", since="2099-01-01T00:00:00Z")  # until defaults to now
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "since"]
     r = await rep.get("/reports/overview", "mgr-e", since="2024-03-01T00:00:00")  # no UTC offset
@@ -299,7 +376,8 @@ async def test_bad_periods_and_regions_are_422_with_field_paths(rep: Reports):
         r = await rep.get(path, "boss", region=f"nowhere-{rep.suffix}")
         assert r.status_code == 422, r.text
         assert r.json()["detail"] == [
-            {"loc": ["query", "region"], "msg": f"unknown region 'nowhere-{rep.suffix}'", "type": "unknown_region"}]
+            {"loc": ["query", "region"], "msg": f"unknown region 'nowhere-{rep.suffix}'", "type": "unknown_region"}
+        ]
 
 
 async def test_the_default_period_is_the_last_30_days(rep: Reports):
@@ -323,8 +401,10 @@ async def test_workload_sorts_people_by_utilisation_and_totals_teams(rep: Report
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["regions"] == [rep.E]
-    people = [(p["id"], p["load"], p["load_in_regions"], p["capacity"], p["utilisation"], p["breached"])
-              for p in body["people"]]
+    people = [
+        (p["id"], p["load"], p["load_in_regions"], p["capacity"], p["utilisation"], p["breached"])
+        for p in body["people"]
+    ]
     assert people == [
         (rep.pid("w4"), 1, 1, 0, None, 1),  # loaded without any capacity: the most overloaded
         (rep.pid("w3"), 2, 1, 2, 1.0, 1),  # one ticket in S counts towards the load, not the region's
@@ -343,7 +423,9 @@ async def test_workload_sorts_people_by_utilisation_and_totals_teams(rep: Report
 
     south = (await rep.get("/reports/workload", "boss", region=rep.S, role=rep.role)).json()
     assert [(p["id"], p["load"], p["load_in_regions"]) for p in south["people"]] == [
-        (rep.pid("w3"), 2, 1), (rep.pid("w7"), 0, 0)]
+        (rep.pid("w3"), 2, 1),
+        (rep.pid("w7"), 0, 0),
+    ]
     both = (await rep.get("/reports/workload", "boss", role=rep.role)).json()
     assert both["regions"] == [rep.E, rep.S] and len(both["people"]) == 6
     assert next(p for p in both["people"] if p["id"] == rep.pid("w3"))["load_in_regions"] == 2

@@ -39,8 +39,13 @@ EXAMPLES = 25  # per operation, generation mode and kind of path parameters
 ADMIN = Stack.as_actor("admin")
 CHECKS = [not_a_server_error, response_schema_conformance]
 # Values that exist in the demo data, put into generated bodies so that they get past lookups.
-KNOWN_BODY = {"region": "east", "ticket_type": "general", "warehouse": "WH-SH-PD", "sku": "FAN-CMP-120",
-              "manager_id": "sup-zhou"}
+KNOWN_BODY = {
+    "region": "east",
+    "ticket_type": "general",
+    "warehouse": "WH-SH-PD",
+    "sku": "FAN-CMP-120",
+    "manager_id": "sup-zhou",
+}
 # Headers the test sets itself: the generated ones would only be other (unknown) credentials.
 CREDENTIAL_HEADERS = {"x-api-key", "authorization", "x-actor"}
 
@@ -86,8 +91,14 @@ def draw_cases(schema: Any, known: dict[str, Any]) -> list[Any]:
                     continue
                 strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed if use_known else None)
 
-                @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+                @settings(
+                    max_examples=EXAMPLES,
+                    derandomize=True,
+                    database=None,
+                    deadline=None,
+                    phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
                 @given(strategy)
                 def collect(case: Any) -> None:
                     if use_known and mode == GenerationMode.POSITIVE and isinstance(case.body, dict):
@@ -122,8 +133,10 @@ def _request(case: Any, base_url: str) -> dict[str, Any]:
 
 def _describe(request: dict[str, Any], response: httpx.Response, error: Exception) -> str:
     body = request.get("json", request.get("content", request.get("data")))
-    return (f"{request['method']} {response.request.url} body={str(body)[:300]!r} -> {response.status_code} "
-            f"{response.text[:300]!r}: {' | '.join(line.strip() for line in str(error).splitlines() if line.strip())[:600]}")
+    return (
+        f"{request['method']} {response.request.url} body={str(body)[:300]!r} -> {response.status_code} "
+        f"{response.text[:300]!r}: {' | '.join(line.strip() for line in str(error).splitlines() if line.strip())[:600]}"
+    )
 
 
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
@@ -136,11 +149,18 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     async with worker, app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=60) as http:
-            ticket = await http.post("/tickets", json={"ticket_type": "general", "region": "east", "title": "probe"},
-                                     headers=ADMIN)
+            ticket = await http.post(
+                "/tickets", json={"ticket_type": "general", "region": "east", "title": "probe"}, headers=ADMIN
+            )
             assert ticket.status_code == 201, ticket.text
-            known = {"ticket_id": ticket.json()["ticket_id"], "key": "general", "version": 1, "region": "east",
-                     "person_id": "eng-e01", "notification_id": 1}
+            known = {
+                "ticket_id": ticket.json()["ticket_id"],
+                "key": "general",
+                "version": 1,
+                "region": "east",
+                "person_id": "eng-e01",
+                "notification_id": 1,
+            }
             schema = schemathesis.openapi.from_dict(app.openapi())
             cases = draw_cases(schema, known)
             assert len(cases) > 2_000

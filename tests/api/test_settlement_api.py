@@ -59,13 +59,23 @@ class Api:
     async def put_rules(self, actor: str, region: str, body: dict[str, Any]) -> httpx.Response:
         return await self.http.put(f"/pricing/{region}", json=body, headers=self.who(actor))
 
-    async def settle(self, kind: str = "final", region: str | None = None, tid: str | None = None,
-                     **kw: Any) -> SettleResult:
+    async def settle(
+        self, kind: str = "final", region: str | None = None, tid: str | None = None, **kw: Any
+    ) -> SettleResult:
         request = kw.pop("request", None) or SettleItems(
-            services=[{"code": "REPAIR-ONSITE", "minutes": 95}], parts=[{"sku": "FAN-120", "quantity": "1"}],
-            conditions=["urban"], travel_km="23.4")
-        inp = SettleInput(ticket_id=tid or ticket(), region=region or self.region, ticket_type="equipment_repair",
-                          kind=kind, request=request, **kw)
+            services=[{"code": "REPAIR-ONSITE", "minutes": 95}],
+            parts=[{"sku": "FAN-120", "quantity": "1"}],
+            conditions=["urban"],
+            travel_km="23.4",
+        )
+        inp = SettleInput(
+            ticket_id=tid or ticket(),
+            region=region or self.region,
+            ticket_type="equipment_repair",
+            kind=kind,
+            request=request,
+            **kw,
+        )
         return await settlement.settle(self.db, inp)
 
 
@@ -87,8 +97,11 @@ async def api(db: Database, database_url: str, devserver: WorkflowEnvironment) -
     async with db.session() as s:
         s.add(Region(code=region, name=f"Settlement test {suffix}"))
         for name, (roles, regions) in ACTORS.items():
-            s.add(Actor(id=f"{name}-{suffix}", name=name, roles=roles,
-                        regions=[region if r == "R" else r for r in regions]))
+            s.add(
+                Actor(
+                    id=f"{name}-{suffix}", name=name, roles=roles, regions=[region if r == "R" else r for r in regions]
+                )
+            )
             s.add(ApiKey.for_secret(f"{name}-{suffix}", f"key-{name}-{suffix}", created_by="test"))
         await s.commit()
     await demo.load_pricing(db)
@@ -112,8 +125,10 @@ async def test_finance_sees_everything_other_roles_not_the_split_or_the_rules(ap
     assert (r.json()["status"], r.json()["id"]) == ("pre_settlement", pre.statement_id)
 
     final = await api.settle(tid=tid, budget=Decimal("400"), budget_tolerance_percent=Decimal("10"))
-    views = {who: (await api.get(f"/tickets/{tid}/statement", who)).json() for who in
-             ("finance", "fin-qian", "admin", "agent", "engineer", "manager", "supervisor")}
+    views = {
+        who: (await api.get(f"/tickets/{tid}/statement", who)).json()
+        for who in ("finance", "fin-qian", "admin", "agent", "engineer", "manager", "supervisor")
+    }
     for who, body in views.items():
         finance = who in ("finance", "fin-qian", "admin")
         st = body["statement"]
@@ -123,18 +138,25 @@ async def test_finance_sees_everything_other_roles_not_the_split_or_the_rules(ap
         # Everything else is the same for everyone, amounts as exact strings.
         assert (body["total"], st["totals"]["total"], body["currency"]) == ("525.76", "525.76", "CNY")
         assert (body["pre_settlement_total"], body["difference"], body["exceeds_pre_settlement"]) == (
-            "525.76", "0.00", False)
+            "525.76",
+            "0.00",
+            False,
+        )
         assert (body["over_budget"], body["budget"], body["budget_limit"]) == (True, "400.00", "440.00")
-        assert body["budget_reason"] == ("total 525.76 CNY exceeds the budget 400.00 CNY + 10 % tolerance = "
-                                         "440.00 CNY by 85.76 CNY")
+        assert body["budget_reason"] == (
+            "total 525.76 CNY exceeds the budget 400.00 CNY + 10 % tolerance = 440.00 CNY by 85.76 CNY"
+        )
     full = views["fin-qian"]["statement"]
     assert full == final.statement.model_dump(mode="json")
     assert full["split"] == {"platform": "105.15", "provider": "157.73", "engineer": "262.88"}
-    assert [line["rule"] for line in full["lines"]][:2] == ["services.REPAIR-ONSITE.base_fee",
-                                                           "services.REPAIR-ONSITE.hourly_rate"]
+    assert [line["rule"] for line in full["lines"]][:2] == [
+        "services.REPAIR-ONSITE.base_fee",
+        "services.REPAIR-ONSITE.hourly_rate",
+    ]
     redacted = views["agent"]["statement"]
     assert redacted == {k: v for k, v in full.items() if k != "split"} | {
-        "lines": [{k: v for k, v in line.items() if k != "rule"} for line in full["lines"]]}
+        "lines": [{k: v for k, v in line.items() if k != "rule"} for line in full["lines"]]
+    }
     # Fetched twice: identical. The pre-settlement is still there on request.
     assert (await api.get(f"/tickets/{tid}/statement", "fin-qian")).json() == views["fin-qian"]
     r = await api.get(f"/tickets/{tid}/statement", "agent", kind="pre_settlement")
@@ -188,15 +210,29 @@ async def test_only_finance_admin_managers_and_supervisors_list_statements(api: 
 
 
 async def test_reconciliation_csv_totals_equal_the_sum_of_the_statements(api: Api):
-    usd = RateSnapshot(taken_at=datetime(2026, 11, 24, tzinfo=UTC), source="test",
-                       rates=[{"base": "CNY", "quote": "USD", "rate": "0.1383"}])
+    usd = RateSnapshot(
+        taken_at=datetime(2026, 11, 24, tzinfo=UTC),
+        source="test",
+        rates=[{"base": "CNY", "quote": "USD", "rate": "0.1383"}],
+    )
     made = [
         await api.settle(),
         await api.settle(request=SettleItems(services=[{"code": "INSTALL"}])),
-        await api.settle(request=SettleItems(services=[{"code": "INSPECT"}], parts=[
-            {"sku": "SEAL-D40", "quantity": "3"}, {"sku": "SENSOR-T1", "quantity": "2"}], referrals=4)),
-        await api.settle(request=SettleItems(currency="USD", services=[{"code": "REPAIR-ONSITE", "minutes": 70}],
-                                             parts=[{"sku": "SENSOR-T1", "quantity": "1"}]), rates=usd),
+        await api.settle(
+            request=SettleItems(
+                services=[{"code": "INSPECT"}],
+                parts=[{"sku": "SEAL-D40", "quantity": "3"}, {"sku": "SENSOR-T1", "quantity": "2"}],
+                referrals=4,
+            )
+        ),
+        await api.settle(
+            request=SettleItems(
+                currency="USD",
+                services=[{"code": "REPAIR-ONSITE", "minutes": 70}],
+                parts=[{"sku": "SENSOR-T1", "quantity": "1"}],
+            ),
+            rates=usd,
+        ),
     ]
     await api.settle("pre_settlement")  # not money owed: the export lists final statements by default
     r = await api.get("/statements/export.csv", "fin-qian", region=api.region)
@@ -204,10 +240,21 @@ async def test_reconciliation_csv_totals_equal_the_sum_of_the_statements(api: Ap
     assert r.headers["content-type"].startswith("text/csv")
     assert f'filename="statements-{api.region}.csv"' in r.headers["content-disposition"]
     table = list(csv.reader(io.StringIO(r.text)))
-    assert table[0] == ["statement_id", "ticket_id", "ticket_version", "status", "region", "ticket_type",
-                        "created_at", "currency", "net", "tax", "total"]
+    assert table[0] == [
+        "statement_id",
+        "ticket_id",
+        "ticket_version",
+        "status",
+        "region",
+        "ticket_type",
+        "created_at",
+        "currency",
+        "net",
+        "tax",
+        "total",
+    ]
     body, totals = [row for row in table[1:] if row[0] != "TOTAL"], [row for row in table[1:] if row[0] == "TOTAL"]
-    assert table[-len(totals):] == totals  # the TOTAL rows come last
+    assert table[-len(totals) :] == totals  # the TOTAL rows come last
     assert [int(row[0]) for row in body] == [m.statement_id for m in made]  # one row per statement, oldest first
     for row, m in zip(body, made, strict=True):
         assert row[1] == m.ticket_id and row[3:5] == ["final", api.region] and row[7] == m.currency
@@ -217,14 +264,18 @@ async def test_reconciliation_csv_totals_equal_the_sum_of_the_statements(api: Ap
 
     # Each currency's TOTAL is exactly the sum of that currency's stored statements.
     async with api.db.session() as s:
-        stored = (await s.exec(select(StatementRow).where(StatementRow.region == api.region,
-                                                          StatementRow.status == "final"))).all()
+        stored = (
+            await s.exec(select(StatementRow).where(StatementRow.region == api.region, StatementRow.status == "final"))
+        ).all()
     assert len(stored) == len(made)
     expected = {}
     for cur in sorted({m.currency for m in made}):
         mine = [m.statement.totals for m in made if m.currency == cur]
-        sums = [sum((t.net for t in mine), Decimal(0)), sum((t.tax for t in mine), Decimal(0)),
-                sum((t.total for t in mine), Decimal(0))]
+        sums = [
+            sum((t.net for t in mine), Decimal(0)),
+            sum((t.tax for t in mine), Decimal(0)),
+            sum((t.total for t in mine), Decimal(0)),
+        ]
         assert sums[2] == sum((row.total for row in stored if row.currency == cur), Decimal(0))
         expected[cur] = [str(v) for v in sums]
     assert {row[7]: row[8:11] for row in totals} == expected and [row[7] for row in totals] == ["CNY", "USD"]
@@ -233,19 +284,27 @@ async def test_reconciliation_csv_totals_equal_the_sum_of_the_statements(api: Ap
     # The list shows the same statements with the same amounts.
     listed = (await api.get("/statements", "fin-qian", region=api.region)).json()["items"]
     assert [(i["id"], i["net"], i["tax"], i["total"]) for i in listed] == [
-        (int(row[0]), row[8], row[9], row[10]) for row in body]
+        (int(row[0]), row[8], row[9], row[10]) for row in body
+    ]
 
     # A period: from the second statement on (from inclusive, to exclusive).
     start, end = made[1].created_at, made[3].created_at
-    r = await api.get("/statements/export.csv", "manager", region=api.region, **{"from": start.isoformat(),
-                                                                                 "to": end.isoformat()})
+    r = await api.get(
+        "/statements/export.csv", "manager", region=api.region, **{"from": start.isoformat(), "to": end.isoformat()}
+    )
     period = [row for row in csv.reader(io.StringIO(r.text))][1:]
     assert [int(row[0]) for row in period if row[0] != "TOTAL"] == [made[1].statement_id, made[2].statement_id]
     assert [row[7:] for row in period if row[0] == "TOTAL"] == [
-        ["CNY", str(made[1].statement.totals.net + made[2].statement.totals.net),
-         str(made[1].statement.totals.tax + made[2].statement.totals.tax), str(made[1].total + made[2].total)]]
-    r = await api.get("/statements/export.csv", "manager", region=api.region, **{"from": "2000-01-01",
-                                                                                 "to": "2000-01-02"})
+        [
+            "CNY",
+            str(made[1].statement.totals.net + made[2].statement.totals.net),
+            str(made[1].statement.totals.tax + made[2].statement.totals.tax),
+            str(made[1].total + made[2].total),
+        ]
+    ]
+    r = await api.get(
+        "/statements/export.csv", "manager", region=api.region, **{"from": "2000-01-01", "to": "2000-01-02"}
+    )
     assert list(csv.reader(io.StringIO(r.text)))[1:] == [["TOTAL", "", "", "", "", "", "", "", "0", "0", "0"]]
     r = await api.get("/statements", "manager", region=api.region, **{"from": "2001-01-01", "to": "2000-01-01"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "to"]
@@ -264,11 +323,29 @@ async def test_publishing_price_rules_validates_versions_and_hides_the_split(api
     assert r.status_code == 404  # east is not this finance actor's region
 
     bad = [
-        (rules_json(region, "2", split=[{"party": "platform", "share": "0.5"}, {"party": "engineer", "share": "0.4"}]),
-         ["body", "split"], "shares_sum"),
-        (rules_json(region, "2", services=[{"strategy": "tiered", "code": "FILTER", "mode": "graduated", "tiers": [
-            {"over": "0", "up_to": "10", "unit_price": "30"}, {"over": "8", "unit_price": "25"}]}]),
-         ["body", "services", 0, "tiers", 1, "over"], "overlapping_tiers"),
+        (
+            rules_json(
+                region, "2", split=[{"party": "platform", "share": "0.5"}, {"party": "engineer", "share": "0.4"}]
+            ),
+            ["body", "split"],
+            "shares_sum",
+        ),
+        (
+            rules_json(
+                region,
+                "2",
+                services=[
+                    {
+                        "strategy": "tiered",
+                        "code": "FILTER",
+                        "mode": "graduated",
+                        "tiers": [{"over": "0", "up_to": "10", "unit_price": "30"}, {"over": "8", "unit_price": "25"}],
+                    }
+                ],
+            ),
+            ["body", "services", 0, "tiers", 1, "over"],
+            "overlapping_tiers",
+        ),
         (rules_json(region, "2", parts=[{"sku": "FAN", "price": 185.5}]), ["body", "parts", 0, "price"], None),
         (rules_json("south", "2"), ["body", "region"], "value_error"),
     ]

@@ -88,7 +88,9 @@ nodes:
 
 async def test_validation_lists_every_problem_with_its_path(stack):
     r = await stack.http.post(
-        "/templates/import", content=BROKEN.encode(), headers={**stack.as_actor(DESIGNER), "Content-Type": "application/yaml"}
+        "/templates/import",
+        content=BROKEN.encode(),
+        headers={**stack.as_actor(DESIGNER), "Content-Type": "application/yaml"},
     )
     assert r.status_code == 422
     got = {tuple(p["loc"]): p["msg"] for p in r.json()["detail"]}
@@ -121,7 +123,9 @@ async def test_validation_lists_every_problem_with_its_path(stack):
     assert (("body", "nodes", 6), "node 'loop' has no path to an end node") in found
 
     ok = spec_of("complaint")
-    assert (await stack.http.post("/templates/validate", json=ok, headers=stack.as_actor(DESIGNER))).json() == {"problems": []}
+    assert (await stack.http.post("/templates/validate", json=ok, headers=stack.as_actor(DESIGNER))).json() == {
+        "problems": []
+    }
 
 
 async def test_schema_errors_are_422_too(stack):
@@ -130,7 +134,9 @@ async def test_schema_errors_are_422_too(stack):
     r = await publish(stack, bad)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:3] == ["body", "nodes", 0]
     r = await stack.http.post(
-        "/templates/import", content=b"key: [unclosed", headers={**stack.as_actor(DESIGNER), "Content-Type": "application/yaml"}
+        "/templates/import",
+        content=b"key: [unclosed",
+        headers={**stack.as_actor(DESIGNER), "Content-Type": "application/yaml"},
     )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "yaml_invalid"
 
@@ -166,9 +172,7 @@ async def test_form_values_are_validated_at_intake(stack):
     assert "string" in got[("body", "fields", "amount")]["msg"]  # money never as a float
     assert got[("body", "fields", "colour")]["type"] == "unknown_field"
     assert got[("body", "fields", "justification")]["type"] == "missing"
-    r = await stack.create(
-        ticket_type="equipment_repair", title="x", fields={"device_id": "nope", "fault": "exploded"}
-    )
+    r = await stack.create(ticket_type="equipment_repair", title="x", fields={"device_id": "nope", "fault": "exploded"})
     got = {tuple(p["loc"]) for p in r.json()["detail"]}
     assert {("body", "fields", "device_id"), ("body", "fields", "fault")} <= got
 
@@ -226,7 +230,11 @@ async def test_ecommerce_return_preset_end_to_end_over_http(stack, who):
     await stack.until(tid, lambda t: t["active"] == ["register"])
 
     async def work(node, actor, fields=None):
-        for action, body in [("claim", {"node": node}), ("start", {"node": node}), ("complete", {"node": node, "fields": fields or {}})]:
+        for action, body in [
+            ("claim", {"node": node}),
+            ("start", {"node": node}),
+            ("complete", {"node": node, "fields": fields or {}}),
+        ]:
             r = await stack.act(tid, action, actor, **body)
             assert r.status_code == 200, (node, action, r.text)
         return r.json()
@@ -263,7 +271,12 @@ async def test_dispatch_settings_are_validated_with_their_paths(stack):
     assert got[(*loc, "location_field")] == "'order_no' is a text field, not a location field"
     assert got[(*loc, "tier_field")] == "unknown field 'tier'"
     spec["nodes"][install]["dispatch"] = {"max_distance_km": 20}
-    got = {tuple(p["loc"]): p["msg"] for p in (await stack.http.post("/templates/validate", json=spec, headers=stack.as_actor(DESIGNER))).json()["detail"]}
+    got = {
+        tuple(p["loc"]): p["msg"]
+        for p in (await stack.http.post("/templates/validate", json=spec, headers=stack.as_actor(DESIGNER))).json()[
+            "detail"
+        ]
+    }
     assert got[(*loc, "max_distance_km")] == "a distance limit needs a location_field"
     spec["nodes"][install]["dispatch"] = {"skills": {"installation": 7}}
     r = await publish(stack, spec)

@@ -97,8 +97,11 @@ async def test_with_the_worker_down_an_action_is_a_prompt_504_and_never_applies_
         agent = {"X-API-Key": demo_api_key("agent-wang")}
         worker = build_worker(devserver.client, settings)
         async with worker:
-            tid = (await http.post("/tickets", json={"ticket_type": "general", "region": "east", "title": "t"},
-                                   headers=agent)).json()["ticket_id"]
+            tid = (
+                await http.post(
+                    "/tickets", json={"ticket_type": "general", "region": "east", "title": "t"}, headers=agent
+                )
+            ).json()["ticket_id"]
             for _ in range(100):
                 if (await http.get(f"/tickets/{tid}", headers=agent)).json()["active"]:
                     break
@@ -126,8 +129,11 @@ async def test_a_tickets_events_come_a_page_at_a_time(stack):
     assert t["events"][-1]["seq"] == t["seq"]  # the latest
     seqs, after = [], 0
     while after is not None:
-        page = (await stack.http.get(f"/tickets/{tid}/events", params={"after_seq": after, "limit": 20},
-                                     headers=stack.as_actor("agent-wang"))).json()
+        page = (
+            await stack.http.get(
+                f"/tickets/{tid}/events", params={"after_seq": after, "limit": 20}, headers=stack.as_actor("agent-wang")
+            )
+        ).json()
         seqs += [e["seq"] for e in page["items"]]
         after = page["next_after_seq"]
     assert seqs == list(range(1, t["seq"] + 1))
@@ -138,7 +144,11 @@ async def test_fields_hidden_from_a_role_are_hidden_in_the_events_too(stack):
     fields = {"customer_tier": "vip", "complaint": "late delivery"}
     tid = (await stack.create(ticket_type="complaint", title="Complaint", fields=fields)).json()["ticket_id"]
     await stack.until(tid, lambda t: t["active"] == ["supervisor"])
-    for action, body in [("claim", {}), ("start", {}), ("complete", {"fields": {"compensation": {"amount": "500", "currency": "CNY"}}})]:
+    for action, body in [
+        ("claim", {}),
+        ("start", {}),
+        ("complete", {"fields": {"compensation": {"amount": "500", "currency": "CNY"}}}),
+    ]:
         r = await stack.act(tid, action, actor="sup-zhou", **body)
         assert r.status_code == 200, r.text
     agent = (await stack.get(tid, "agent-wang")).json()

@@ -2,9 +2,9 @@
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
-from zoneinfo import ZoneInfo
 from temporalio.api.enums.v1 import EventType
 
 from api.app import create_app
@@ -69,7 +69,9 @@ async def test_ticket_whole_life_over_http(stack):
     assign = next(e for e in events if e["action"] == "assign")
     assert assign["data"] == {"node": "work", "assignee": "eng-zhao", "previous": "eng-li"}
 
-    r = await stack.http.get("/tickets", params={"status": "closed", "assignee": "eng-zhao"}, headers=stack.as_actor("agent-wang"))
+    r = await stack.http.get(
+        "/tickets", params={"status": "closed", "assignee": "eng-zhao"}, headers=stack.as_actor("agent-wang")
+    )
     assert tid in [i["id"] for i in r.json()["items"]]
 
 
@@ -137,7 +139,9 @@ async def test_malformed_action_bodies_are_422_and_change_nothing(stack):
         assert r.status_code == 422, (action, r.text)
         assert loc in [d["loc"] for d in r.json()["detail"]], (action, r.json())
     r = await stack.http.post(
-        f"/tickets/{tid}/actions/comment", content=b"{not json", headers={**stack.as_actor("eng-li"), "Content-Type": "application/json"}
+        f"/tickets/{tid}/actions/comment",
+        content=b"{not json",
+        headers={**stack.as_actor("eng-li"), "Content-Type": "application/json"},
     )
     assert r.status_code == 422
     t = (await stack.get(tid)).json()
@@ -230,7 +234,9 @@ async def test_list_filters_and_stable_pagination(stack):
     assigned = (await stack.http.get("/tickets", params={"assignee": "eng-huang", "region": "south"}, headers=h)).json()
     assert [i["id"] for i in assigned["items"]] == [ids[0]]
     now = datetime.now(UTC)
-    future = (await stack.http.get("/tickets", params={"created_from": (now + timedelta(hours=1)).isoformat()}, headers=h)).json()
+    future = (
+        await stack.http.get("/tickets", params={"created_from": (now + timedelta(hours=1)).isoformat()}, headers=h)
+    ).json()
     assert future["items"] == []
     bad = await stack.http.get("/tickets", params={"cursor": "%%%"}, headers=h)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
@@ -261,9 +267,18 @@ async def test_managers_list_breached_tickets_from_the_read_model(stack, db):
         for breached, tid in ids.items():
             session.add(
                 Ticket(
-                    id=tid, ticket_type="general", region="east", priority="high", status="in_progress",
-                    title="breach list", channel="agent", created_by="agent-wang", created_at=now, updated_at=now,
-                    sla_breached=breached, escalation="manager" if breached else None,
+                    id=tid,
+                    ticket_type="general",
+                    region="east",
+                    priority="high",
+                    status="in_progress",
+                    title="breach list",
+                    channel="agent",
+                    created_by="agent-wang",
+                    created_at=now,
+                    updated_at=now,
+                    sla_breached=breached,
+                    escalation="manager" if breached else None,
                 )  # fmt: skip
             )
         await session.commit()

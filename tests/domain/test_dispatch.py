@@ -141,8 +141,14 @@ def test_respects_region():
 
 def test_vip_goes_to_senior_staff_or_a_supervisor():
     roster = shanghai_roster() + [
-        engineer("sup-zhou", name="Zhou Yan", roles=["engineer", "supervisor"], skills={"compressor": 3},
-                 home=SONGJIANG, seniority=3),
+        engineer(
+            "sup-zhou",
+            name="Zhou Yan",
+            roles=["engineer", "supervisor"],
+            skills={"compressor": 3},
+            home=SONGJIANG,
+            seniority=3,
+        ),
         engineer("eng-gao", name="Gao Jun", skills={"compressor": 4}, home=MINHANG, seniority=4, load=1),
     ]
     d = run(roster, customer_tier="vip")  # default rule: seniority ≥ 4 or supervisor, required

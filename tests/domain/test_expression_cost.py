@@ -22,23 +22,29 @@ def refused(text: str) -> str:
     return error.message
 
 
-@pytest.mark.parametrize("text", [
-    "duration(title) > duration('1h')",
-    "title.duration() > duration('1h')",
-    "timestamp(description) > timestamp('2026-01-01T00:00:00Z')",
-    "duration('1' + title) > duration('1h')",
-    f"duration('{EVIL}') > duration('1h')",  # a literal, but not a duration: never parsed by cel-python
-    f"timestamp('{'9' * 200}') > timestamp('2026-01-01T00:00:00Z')",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "duration(title) > duration('1h')",
+        "title.duration() > duration('1h')",
+        "timestamp(description) > timestamp('2026-01-01T00:00:00Z')",
+        "duration('1' + title) > duration('1h')",
+        f"duration('{EVIL}') > duration('1h')",  # a literal, but not a duration: never parsed by cel-python
+        f"timestamp('{'9' * 200}') > timestamp('2026-01-01T00:00:00Z')",
+    ],
+)
 def test_duration_and_timestamp_take_only_a_short_well_formed_literal(text: str) -> None:
     assert "literal" in refused(text)
 
 
-@pytest.mark.parametrize("text", [
-    "duration('1h30m') > duration('90m')",
-    "duration('-1.5s') < duration('0s')",
-    "timestamp('2026-01-01T00:00:00Z') < timestamp('2026-01-02T08:00:00+08:00')",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "duration('1h30m') > duration('90m')",
+        "duration('-1.5s') < duration('0s')",
+        "timestamp('2026-01-01T00:00:00Z') < timestamp('2026-01-02T08:00:00+08:00')",
+    ],
+)
 def test_well_formed_literals_still_work(text: str) -> None:
     assert check(text, TYPES) is None
 
@@ -102,7 +108,9 @@ def test_a_pattern_re2_cannot_compile_is_a_clear_error() -> None:
     assert forms.pattern_problem(r"[A-Z]{2}-\d{4}") is None
 
 
-@pytest.mark.parametrize(("ftype", "cap"), [(FieldType.TEXT, 2_000), (FieldType.LONG_TEXT, 20_000), (FieldType.FILE, 2_000)])
+@pytest.mark.parametrize(
+    ("ftype", "cap"), [(FieldType.TEXT, 2_000), (FieldType.LONG_TEXT, 20_000), (FieldType.FILE, 2_000)]
+)
 def test_text_values_are_capped(ftype: FieldType, cap: int) -> None:
     f = field(type=ftype)
     assert forms.check_value(f, "x" * cap) is None

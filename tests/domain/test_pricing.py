@@ -32,8 +32,16 @@ BASE = {
     "currency": "CNY",
     "services": [
         {"strategy": "flat", "code": "CLEAN", "description": "Cleaning package", "price": "199"},
-        {"strategy": "hourly", "code": "REPAIR", "description": "Repair", "base_fee": "80", "hourly_rate": "120",
-         "increment_minutes": 15, "included_minutes": 30, "minimum_charge": "150"},
+        {
+            "strategy": "hourly",
+            "code": "REPAIR",
+            "description": "Repair",
+            "base_fee": "80",
+            "hourly_rate": "120",
+            "increment_minutes": 15,
+            "included_minutes": 30,
+            "minimum_charge": "150",
+        },
         {"strategy": "tiered", "code": "FILTER-V", "mode": "volume", "tiers": TIERS},
         {"strategy": "tiered", "code": "FILTER-G", "mode": "graduated", "tiers": TIERS},
     ],
@@ -49,13 +57,21 @@ BASE = {
     "surcharges": [
         {"type": "percent", "code": "night", "description": "Night work", "when": "night", "percent": "30"},
         {"type": "fixed", "code": "rush", "description": "Rush", "when": "rush", "amount": "50"},
-        {"type": "fixed", "code": "altitude", "description": "High-altitude work", "when": "high_altitude",
-         "amount": "100"},
+        {
+            "type": "fixed",
+            "code": "altitude",
+            "description": "High-altitude work",
+            "when": "high_altitude",
+            "amount": "100",
+        },
         {"type": "distance", "code": "travel", "description": "Travel", "per_km": "2.5", "free_km": "10"},
     ],
     "discounts": {
-        "member_levels": [{"level": "silver", "percent": "5"}, {"level": "gold", "percent": "10"},
-                          {"level": "vip", "percent": "25"}],
+        "member_levels": [
+            {"level": "silver", "percent": "5"},
+            {"level": "gold", "percent": "10"},
+            {"level": "vip", "percent": "25"},
+        ],
         "referral_tiers": [{"min_referrals": 3, "percent": "20"}, {"min_referrals": 5, "percent": "30"}],
     },
     "tax": {"mode": "exclusive", "percent": "0"},
@@ -82,8 +98,11 @@ def amounts(statement: Statement, kind: LineKind | None = None) -> list[tuple[st
 
 
 def usd(rate: str = "0.1383") -> dict:
-    return {"taken_at": "2026-11-25T08:00:00Z", "source": "test",
-            "rates": [{"base": "CNY", "quote": "USD", "rate": rate}, {"base": "CNY", "quote": "JPY", "rate": "20.5"}]}
+    return {
+        "taken_at": "2026-11-25T08:00:00Z",
+        "source": "test",
+        "rates": [{"base": "CNY", "quote": "USD", "rate": rate}, {"base": "CNY", "quote": "JPY", "rate": "20.5"}],
+    }
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -94,7 +113,12 @@ def test_flat_package(quantity, expected):
     s = run(services=[{"code": "CLEAN", "quantity": quantity}])
     (line,) = s.lines
     assert (line.kind, line.quantity, line.unit, line.unit_price, line.amount) == (
-        LineKind.SERVICE, D(quantity), "job", D("199"), D(expected))
+        LineKind.SERVICE,
+        D(quantity),
+        "job",
+        D("199"),
+        D(expected),
+    )
     assert line.rule == "services.CLEAN.price"
     assert s.totals.total == D(expected)
 
@@ -116,7 +140,12 @@ def test_hourly_base_fee_increments_included_minutes_and_minimum(minutes, hours,
     assert amounts(s) == expected
     base, work = s.lines[0], s.lines[1]
     assert (base.quantity, base.unit, base.rule) == (D(1), "visit", "services.REPAIR.base_fee")
-    assert (work.quantity, work.unit, work.unit_price, work.rule) == (D(hours), "h", D("120"), "services.REPAIR.hourly_rate")
+    assert (work.quantity, work.unit, work.unit_price, work.rule) == (
+        D(hours),
+        "h",
+        D("120"),
+        "services.REPAIR.hourly_rate",
+    )
     if top_up:
         assert s.lines[2].rule == "services.REPAIR.minimum_charge"
         assert s.totals.total == D("150.00")
@@ -163,14 +192,21 @@ def test_tiers_may_be_listed_in_any_order():
     shuffled = [TIERS[2], TIERS[0], TIERS[1]]
     r = rules(services=[{"strategy": "tiered", "code": "T", "mode": "graduated", "tiers": shuffled}])
     s = run(r, services=[{"code": "T", "quantity": "12"}])
-    assert [(line.amount, line.rule) for line in s.lines] == [(D("300.00"), "services.T.tiers[1]"),
-                                                                (D("50.00"), "services.T.tiers[2]")]
+    assert [(line.amount, line.rule) for line in s.lines] == [
+        (D("300.00"), "services.T.tiers[1]"),
+        (D("50.00"), "services.T.tiers[2]"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("sku", "quantity", "expected"),
-    [("CAP", "2", "91.00"), ("PIPE", "3.5", "135.80"), ("SCREW", "1", "0.13"), ("SCREW", "3", "0.38"),
-     ("SCREW", "4", "0.50")],
+    [
+        ("CAP", "2", "91.00"),
+        ("PIPE", "3.5", "135.80"),
+        ("SCREW", "1", "0.13"),
+        ("SCREW", "3", "0.38"),
+        ("SCREW", "4", "0.50"),
+    ],
 )
 def test_parts_at_their_list_price(sku, quantity, expected):
     s = run(parts=[{"sku": sku, "quantity": quantity}])
@@ -192,7 +228,9 @@ def test_parts_at_their_list_price(sku, quantity, expected):
     ],
 )
 def test_percentage_adjustments_apply_to_services(conditions, expected):
-    s = run(services=[{"code": "REPAIR", "minutes": 95}], parts=[{"sku": "CAP", "quantity": "1"}], conditions=conditions)
+    s = run(
+        services=[{"code": "REPAIR", "minutes": 95}], parts=[{"sku": "CAP", "quantity": "1"}], conditions=conditions
+    )
     assert amounts(s, LineKind.ADJUSTMENT) == expected
     for line in s.lines:
         if line.kind == LineKind.ADJUSTMENT:
@@ -215,8 +253,11 @@ def test_adjustment_can_cover_parts_too():
         ([], "23.4", [("travel", D("35.00"))]),  # 13.4 km beyond the free 10 → 14 km
         ([], "10", []),
         ([], "10.01", [("travel", D("2.50"))]),
-        (["night", "rush", "high_altitude"], "12", [("night", D("69.00")), ("rush", D("50.00")),
-                                                    ("altitude", D("100.00")), ("travel", D("5.00"))]),
+        (
+            ["night", "rush", "high_altitude"],
+            "12",
+            [("night", D("69.00")), ("rush", D("50.00")), ("altitude", D("100.00")), ("travel", D("5.00"))],
+        ),
     ],
 )
 def test_surcharges(conditions, km, expected):
@@ -225,9 +266,12 @@ def test_surcharges(conditions, km, expected):
 
 
 def test_surcharges_do_not_compound_on_each_other():
-    r = rules(surcharges=[{"type": "percent", "code": "a", "percent": "10"},
-                          {"type": "percent", "code": "b", "percent": "10",
-                           "applies_to": ["service", "adjustment"]}])
+    r = rules(
+        surcharges=[
+            {"type": "percent", "code": "a", "percent": "10"},
+            {"type": "percent", "code": "b", "percent": "10", "applies_to": ["service", "adjustment"]},
+        ]
+    )
     s = run(r, services=[{"code": "CLEAN"}])
     assert amounts(s, LineKind.SURCHARGE) == [("a", D("19.90")), ("b", D("19.90"))]
 
@@ -255,16 +299,20 @@ def test_distance_increment_and_line():
     ],
 )
 def test_member_and_referral_discounts_best_applies(member, referrals, expected):
-    s = run(services=[{"code": "CLEAN"}], parts=[{"sku": "CAP", "quantity": "1"}], member_level=member,
-            referrals=referrals)
+    s = run(
+        services=[{"code": "CLEAN"}], parts=[{"sku": "CAP", "quantity": "1"}], member_level=member, referrals=referrals
+    )
     assert amounts(s, LineKind.DISCOUNT) == expected  # on the service (199.00), not the part
 
 
 def test_equal_discounts_member_wins_and_sum_mode_applies_both():
-    tie = {"member_levels": [{"level": "gold", "percent": "20"}],
-           "referral_tiers": [{"min_referrals": 3, "percent": "20"}]}
-    assert amounts(run(rules(discounts=tie), services=[{"code": "CLEAN"}], member_level="gold", referrals=3),
-                   LineKind.DISCOUNT) == [("member:gold", D("-39.80"))]
+    tie = {
+        "member_levels": [{"level": "gold", "percent": "20"}],
+        "referral_tiers": [{"min_referrals": 3, "percent": "20"}],
+    }
+    assert amounts(
+        run(rules(discounts=tie), services=[{"code": "CLEAN"}], member_level="gold", referrals=3), LineKind.DISCOUNT
+    ) == [("member:gold", D("-39.80"))]
     both = {**tie, "combine": "sum"}
     s = run(rules(discounts=both), services=[{"code": "CLEAN"}], member_level="gold", referrals=3)
     assert amounts(s, LineKind.DISCOUNT) == [("member:gold", D("-39.80")), ("referral:3", D("-39.80"))]
@@ -272,8 +320,13 @@ def test_equal_discounts_member_wins_and_sum_mode_applies_both():
 
 
 def test_referral_tiers_in_any_order_best_matching_applies():
-    tiers = {"referral_tiers": [{"min_referrals": 5, "percent": "30"}, {"min_referrals": 10, "percent": "25"},
-                                {"min_referrals": 3, "percent": "20"}]}
+    tiers = {
+        "referral_tiers": [
+            {"min_referrals": 5, "percent": "30"},
+            {"min_referrals": 10, "percent": "25"},
+            {"min_referrals": 3, "percent": "20"},
+        ]
+    }
     s = run(rules(discounts=tiers), services=[{"code": "CLEAN"}], referrals=12)
     assert amounts(s, LineKind.DISCOUNT) == [("referral:5", D("-59.70"))]  # 30 % is the best reached
 
@@ -289,17 +342,26 @@ def test_discount_covers_adjustments_and_surcharges():
 
 
 def test_exclusive_tax_is_added_and_rounded_per_line():
-    r = rules(tax={"mode": "exclusive", "percent": "13"},
-              parts=[{"sku": "A", "price": "10.05"}, {"sku": "B", "price": "10.05"}])
+    r = rules(
+        tax={"mode": "exclusive", "percent": "13"},
+        parts=[{"sku": "A", "price": "10.05"}, {"sku": "B", "price": "10.05"}],
+    )
     s = run(r, parts=[{"sku": "A", "quantity": "1"}, {"sku": "B", "quantity": "1"}])
     assert [(line.net, line.tax, line.gross) for line in s.lines] == [(D("10.05"), D("1.31"), D("11.36"))] * 2
     # per line: 1.3065 → 1.31 twice = 2.62 (13 % of the 20.10 sum would be 2.61)
-    assert (s.totals.subtotal, s.totals.net, s.totals.tax, s.totals.total) == (D("20.10"), D("20.10"), D("2.62"), D("22.72"))
+    assert (s.totals.subtotal, s.totals.net, s.totals.tax, s.totals.total) == (
+        D("20.10"),
+        D("20.10"),
+        D("2.62"),
+        D("22.72"),
+    )
 
 
 def test_inclusive_tax_is_extracted_per_line():
-    r = rules(tax={"mode": "inclusive", "percent": "13"},
-              parts=[{"sku": "A", "price": "113"}, {"sku": "B", "price": "10"}, {"sku": "C", "price": "0.01"}])
+    r = rules(
+        tax={"mode": "inclusive", "percent": "13"},
+        parts=[{"sku": "A", "price": "113"}, {"sku": "B", "price": "10"}, {"sku": "C", "price": "0.01"}],
+    )
     s = run(r, parts=[{"sku": "A", "quantity": "1"}, {"sku": "B", "quantity": "1"}, {"sku": "C", "quantity": "1"}])
     assert [(line.amount, line.net, line.tax, line.gross) for line in s.lines] == [
         (D("113.00"), D("100.00"), D("13.00"), D("113.00")),
@@ -307,7 +369,11 @@ def test_inclusive_tax_is_extracted_per_line():
         (D("0.01"), D("0.01"), D("0.00"), D("0.01")),
     ]
     assert (s.totals.subtotal, s.totals.net, s.totals.tax, s.totals.total) == (
-        D("123.01"), D("108.86"), D("14.15"), D("123.01"))
+        D("123.01"),
+        D("108.86"),
+        D("14.15"),
+        D("123.01"),
+    )
 
 
 def test_tax_on_a_discount_line_is_negative():
@@ -343,8 +409,10 @@ def test_same_currency_needs_no_rate():
 
 
 def test_jpy_has_no_decimals():
-    r = rules(tax={"mode": "exclusive", "percent": "10"},
-              split=[{"party": "a", "share": "0.5"}, {"party": "b", "share": "0.5"}])
+    r = rules(
+        tax={"mode": "exclusive", "percent": "10"},
+        split=[{"party": "a", "share": "0.5"}, {"party": "b", "share": "0.5"}],
+    )
     s = run(r, currency="JPY", rates=usd(), services=[{"code": "CLEAN"}])
     (line,) = s.lines
     assert (line.unit_price, line.amount, line.tax, line.gross) == (D("4079.5"), D("4080"), D("408"), D("4488"))
@@ -357,8 +425,10 @@ def test_jpy_has_no_decimals():
 
 def split_of(total: str, shares: list[tuple[str, str]], currency: str = "CNY") -> dict[str, D]:
     r = rules(parts=[{"sku": "X", "price": total}], split=[{"party": p, "share": s} for p, s in shares])
-    kw = {"currency": currency, "rates": {"taken_at": "2026-11-25T00:00:00Z",
-                                          "rates": [{"base": "CNY", "quote": currency, "rate": "1"}]}}
+    kw = {
+        "currency": currency,
+        "rates": {"taken_at": "2026-11-25T00:00:00Z", "rates": [{"base": "CNY", "quote": currency, "rate": "1"}]},
+    }
     s = price(r, request(parts=[{"sku": "X", "quantity": "1"}], **(kw if currency != "CNY" else {})))
     assert sum(s.split.values()) == s.totals.total
     return s.split
@@ -386,27 +456,51 @@ def test_split_largest_remainder(total, shares, expected):
 
 def test_split_in_yen():
     assert list(split_of("1000", [("a", "0.3333"), ("b", "0.3333"), ("c", "0.3334")], "JPY").values()) == [
-        D("333"), D("333"), D("334")]
+        D("333"),
+        D("333"),
+        D("334"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("units", "weights", "expected"),
-    [(1000, [1, 1, 1], [334, 333, 333]), (1, [1, 1], [1, 0]), (5, [3, 0, 2], [3, 0, 2]),
-     (-1, [1, 1], [0, -1]), (10000, [10774, 7894, 2155, 5055, -3597, 2897], [4279, 3135, 856, 2008, -1429, 1151])],
+    [
+        (1000, [1, 1, 1], [334, 333, 333]),
+        (1, [1, 1], [1, 0]),
+        (5, [3, 0, 2], [3, 0, 2]),
+        (-1, [1, 1], [0, -1]),
+        (10000, [10774, 7894, 2155, 5055, -3597, 2897], [4279, 3135, 856, 2008, -1429, 1151]),
+    ],
 )
 def test_allocate(units, weights, expected):
     assert allocate(units, weights) == expected
 
 
 def test_component_shares_sum_to_one():
-    s = run(rules(tax={"mode": "exclusive", "percent": "13"}), services=[{"code": "CLEAN"}],
-            parts=[{"sku": "CAP", "quantity": "1"}], member_level="gold")
+    s = run(
+        rules(tax={"mode": "exclusive", "percent": "13"}),
+        services=[{"code": "CLEAN"}],
+        parts=[{"sku": "CAP", "quantity": "1"}],
+        member_level="gold",
+    )
     # 199.00 + 45.50 - 19.90 = 224.60 net, tax 25.87 + 5.92 - 2.59 = 29.20, total 253.80
-    assert s.components == {"service": D("199.00"), "part": D("45.50"), "adjustment": D("0"),
-                            "surcharge": D("0"), "discount": D("-19.90"), "tax": D("29.20")}
+    assert s.components == {
+        "service": D("199.00"),
+        "part": D("45.50"),
+        "adjustment": D("0"),
+        "surcharge": D("0"),
+        "discount": D("-19.90"),
+        "tax": D("29.20"),
+    }
     assert sum(s.components.values()) == s.totals.total == D("253.80")
-    assert s.shares == {"service": D("0.7841"), "part": D("0.1793"), "adjustment": D("0"), "surcharge": D("0"),
-                        "discount": D("-0.0784"), "tax": D("0.1150")}
+    assert s.shares == {
+        "service": D("0.7841"),
+        "part": D("0.1793"),
+        "adjustment": D("0"),
+        "surcharge": D("0"),
+        "discount": D("-0.0784"),
+        "tax": D("0.1150"),
+    }
     assert sum(s.shares.values()) == 1
 
 
@@ -422,8 +516,16 @@ def test_component_shares_of_a_zero_total_are_zero():
 
 @pytest.mark.parametrize(
     ("price_", "quantity", "expected"),
-    [("0.125", "1", "0.13"), ("0.124999", "1", "0.12"), ("0.135", "1", "0.14"), ("0.145", "1", "0.15"),
-     ("3.335", "1", "3.34"), ("10.00", "0.333333", "3.33"), ("0.005", "1", "0.01"), ("0.004999", "1", "0.00")],
+    [
+        ("0.125", "1", "0.13"),
+        ("0.124999", "1", "0.12"),
+        ("0.135", "1", "0.14"),
+        ("0.145", "1", "0.15"),
+        ("3.335", "1", "3.34"),
+        ("10.00", "0.333333", "3.33"),
+        ("0.005", "1", "0.01"),
+        ("0.004999", "1", "0.00"),
+    ],
 )
 def test_half_up_ties_round_away_from_zero(price_, quantity, expected):
     r = rules(parts=[{"sku": "X", "price": price_}])
@@ -432,8 +534,10 @@ def test_half_up_ties_round_away_from_zero(price_, quantity, expected):
 
 def test_negative_ties_round_away_from_zero_too():
     # 50 % of 0.25 = 0.125 → a discount of -0.13 (never -0.12, never -0.00)
-    r = rules(services=[{"strategy": "flat", "code": "S", "price": "0.25"}],
-              discounts={"member_levels": [{"level": "half", "percent": "50"}]})
+    r = rules(
+        services=[{"strategy": "flat", "code": "S", "price": "0.25"}],
+        discounts={"member_levels": [{"level": "half", "percent": "50"}]},
+    )
     s = run(r, services=[{"code": "S"}], member_level="half")
     assert amounts(s, LineKind.DISCOUNT) == [("member:half", D("-0.13"))]
     assert s.totals.total == D("0.12")
@@ -441,15 +545,20 @@ def test_negative_ties_round_away_from_zero_too():
 
 def test_jpy_rounds_half_up_to_whole_yen():
     r = rules(parts=[{"sku": "X", "price": "0.5"}, {"sku": "Y", "price": "1.49"}])
-    s = run(r, currency="JPY", rates={"taken_at": "2026-11-25T00:00:00Z",
-                                      "rates": [{"base": "CNY", "quote": "JPY", "rate": "1"}]},
-            parts=[{"sku": "X", "quantity": "1"}, {"sku": "Y", "quantity": "1"}])
+    s = run(
+        r,
+        currency="JPY",
+        rates={"taken_at": "2026-11-25T00:00:00Z", "rates": [{"base": "CNY", "quote": "JPY", "rate": "1"}]},
+        parts=[{"sku": "X", "quantity": "1"}, {"sku": "Y", "quantity": "1"}],
+    )
     assert [line.amount for line in s.lines] == [D("1"), D("1")]
 
 
 def test_no_negative_zero_anywhere():
-    r = rules(services=[{"strategy": "flat", "code": "S", "price": "0.01"}],
-              discounts={"member_levels": [{"level": "m", "percent": "10"}]})
+    r = rules(
+        services=[{"strategy": "flat", "code": "S", "price": "0.01"}],
+        discounts={"member_levels": [{"level": "m", "percent": "10"}]},
+    )
     s = run(r, services=[{"code": "S"}], member_level="m")
     dumped = s.model_dump_json()
     assert '"-0' not in dumped
@@ -460,13 +569,26 @@ def test_no_negative_zero_anywhere():
 
 
 def test_a_whole_statement():
-    r = rules(tax={"mode": "exclusive", "percent": "13"},
-              split=[{"party": "platform", "share": "0.2"}, {"party": "provider", "share": "0.3"},
-                     {"party": "engineer", "share": "0.5"}])
-    s = run(r, reference="K1", currency="USD", rates=usd(),
-            services=[{"code": "REPAIR", "minutes": 95}, {"code": "CLEAN"}, {"code": "FILTER-G", "quantity": "12"}],
-            parts=[{"sku": "CAP", "quantity": "2"}, {"sku": "PIPE", "quantity": "3.5"}],
-            conditions=["urban", "night", "rush"], travel_km="23.4", member_level="gold", referrals=4)
+    r = rules(
+        tax={"mode": "exclusive", "percent": "13"},
+        split=[
+            {"party": "platform", "share": "0.2"},
+            {"party": "provider", "share": "0.3"},
+            {"party": "engineer", "share": "0.5"},
+        ],
+    )
+    s = run(
+        r,
+        reference="K1",
+        currency="USD",
+        rates=usd(),
+        services=[{"code": "REPAIR", "minutes": 95}, {"code": "CLEAN"}, {"code": "FILTER-G", "quantity": "12"}],
+        parts=[{"sku": "CAP", "quantity": "2"}, {"sku": "PIPE", "quantity": "3.5"}],
+        conditions=["urban", "night", "rush"],
+        travel_km="23.4",
+        member_level="gold",
+        referrals=4,
+    )
     assert [(line.kind.value, line.code, line.amount, line.tax) for line in s.lines] == [
         ("service", "CLEAN", D("27.52"), D("3.58")),
         ("service", "FILTER-G", D("41.49"), D("5.39")),
@@ -483,7 +605,12 @@ def test_a_whole_statement():
     ]
     t = s.totals
     assert (t.services, t.parts, t.adjustments, t.surcharges, t.discounts) == (
-        D("107.74"), D("31.37"), D("21.55"), D("50.55"), D("-35.97"))
+        D("107.74"),
+        D("31.37"),
+        D("21.55"),
+        D("50.55"),
+        D("-35.97"),
+    )
     assert (t.subtotal, t.net, t.tax, t.total) == (D("175.24"), D("175.24"), D("22.78"), D("198.02"))
     assert s.split == {"platform": D("39.60"), "provider": D("59.41"), "engineer": D("99.01")}
     assert (s.reference, s.region, s.rules_version, s.tax.percent) == ("K1", "east", "t1", D("13"))
@@ -505,57 +632,175 @@ def test_same_inputs_same_statement():
     ("changes", "code", "path"),
     [
         ({"split": [{"party": "a", "share": "0.5"}, {"party": "b", "share": "0.4"}]}, E.SHARES_SUM, "rules.split"),
-        ({"split": [{"party": "a", "share": "1.5"}, {"party": "b", "share": "-0.5"}]}, E.BAD_SHARE,
-         "rules.split[1].share"),
-        ({"split": [{"party": "a", "share": "0.5"}, {"party": "a", "share": "0.5"}]}, E.DUPLICATE_CODE,
-         "rules.split[1].party"),
+        (
+            {"split": [{"party": "a", "share": "1.5"}, {"party": "b", "share": "-0.5"}]},
+            E.BAD_SHARE,
+            "rules.split[1].share",
+        ),
+        (
+            {"split": [{"party": "a", "share": "0.5"}, {"party": "a", "share": "0.5"}]},
+            E.DUPLICATE_CODE,
+            "rules.split[1].party",
+        ),
         ({"parts": [{"sku": "X", "price": "-1"}]}, E.NEGATIVE_PRICE, "rules.parts[0].price"),
-        ({"services": [{"strategy": "flat", "code": "S", "price": "-0.01"}]}, E.NEGATIVE_PRICE,
-         "rules.services[0].price"),
-        ({"services": [{"strategy": "hourly", "code": "H", "hourly_rate": "-5"}]}, E.NEGATIVE_PRICE,
-         "rules.services[0].hourly_rate"),
-        ({"services": [{"strategy": "tiered", "code": "T", "mode": "volume",
-                        "tiers": [{"over": "0", "unit_price": "-1"}]}]}, E.NEGATIVE_PRICE,
-         "rules.services[0].tiers[0].unit_price"),
-        ({"surcharges": [{"type": "fixed", "code": "f", "amount": "-1"}]}, E.NEGATIVE_PRICE,
-         "rules.surcharges[0].amount"),
-        ({"services": [{"strategy": "tiered", "code": "T", "mode": "volume",
-                        "tiers": [{"over": "0", "up_to": "10", "unit_price": "1"},
-                                  {"over": "5", "unit_price": "1"}]}]}, E.OVERLAPPING_TIERS,
-         "rules.services[0].tiers[1].over"),
-        ({"services": [{"strategy": "tiered", "code": "T", "mode": "volume",
-                        "tiers": [{"over": "0", "unit_price": "1"}, {"over": "10", "unit_price": "1"}]}]},
-         E.OVERLAPPING_TIERS, "rules.services[0].tiers[1].over"),
-        ({"services": [{"strategy": "tiered", "code": "T", "mode": "volume",
-                        "tiers": [{"over": "0", "up_to": "10", "unit_price": "1"},
-                                  {"over": "0", "up_to": "10", "unit_price": "2"}]}]}, E.OVERLAPPING_TIERS,
-         "rules.services[0].tiers[1].over"),
-        ({"services": [{"strategy": "tiered", "code": "T", "mode": "volume",
-                        "tiers": [{"over": "0", "up_to": "10", "unit_price": "1"},
-                                  {"over": "12", "unit_price": "1"}]}]}, E.TIER_GAP, "rules.services[0].tiers[1].over"),
-        ({"services": [{"strategy": "tiered", "code": "T", "mode": "volume",
-                        "tiers": [{"over": "1", "unit_price": "1"}]}]}, E.TIER_GAP, "rules.services[0].tiers[0].over"),
-        ({"services": [{"strategy": "tiered", "code": "T", "mode": "volume",
-                        "tiers": [{"over": "5", "up_to": "5", "unit_price": "1"}]}]}, E.BAD_TIER,
-         "rules.services[0].tiers[0].up_to"),
-        ({"services": [{"strategy": "hourly", "code": "H", "hourly_rate": "5", "increment_minutes": 10}]},
-         E.BAD_INCREMENT, "rules.services[0].increment_minutes"),
-        ({"services": [{"strategy": "flat", "code": "S", "price": "1"}, {"strategy": "flat", "code": "S", "price": "2"}]},
-         E.DUPLICATE_CODE, "rules.services[1].code"),
+        (
+            {"services": [{"strategy": "flat", "code": "S", "price": "-0.01"}]},
+            E.NEGATIVE_PRICE,
+            "rules.services[0].price",
+        ),
+        (
+            {"services": [{"strategy": "hourly", "code": "H", "hourly_rate": "-5"}]},
+            E.NEGATIVE_PRICE,
+            "rules.services[0].hourly_rate",
+        ),
+        (
+            {
+                "services": [
+                    {"strategy": "tiered", "code": "T", "mode": "volume", "tiers": [{"over": "0", "unit_price": "-1"}]}
+                ]
+            },
+            E.NEGATIVE_PRICE,
+            "rules.services[0].tiers[0].unit_price",
+        ),
+        (
+            {"surcharges": [{"type": "fixed", "code": "f", "amount": "-1"}]},
+            E.NEGATIVE_PRICE,
+            "rules.surcharges[0].amount",
+        ),
+        (
+            {
+                "services": [
+                    {
+                        "strategy": "tiered",
+                        "code": "T",
+                        "mode": "volume",
+                        "tiers": [{"over": "0", "up_to": "10", "unit_price": "1"}, {"over": "5", "unit_price": "1"}],
+                    }
+                ]
+            },
+            E.OVERLAPPING_TIERS,
+            "rules.services[0].tiers[1].over",
+        ),
+        (
+            {
+                "services": [
+                    {
+                        "strategy": "tiered",
+                        "code": "T",
+                        "mode": "volume",
+                        "tiers": [{"over": "0", "unit_price": "1"}, {"over": "10", "unit_price": "1"}],
+                    }
+                ]
+            },
+            E.OVERLAPPING_TIERS,
+            "rules.services[0].tiers[1].over",
+        ),
+        (
+            {
+                "services": [
+                    {
+                        "strategy": "tiered",
+                        "code": "T",
+                        "mode": "volume",
+                        "tiers": [
+                            {"over": "0", "up_to": "10", "unit_price": "1"},
+                            {"over": "0", "up_to": "10", "unit_price": "2"},
+                        ],
+                    }
+                ]
+            },
+            E.OVERLAPPING_TIERS,
+            "rules.services[0].tiers[1].over",
+        ),
+        (
+            {
+                "services": [
+                    {
+                        "strategy": "tiered",
+                        "code": "T",
+                        "mode": "volume",
+                        "tiers": [{"over": "0", "up_to": "10", "unit_price": "1"}, {"over": "12", "unit_price": "1"}],
+                    }
+                ]
+            },
+            E.TIER_GAP,
+            "rules.services[0].tiers[1].over",
+        ),
+        (
+            {
+                "services": [
+                    {"strategy": "tiered", "code": "T", "mode": "volume", "tiers": [{"over": "1", "unit_price": "1"}]}
+                ]
+            },
+            E.TIER_GAP,
+            "rules.services[0].tiers[0].over",
+        ),
+        (
+            {
+                "services": [
+                    {
+                        "strategy": "tiered",
+                        "code": "T",
+                        "mode": "volume",
+                        "tiers": [{"over": "5", "up_to": "5", "unit_price": "1"}],
+                    }
+                ]
+            },
+            E.BAD_TIER,
+            "rules.services[0].tiers[0].up_to",
+        ),
+        (
+            {"services": [{"strategy": "hourly", "code": "H", "hourly_rate": "5", "increment_minutes": 10}]},
+            E.BAD_INCREMENT,
+            "rules.services[0].increment_minutes",
+        ),
+        (
+            {
+                "services": [
+                    {"strategy": "flat", "code": "S", "price": "1"},
+                    {"strategy": "flat", "code": "S", "price": "2"},
+                ]
+            },
+            E.DUPLICATE_CODE,
+            "rules.services[1].code",
+        ),
         ({"currency": "XYZ"}, E.UNKNOWN_CURRENCY, "rules.currency"),
         ({"adjustments": [{"code": "a", "percent": "-100"}]}, E.BAD_PERCENT, "rules.adjustments[0].percent"),
-        ({"adjustments": [{"code": "a", "percent": "5", "applies_to": ["discount"]}]}, E.BAD_APPLIES_TO,
-         "rules.adjustments[0].applies_to"),
-        ({"surcharges": [{"type": "percent", "code": "s", "percent": "5", "applies_to": ["surcharge"]}]},
-         E.BAD_APPLIES_TO, "rules.surcharges[0].applies_to"),
-        ({"discounts": {"member_levels": [{"level": "x", "percent": "101"}]}}, E.BAD_PERCENT,
-         "rules.discounts.member_levels[0].percent"),
-        ({"discounts": {"referral_tiers": [{"min_referrals": 3, "percent": "10"},
-                                           {"min_referrals": 3, "percent": "20"}]}}, E.DUPLICATE_CODE,
-         "rules.discounts.referral_tiers[1].min_referrals"),
-        ({"discounts": {"combine": "sum", "member_levels": [{"level": "x", "percent": "60"}],
-                        "referral_tiers": [{"min_referrals": 1, "percent": "50"}]}}, E.BAD_PERCENT,
-         "rules.discounts.combine"),
+        (
+            {"adjustments": [{"code": "a", "percent": "5", "applies_to": ["discount"]}]},
+            E.BAD_APPLIES_TO,
+            "rules.adjustments[0].applies_to",
+        ),
+        (
+            {"surcharges": [{"type": "percent", "code": "s", "percent": "5", "applies_to": ["surcharge"]}]},
+            E.BAD_APPLIES_TO,
+            "rules.surcharges[0].applies_to",
+        ),
+        (
+            {"discounts": {"member_levels": [{"level": "x", "percent": "101"}]}},
+            E.BAD_PERCENT,
+            "rules.discounts.member_levels[0].percent",
+        ),
+        (
+            {
+                "discounts": {
+                    "referral_tiers": [{"min_referrals": 3, "percent": "10"}, {"min_referrals": 3, "percent": "20"}]
+                }
+            },
+            E.DUPLICATE_CODE,
+            "rules.discounts.referral_tiers[1].min_referrals",
+        ),
+        (
+            {
+                "discounts": {
+                    "combine": "sum",
+                    "member_levels": [{"level": "x", "percent": "60"}],
+                    "referral_tiers": [{"min_referrals": 1, "percent": "50"}],
+                }
+            },
+            E.BAD_PERCENT,
+            "rules.discounts.combine",
+        ),
         ({"tax": {"mode": "exclusive", "percent": "-1"}}, E.BAD_PERCENT, "rules.tax.percent"),
     ],
 )
@@ -571,25 +816,49 @@ def test_invalid_rules(changes, code, path):
     ("fields", "code", "path"),
     [
         ({"services": [{"code": "NOPE"}]}, E.UNKNOWN_SERVICE, "request.services[0].code"),
-        ({"parts": [{"sku": "CAP", "quantity": "1"}, {"sku": "NOPE", "quantity": "1"}]}, E.UNKNOWN_PART,
-         "request.parts[1].sku"),
+        (
+            {"parts": [{"sku": "CAP", "quantity": "1"}, {"sku": "NOPE", "quantity": "1"}]},
+            E.UNKNOWN_PART,
+            "request.parts[1].sku",
+        ),
         ({"currency": "XYZ"}, E.UNKNOWN_CURRENCY, "request.currency"),
         ({"currency": "USD"}, E.MISSING_RATE, "request.rates"),
         ({"currency": "EUR", "rates": usd()}, E.MISSING_RATE, "request.rates"),
-        ({"currency": "USD", "rates": {"taken_at": "2026-11-25T00:00:00Z",
-                                       "rates": [{"base": "CNY", "quote": "USD", "rate": "0"}]}}, E.BAD_RATE,
-         "request.rates.rates[0].rate"),
-        ({"currency": "USD", "rates": {"taken_at": "2026-11-25T00:00:00Z",
-                                       "rates": [{"base": "CNY", "quote": "USD", "rate": "0.14"},
-                                                 {"base": "CNY", "quote": "USD", "rate": "0.15"}]}}, E.BAD_RATE,
-         "request.rates.rates[1]"),
+        (
+            {
+                "currency": "USD",
+                "rates": {"taken_at": "2026-11-25T00:00:00Z", "rates": [{"base": "CNY", "quote": "USD", "rate": "0"}]},
+            },
+            E.BAD_RATE,
+            "request.rates.rates[0].rate",
+        ),
+        (
+            {
+                "currency": "USD",
+                "rates": {
+                    "taken_at": "2026-11-25T00:00:00Z",
+                    "rates": [
+                        {"base": "CNY", "quote": "USD", "rate": "0.14"},
+                        {"base": "CNY", "quote": "USD", "rate": "0.15"},
+                    ],
+                },
+            },
+            E.BAD_RATE,
+            "request.rates.rates[1]",
+        ),
         ({"region": "south"}, E.REGION_MISMATCH, "request.region"),
         ({"services": [{"code": "CLEAN"}, {"code": "CLEAN"}]}, E.DUPLICATE_LINE, "request.services[1].code"),
-        ({"parts": [{"sku": "CAP", "quantity": "1"}, {"sku": "CAP", "quantity": "2"}]}, E.DUPLICATE_LINE,
-         "request.parts[1].sku"),
+        (
+            {"parts": [{"sku": "CAP", "quantity": "1"}, {"sku": "CAP", "quantity": "2"}]},
+            E.DUPLICATE_LINE,
+            "request.parts[1].sku",
+        ),
         ({"services": [{"code": "REPAIR"}]}, E.BAD_QUANTITY, "request.services[0].minutes"),
-        ({"services": [{"code": "REPAIR", "minutes": 10, "quantity": "2"}]}, E.BAD_QUANTITY,
-         "request.services[0].quantity"),
+        (
+            {"services": [{"code": "REPAIR", "minutes": 10, "quantity": "2"}]},
+            E.BAD_QUANTITY,
+            "request.services[0].quantity",
+        ),
         ({"services": [{"code": "CLEAN", "minutes": 10}]}, E.BAD_QUANTITY, "request.services[0].minutes"),
         ({"services": [{"code": "CLEAN", "quantity": "0"}]}, E.BAD_QUANTITY, "request.services[0].quantity"),
         ({"parts": [{"sku": "CAP", "quantity": "-1"}]}, E.BAD_QUANTITY, "request.parts[0].quantity"),
@@ -605,8 +874,16 @@ def test_requests_the_rules_cannot_price(fields, code, path):
 
 
 def test_beyond_a_bounded_last_tier():
-    r = rules(services=[{"strategy": "tiered", "code": "T", "mode": "volume",
-                         "tiers": [{"over": "0", "up_to": "10", "unit_price": "1"}]}])
+    r = rules(
+        services=[
+            {
+                "strategy": "tiered",
+                "code": "T",
+                "mode": "volume",
+                "tiers": [{"over": "0", "up_to": "10", "unit_price": "1"}],
+            }
+        ]
+    )
     with pytest.raises(PricingError) as err:
         price(r, request(services=[{"code": "T", "quantity": "11"}]))
     assert err.value.code == E.BAD_QUANTITY
@@ -623,8 +900,7 @@ def test_pricing_error_survives_pickling():
 @pytest.mark.parametrize("bad", [1.5, 0.1, float("nan"), True])
 def test_floats_are_rejected_in_python(bad):
     with pytest.raises(ValidationError) as err:
-        PricingRequest.model_validate({"region": "east", "currency": "CNY",
-                                       "parts": [{"sku": "CAP", "quantity": bad}]})
+        PricingRequest.model_validate({"region": "east", "currency": "CNY", "parts": [{"sku": "CAP", "quantity": bad}]})
     assert err.value.errors()[0]["loc"] == ("parts", 0, "quantity")
 
 
@@ -658,9 +934,15 @@ def test_unknown_fields_are_refused():
 
 
 def test_statement_json_round_trip_is_exact():
-    s = run(rules(tax={"mode": "inclusive", "percent": "13"}), currency="USD", rates=usd(),
-            services=[{"code": "REPAIR", "minutes": 95}], parts=[{"sku": "SCREW", "quantity": "3"}],
-            conditions=["urban"], member_level="gold")
+    s = run(
+        rules(tax={"mode": "inclusive", "percent": "13"}),
+        currency="USD",
+        rates=usd(),
+        services=[{"code": "REPAIR", "minutes": 95}],
+        parts=[{"sku": "SCREW", "quantity": "3"}],
+        conditions=["urban"],
+        member_level="gold",
+    )
     dumped = s.model_dump(mode="json")
     assert dumped["totals"]["total"] == format(s.totals.total, "f")
     assert dumped["lines"][1]["unit_price"] == "16.5960" and dumped["lines"][1]["quantity"] == "1.25"

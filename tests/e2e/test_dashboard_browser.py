@@ -110,8 +110,17 @@ class Site:
             if t.closed_at is not None:
                 moves.append(("close", "resolved", "closed", t.closed_at))
             for seq, (action, before, after, at) in enumerate(moves, 1):
-                session.add(TicketEventRow(ticket_id=f"D{self.suffix}{t.key}", seq=seq, action=action,
-                                           actor_id="agent-wang", from_status=before, to_status=after, at=at))
+                session.add(
+                    TicketEventRow(
+                        ticket_id=f"D{self.suffix}{t.key}",
+                        seq=seq,
+                        action=action,
+                        actor_id="agent-wang",
+                        from_status=before,
+                        to_status=after,
+                        at=at,
+                    )
+                )
             await session.commit()
 
 
@@ -254,8 +263,9 @@ async def test_manager_sees_exact_figures_and_the_busiest_first(page: Any, site:
     await expect(people.locator("td.load")).to_have_text(["1 / 1", "3 / 4", "0 / 5", "0 / 0"])
     await expect(people.locator(".pct")).to_have_text(["100 %", "75 %", "0 %", "—"])
     await expect(people.locator("td.breached")).to_have_text(["1", "1", "0", "0"])
-    await expect(people.locator("td.team")).to_have_text([f"beta-{site.suffix}", f"alpha-{site.suffix}",
-                                                          f"alpha-{site.suffix}", "—"])
+    await expect(people.locator("td.team")).to_have_text(
+        [f"beta-{site.suffix}", f"alpha-{site.suffix}", f"alpha-{site.suffix}", "—"]
+    )
     width = await people.nth(1).locator(".fill").evaluate("e => e.style.width")
     assert width == "75%"
     # the API's text is text: the would-be tags are shown, never parsed

@@ -51,7 +51,9 @@ def test_procfile_serves_tickets_and_survives_a_restart(db, database_url, tmp_pa
         ui = wait_http(f"http://127.0.0.1:{ui_port}/", timeout=30)
         assert "<html" in ui.text.lower()
 
-        r = httpx.post(f"{base}/tickets", json={"ticket_type": "general", "region": "east", "title": "Kiln fault"}, headers=AGENT)
+        r = httpx.post(
+            f"{base}/tickets", json={"ticket_type": "general", "region": "east", "title": "Kiln fault"}, headers=AGENT
+        )
         assert r.status_code == 201, r.text
         done = r.json()["ticket_id"]
         for action, who, body in [
@@ -61,7 +63,9 @@ def test_procfile_serves_tickets_and_survives_a_restart(db, database_url, tmp_pa
             ("close", AGENT, {}),
         ]:
             _act(base, done, action, who, **body)
-        open_ = httpx.post(f"{base}/tickets", json={"ticket_type": "general", "region": "east", "title": "Door sensor"}, headers=AGENT).json()["ticket_id"]
+        open_ = httpx.post(
+            f"{base}/tickets", json={"ticket_type": "general", "region": "east", "title": "Door sensor"}, headers=AGENT
+        ).json()["ticket_id"]
         _act(base, open_, "claim", ENGINEER)
     finally:
         code = stop_group(proc, signal.SIGINT)  # Ctrl-C

@@ -567,8 +567,12 @@ async def preset_complaint(env: WorkflowEnvironment, queue: str) -> str:
     await until(h, lambda s: s.sla.clocks["resolution"].running_since is not None, "SLA resumed")
     change = ChangePriorityInput(actor=SUPERVISOR, priority=Priority.URGENT, reason="posted on social media")
     await h.execute_update(TicketWorkflow.change_priority, change)
-    await h.execute_update(TicketWorkflow.resolve, ResolveInput(
-        actor=SUPERVISOR, fields={"compensation": cny("200.00")}, resolution="apologised; 200 CNY voucher"))
+    await h.execute_update(
+        TicketWorkflow.resolve,
+        ResolveInput(
+            actor=SUPERVISOR, fields={"compensation": cny("200.00")}, resolution="apologised; 200 CNY voucher"
+        ),
+    )
     return await finish(h)
 
 
@@ -635,8 +639,11 @@ async def continue_as_new(env: WorkflowEnvironment, queue: str) -> dict[str, tup
     wait and the resolution clock, takes ``trial_attended``, opens the follow-up with its own
     clocks (enrolled) → gateway → end → close."""
     follow_up = {"sla": SLA(response=timedelta(hours=4), resolution=timedelta(days=1))}  # the node's own clocks
-    template = variant("trial_class", {"follow_up": follow_up},
-                       sla={Priority.NORMAL: SLA(response=timedelta(hours=1), resolution=timedelta(days=3))})
+    template = variant(
+        "trial_class",
+        {"follow_up": follow_up},
+        sla={Priority.NORMAL: SLA(response=timedelta(hours=1), resolution=timedelta(days=3))},
+    )
     h = await open_ticket(env, queue, "trial_class", template, by=SALES, priority=Priority.NORMAL, history_limit=150,
                           student_name="Lin Xiaoyu", phone="+86 138 0013 8000")  # fmt: skip
     await work(h, SALES, "enquiry", course="coding")

@@ -28,6 +28,7 @@ from models.ticket import (
     ClaimInput,
     CompleteInput,
     DelegateInput,
+    EventInput,
     NodeStatus,
     PersonLeft,
     Priority,
@@ -35,7 +36,6 @@ from models.ticket import (
     ReturnInput,
     StartInput,
     TicketInput,
-    EventInput,
     TicketState,
 )
 from workflows.ticket import INVALID_TRANSITION, TicketWorkflow
@@ -103,9 +103,17 @@ class Region:
                 tid = f"L{uuid.uuid4().hex[:12]}"
                 session.add(
                     Ticket(
-                        id=tid, ticket_type="x", region=self.code, priority="normal", status="in_progress",
-                        assignee=actor_id, title="load", channel="agent", created_by="agent-wang",
-                        created_at=now, updated_at=now,
+                        id=tid,
+                        ticket_type="x",
+                        region=self.code,
+                        priority="normal",
+                        status="in_progress",
+                        assignee=actor_id,
+                        title="load",
+                        channel="agent",
+                        created_by="agent-wang",
+                        created_at=now,
+                        updated_at=now,
                     )  # fmt: skip
                 )
             await session.commit()
@@ -125,7 +133,9 @@ async def run(tsenv, db):
                 priority=Priority.NORMAL, title="Chiller alarm", created_by=ActorRef(id="agent-wang", roles=["agent"],
                 regions=["*"]), created_at=datetime.now(UTC), template=tmpl, fields=fields,
             )  # fmt: skip
-            return await tsenv.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue)
+            return await tsenv.client.start_workflow(
+                TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue
+            )
 
         yield go
 

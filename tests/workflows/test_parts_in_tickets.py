@@ -3,19 +3,19 @@ reserve at dispatch, consume what was used (release the rest), release everythin
 
 import asyncio
 import uuid
-from decimal import Decimal
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from sqlmodel import select
 from temporalio.worker import Worker
 
-from store.inventory import receive
 from activities.registry import ACTIVITIES
 from models.db import Database
 from models.inventory_tables import Part, StockLevel, Warehouse
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import ActorRef, CancelInput, ClaimInput, CompleteInput, Priority, StartInput, TicketInput
+from store.inventory import receive
 from workflows.ticket import TicketWorkflow
 
 AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
@@ -75,7 +75,9 @@ async def run(tsenv, db):
                 template=TemplateVersion(key="parts_flow", version=1, spec=FLOW),
                 fields={"part_sku": sku, "part_quantity": str(quantity)},
             )  # fmt: skip
-            h = await tsenv.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue)
+            h = await tsenv.client.start_workflow(
+                TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue
+            )
             for _ in range(200):
                 state = await h.query(TicketWorkflow.get_state)
                 if any(state.nodes[n].type == "task" for n in state.active):
@@ -127,7 +129,17 @@ async def test_low_stock_is_announced_once_per_crossing(run, db: Database):
 
     sku, wh = f"P-{uuid.uuid4().hex[:8]}", f"W-{uuid.uuid4().hex[:6]}"
     async with db.session() as s:
-        s.add(Part(sku=sku, name="low part", unit="pcs", unit_price="10.00", currency="CNY", reorder_point=3, reorder_qty=10))
+        s.add(
+            Part(
+                sku=sku,
+                name="low part",
+                unit="pcs",
+                unit_price="10.00",
+                currency="CNY",
+                reorder_point=3,
+                reorder_qty=10,
+            )
+        )
         s.add(Warehouse(code=wh, name="Low WH", region="east", kind="regional", lat=31.2, lon=121.5))
         await s.flush()
         await receive(await s.connection(), key=f"test:{wh}:{sku}", warehouse=wh, sku=sku, quantity=5, actor_id="t")

@@ -10,10 +10,10 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from decimal import Decimal
 from sqlalchemy import func
 from sqlmodel import col, select
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -21,7 +21,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from store.inventory import receive
 from activities.registry import ACTIVITIES
 from models import demo
 from models.db import Database
@@ -30,22 +29,23 @@ from models.template import ApprovalLevel, ApproverRule, Quorum, TemplateVersion
 from models.ticket import (
     ActorRef,
     ApproveInput,
-    CommentInput,
     AssignInput,
     CancelInput,
     ClaimInput,
     CloseInput,
+    CommentInput,
     CompleteInput,
+    EventInput,
     NodeStatus,
     Priority,
     RejectInput,
     ResolveInput,
     StartInput,
     TicketInput,
-    EventInput,
     TicketState,
     TicketStatus,
 )
+from store.inventory import receive
 from tests.support import preset
 from workflows.ticket import TicketWorkflow
 
@@ -296,7 +296,12 @@ async def test_equipment_repair_with_parts_then_confirmation_times_out(env):
     assert s.nodes["request_parts"].result == {"request_id": request_id, "status": "requested"}
     async with env.db.session() as session:
         row = await session.get(PurchaseRequest, request_id)
-        assert (row.ticket_id, row.sku, row.quantity, row.reason) == (s.ticket_id, "SNS-TEMP-PT100", 500, "repair CMP-0042")
+        assert (row.ticket_id, row.sku, row.quantity, row.reason) == (
+            s.ticket_id,
+            "SNS-TEMP-PT100",
+            500,
+            "repair CMP-0042",
+        )
         await receive(await session.connection(), key=f"po:{request_id}", warehouse="WH-SH-PD",
                       sku="SNS-TEMP-PT100", quantity=500, actor_id="wh-xu")  # fmt: skip
         await session.commit()

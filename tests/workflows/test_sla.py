@@ -12,8 +12,8 @@ from temporalio.worker import Worker
 
 from activities.registry import ACTIVITIES
 from domain.calendar import add_business_time, freeze_holidays
-from models import search_attributes as attrs
 from models import demo
+from models import search_attributes as attrs
 from models.calendar import BusinessCalendar
 from models.notifications_tables import NotificationInbox
 from models.tables import Ticket, TicketEventRow
@@ -23,17 +23,19 @@ from models.ticket import (
     ChangePriorityInput,
     ClaimInput,
     CompleteInput,
+    EventInput,
     Priority,
     StartInput,
     TicketInput,
-    EventInput,
 )
 from tests.support import preset
 from workflows.ticket import TicketWorkflow
 
 AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
 ENG = ActorRef(id="eng-li", roles=["engineer"], regions=["east"])
-SHANGHAI = freeze_holidays(BusinessCalendar.weekly("Asia/Shanghai", "09:00-18:00", "mon-fri", holiday_country="CN"), 2026, 2027)
+SHANGHAI = freeze_holidays(
+    BusinessCalendar.weekly("Asia/Shanghai", "09:00-18:00", "mon-fri", holiday_country="CN"), 2026, 2027
+)
 
 
 @pytest.fixture
@@ -47,7 +49,9 @@ async def start(tsenv, db):
                 priority=Priority.NORMAL, title="SLA", created_by=AGENT, created_at=datetime.now(UTC),
                 template=template, calendar=calendar,
             )  # fmt: skip
-            h = await tsenv.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue)
+            h = await tsenv.client.start_workflow(
+                TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue
+            )
             return h, await until(h, lambda s: s.active)
 
         yield go
@@ -197,14 +201,21 @@ async def test_changing_the_priority_recomputes_the_deadlines(start, tsenv, db):
         TicketWorkflow.change_priority, ChangePriorityInput(actor=boss, priority=Priority.URGENT, reason="press")
     )
     assert s.priority == Priority.URGENT
-    assert (s.sla.clocks["response"].target, s.sla.clocks["resolution"].target) == (timedelta(minutes=30), timedelta(hours=4))
+    assert (s.sla.clocks["response"].target, s.sla.clocks["resolution"].target) == (
+        timedelta(minutes=30),
+        timedelta(hours=4),
+    )
     # The response was due 30 min after creation under the new target: it breaches at once.
     s = await until(h, lambda s: s.sla.clocks["response"].breached_at is not None)
     assert not s.sla.clocks["resolution"].breached_at
     await tsenv.sleep(timedelta(hours=3, minutes=5))
     s = await until(h, lambda s: s.sla.clocks["resolution"].breached_at is not None)
     created = s.created_at
-    assert timedelta(hours=3, minutes=59) < s.sla.clocks["resolution"].breached_at - created <= timedelta(hours=4, minutes=1)
+    assert (
+        timedelta(hours=3, minutes=59)
+        < s.sla.clocks["resolution"].breached_at - created
+        <= timedelta(hours=4, minutes=1)
+    )
     cause = None
     try:
         await h.execute_update(
@@ -283,7 +294,10 @@ TWO_STEPS = TemplateVersion(
             "nodes": [
                 {"id": "triage", "type": "task", "assignee": {"role": "engineer"}, "next": "visit"},
                 {
-                    "id": "visit", "type": "task", "assignee": {"role": "engineer"}, "next": "done",
+                    "id": "visit",
+                    "type": "task",
+                    "assignee": {"role": "engineer"},
+                    "next": "done",
                     "sla": {"response": "PT1H", "resolution": "PT3H"},
                 },  # fmt: skip
                 {"id": "done", "type": "end"},
@@ -328,7 +342,9 @@ async def test_reminder_and_escalation_shares_come_from_the_template(start, tsen
     async with db.session() as session:
         rows = (
             await session.exec(
-                select(TicketEventRow).where(col(TicketEventRow.ticket_id) == s.ticket_id).order_by(col(TicketEventRow.seq))
+                select(TicketEventRow)
+                .where(col(TicketEventRow.ticket_id) == s.ticket_id)
+                .order_by(col(TicketEventRow.seq))
             )
         ).all()
     fired = [(r.action, r.data["share"]) for r in rows if r.action.startswith("sla_")]

@@ -5,8 +5,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -146,7 +146,15 @@ async def test_rejected_update_names_status_and_leaves_no_history(env_worker):
     cause = err.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == INVALID_TRANSITION
     assert cause.details[0]["status"] == "assigned"
-    assert cause.details[0]["allowed_actions"] == ["assign", "start", "cancel", "comment", "delegate", "request_info", "change_priority"]
+    assert cause.details[0]["allowed_actions"] == [
+        "assign",
+        "start",
+        "cancel",
+        "comment",
+        "delegate",
+        "request_info",
+        "change_priority",
+    ]
 
     # No update event is written for a rejected update (the dev-server test in tests/api checks that
     # the history does not grow at all; this server may still record an empty workflow task).
@@ -220,7 +228,12 @@ async def test_actions_and_departures_during_the_hand_over_to_the_next_run(tsenv
         recorder.told.append(payload)
 
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=[recorder.activities[0], slow_send, recorder.activities[2]]):
+    async with Worker(
+        tsenv.client,
+        task_queue=queue,
+        workflows=[TicketWorkflow],
+        activities=[recorder.activities[0], slow_send, recorder.activities[2]],
+    ):
         inp = ticket_input(history_limit=30)
         h = await start(tsenv, queue, inp)
         await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=ENGINEER))
@@ -248,7 +261,11 @@ async def test_actions_and_departures_during_the_hand_over_to_the_next_run(tsenv
             if not state.pending_departures and state.nodes["work"].assignee is None and released:
                 break
             await asyncio.sleep(0.05)
-        assert (state.nodes["work"].assignee, state.nodes["work"].status, state.pending_departures) == (None, "open", [])
+        assert (state.nodes["work"].assignee, state.nodes["work"].status, state.pending_departures) == (
+            None,
+            "open",
+            [],
+        )
         assert (await latest.describe()).run_id != h.result_run_id
         assert released == ["eng-zhao"]
         await latest.execute_update(TicketWorkflow.comment, CommentInput(actor=ENGINEER, text="after the hand-over"))

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from api.signing import seal, update_id
 from models.directory import PeopleQuery, PeopleResult
+from models.template import TemplateVersion
 from models.ticket import (
     ActorRef,
     ApproveInput,
@@ -36,7 +37,6 @@ from models.ticket import (
     TicketSignal,
     TicketState,
 )
-from models.template import TemplateVersion
 from tests.conftest import SIGNING_KEY, SIGNING_KEY_ID
 from tests.support import preset
 from workflows.ticket import EXPIRED, KEY_REUSED, UNSIGNED, TicketWorkflow
@@ -85,11 +85,19 @@ async def start(tsenv: WorkflowEnvironment):
         async def start(template: TemplateVersion, by: ActorRef = AGENT, **fields) -> WorkflowHandle:
             ticket_id = f"T{uuid.uuid4().hex[:12].upper()}"
             inp = TicketInput(
-                ticket_id=ticket_id, ticket_type=template.key, region="east", priority=Priority.NORMAL,
-                title="trust", created_by=by, created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
-                template=template, fields=fields,
+                ticket_id=ticket_id,
+                ticket_type=template.key,
+                region="east",
+                priority=Priority.NORMAL,
+                title="trust",
+                created_by=by,
+                created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+                template=template,
+                fields=fields,
             )
-            return await tsenv.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{ticket_id}", task_queue=queue)
+            return await tsenv.client.start_workflow(
+                TicketWorkflow.run, inp, id=f"ticket-{ticket_id}", task_queue=queue
+            )
 
         start.mocks = mocks  # type: ignore[attr-defined]
         yield start
@@ -134,7 +142,11 @@ async def test_a_forged_approval_from_the_temporal_ui_is_refused_and_leaves_no_h
     assert refusal(err).type == UNSIGNED
     after = await state(h)
     assert (after.seq, after.status, after.nodes["approve"].votes) == (before.seq, before.status, [])
-    accepted = [e for e in (await h.fetch_history()).events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    accepted = [
+        e
+        for e in (await h.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
     assert accepted == []  # a refused update is not in the history
 
 
@@ -142,21 +154,36 @@ async def test_a_signed_request_altered_on_the_way_is_refused(start, tsenv):
     h = await start(discount(), customer="ACME", amount=MONEY, justification="framework")
     await until(h, lambda s: s.nodes.get("approve") and s.nodes["approve"].approvers, "approvers")
     expires = datetime.now(UTC) + timedelta(days=3650)
-    sealed = seal(ApproveInput(actor=ENGINEER), h.id.removeprefix("ticket-"), "approve", SIGNING_KEY_ID,
-                  SIGNING_KEY.encode(), expires)
+    sealed = seal(
+        ApproveInput(actor=ENGINEER),
+        h.id.removeprefix("ticket-"),
+        "approve",
+        SIGNING_KEY_ID,
+        SIGNING_KEY.encode(),
+        expires,
+    )
     promoted = sealed.model_copy(update={"actor": FORGED_ADMIN})  # the engineer made an admin
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await attacker(h, tsenv).execute_update(TicketWorkflow.approve, promoted, id=update_id("approve", promoted))
     assert refusal(err).type == UNSIGNED
-    other_ticket = seal(ApproveInput(actor=MANAGER), "TSOMEOTHER", "approve", SIGNING_KEY_ID,
-                        SIGNING_KEY.encode(), expires)  # a real signature, for another ticket
+    other_ticket = seal(
+        ApproveInput(actor=MANAGER), "TSOMEOTHER", "approve", SIGNING_KEY_ID, SIGNING_KEY.encode(), expires
+    )  # a real signature, for another ticket
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await attacker(h, tsenv).execute_update(TicketWorkflow.approve, other_ticket)
     assert refusal(err).type == UNSIGNED
-    as_comment = seal(CommentInput(actor=MANAGER, text="x"), h.id.removeprefix("ticket-"), "comment",
-                      SIGNING_KEY_ID, SIGNING_KEY.encode(), expires)  # signed for another action
+    as_comment = seal(
+        CommentInput(actor=MANAGER, text="x"),
+        h.id.removeprefix("ticket-"),
+        "comment",
+        SIGNING_KEY_ID,
+        SIGNING_KEY.encode(),
+        expires,
+    )  # signed for another action
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await attacker(h, tsenv).execute_update(TicketWorkflow.reject, RejectInput(**as_comment.model_dump(), reason="x"))
+        await attacker(h, tsenv).execute_update(
+            TicketWorkflow.reject, RejectInput(**as_comment.model_dump(), reason="x")
+        )
     assert refusal(err).type == UNSIGNED
     assert (await state(h)).nodes["approve"].votes == []
 
@@ -165,8 +192,14 @@ async def test_an_action_past_its_expiry_never_applies(start, tsenv):
     """The API gave up (504) before the workflow took it: the workflow refuses it then."""
     h = await start(preset("general"))
     await until(h, lambda s: s.active == ["work"], "task open")
-    late = seal(CommentInput(actor=AGENT, text="too late"), h.id.removeprefix("ticket-"), "comment",
-                SIGNING_KEY_ID, SIGNING_KEY.encode(), datetime(2020, 1, 1, tzinfo=UTC))
+    late = seal(
+        CommentInput(actor=AGENT, text="too late"),
+        h.id.removeprefix("ticket-"),
+        "comment",
+        SIGNING_KEY_ID,
+        SIGNING_KEY.encode(),
+        datetime(2020, 1, 1, tzinfo=UTC),
+    )
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await attacker(h, tsenv).execute_update(TicketWorkflow.comment, late)
     assert refusal(err).type == EXPIRED
@@ -186,7 +219,9 @@ async def test_the_event_signal_changes_nothing(start, tsenv):
     h = await start(discount(), customer="ACME", amount=MONEY, justification="framework")
     await until(h, lambda s: s.nodes.get("approve") and s.nodes["approve"].approvers, "approvers")
     before = await state(h)
-    forged = TicketSignal(name="note", actor=FORGED_ADMIN, fields={"amount": {"amount": "-1", "currency": "CNY"}, "evil": 1})
+    forged = TicketSignal(
+        name="note", actor=FORGED_ADMIN, fields={"amount": {"amount": "-1", "currency": "CNY"}, "evil": 1}
+    )
     await attacker(h, tsenv).signal(TicketWorkflow.event, forged)
     await h.execute_update(TicketWorkflow.comment, CommentInput(actor=AGENT, text="after the signal"))
     after = await state(h)
@@ -209,12 +244,16 @@ async def test_an_undeclared_event_and_an_undeclared_field_are_refused(start):
     h = await start(discount(), customer="ACME", amount=MONEY, justification="framework")
     await until(h, lambda s: s.nodes.get("approve") and s.nodes["approve"].approvers, "approvers")
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await h.execute_update(TicketWorkflow.send_event, EventInput(
-            name="note", actor=AGENT, fields={"amount": {"amount": "9999999", "currency": "CNY"}}))
+        await h.execute_update(
+            TicketWorkflow.send_event,
+            EventInput(name="note", actor=AGENT, fields={"amount": {"amount": "9999999", "currency": "CNY"}}),
+        )
     assert refusal(err).type == "EventRefused"
     with pytest.raises(WorkflowUpdateFailedError) as err:  # a declared event, but not this field
-        await h.execute_update(TicketWorkflow.send_event, EventInput(
-            name="customer_reply", actor=AGENT, fields={"amount": {"amount": "9999999", "currency": "CNY"}}))
+        await h.execute_update(
+            TicketWorkflow.send_event,
+            EventInput(name="customer_reply", actor=AGENT, fields={"amount": {"amount": "9999999", "currency": "CNY"}}),
+        )
     assert refusal(err).type == "EventRefused"
     assert (await state(h)).fields["amount"] == MONEY
 
@@ -222,8 +261,12 @@ async def test_an_undeclared_event_and_an_undeclared_field_are_refused(start):
 def discount_with_amount_event() -> TemplateVersion:
     """The discount preset plus an event that may set the amount (as an integration might)."""
     spec = discount().spec.model_copy(deep=True)
-    spec.events = [*(spec.events or []), spec.event("customer_reply").model_copy(
-        update={"name": "erp_update", "senders": ["role:agent"], "fields": ["amount"]})]
+    spec.events = [
+        *(spec.events or []),
+        spec.event("customer_reply").model_copy(
+            update={"name": "erp_update", "senders": ["role:agent"], "fields": ["amount"]}
+        ),
+    ]
     return TemplateVersion(key=spec.key, version=1, spec=spec)
 
 
@@ -252,7 +295,9 @@ async def test_a_rejection_frees_the_fields_for_the_revision(start):
     s = await until(h, lambda s: s.active == ["revise"], "revise")
     assert s.frozen == {}
     lower = {"amount": "4000", "currency": "CNY"}
-    await h.execute_update(TicketWorkflow.send_event, EventInput(name="erp_update", actor=AGENT, fields={"amount": lower}))
+    await h.execute_update(
+        TicketWorkflow.send_event, EventInput(name="erp_update", actor=AGENT, fields={"amount": lower})
+    )
     assert (await state(h)).fields["amount"] == lower
 
 
@@ -295,11 +340,22 @@ async def test_a_repeated_request_gets_its_first_outcome_even_when_its_check_wou
     h = await start(discount(), customer="ACME", amount=MONEY, justification="framework")
     await until(h, lambda s: s.nodes.get("approve") and s.nodes["approve"].approvers, "approvers")
     expires = datetime.now(UTC) + timedelta(days=3650)
-    sealed = seal(ApproveInput(actor=MANAGER), h.id.removeprefix("ticket-"), "approve", SIGNING_KEY_ID,
-                  SIGNING_KEY.encode(), expires, request_id="vote-1")
+    sealed = seal(
+        ApproveInput(actor=MANAGER),
+        h.id.removeprefix("ticket-"),
+        "approve",
+        SIGNING_KEY_ID,
+        SIGNING_KEY.encode(),
+        expires,
+        request_id="vote-1",
+    )
     first = await attacker(h, tsenv).execute_update(TicketWorkflow.approve, sealed, id="first")
     again = await attacker(h, tsenv).execute_update(TicketWorkflow.approve, sealed, id="second")
-    assert [v.actor_id for v in again.nodes["approve"].votes] == ["mgr-sun"] == [v.actor_id for v in first.nodes["approve"].votes]
+    assert (
+        [v.actor_id for v in again.nodes["approve"].votes]
+        == ["mgr-sun"]
+        == [v.actor_id for v in first.nodes["approve"].votes]
+    )
 
 
 async def test_a_contract_rejected_by_legal_goes_to_legal_again(start):

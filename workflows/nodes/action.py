@@ -4,9 +4,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from models.template import ActionNode
     from models.ticket import SYSTEM, NodeStatus
+    from workflows.protocol import Run
 
 
 async def run(wf: Run, node: ActionNode, branch: str | None) -> str:

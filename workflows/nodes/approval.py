@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from activities.directory import resolve_people
-    from models.directory import PeopleQuery
-    from models.template import ApprovalLevel, ApprovalNode, ApproverRule, Quorum
     from domain.calendar import add_business_time
     from domain.expressions import names_in
+    from models.directory import PeopleQuery
+    from models.template import ApprovalLevel, ApprovalNode, ApproverRule, Quorum
     from models.ticket import SYSTEM, NodeState, NodeStatus
+    from workflows.protocol import Run
 
 
 async def _approvers(wf: Run, rule: ApproverRule, node_id: str) -> list[str]:
@@ -87,7 +87,9 @@ async def _await_decision(wf: Run, node: ApprovalNode, state: NodeState, level: 
         left = (datetime.fromisoformat(due) - workflow.now()).total_seconds()
         try:
             label = f"{node.id}: level {level.name} deadline ({level.on_timeout})"
-            await wf.wait(lambda: _decided(state) is not None, timeout=timedelta(seconds=max(left, 0.001)), summary=label)
+            await wf.wait(
+                lambda: _decided(state) is not None, timeout=timedelta(seconds=max(left, 0.001)), summary=label
+            )
             return
         except TimeoutError:
             pass
@@ -115,7 +117,12 @@ async def _on_timeout(wf: Run, node: ApprovalNode, state: NodeState, level: Appr
     state.approvers = state.approvers + managers
     await wf.record("approval_escalated", SYSTEM, {**data, "added": managers})
     # Nobody above the approvers: the region's supervisors hear of it (they can chase it up).
-    wf.tell("approval_needed", "high", managers or ["role:supervisor"], f"{node.name or node.id}: level {level.name} is overdue ({level.timeout})")
+    wf.tell(
+        "approval_needed",
+        "high",
+        managers or ["role:supervisor"],
+        f"{node.name or node.id}: level {level.name} is overdue ({level.timeout})",
+    )
 
 
 def _decided(state: NodeState) -> str | None:

@@ -3,9 +3,9 @@
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from models.template import GatewayNode
     from models.ticket import SYSTEM, NodeStatus
+    from workflows.protocol import Run
 
 
 async def run(wf: Run, node: GatewayNode, branch: str | None) -> str:

@@ -6,9 +6,9 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from models.template import NotifyNode
     from models.ticket import SYSTEM, NodeStatus
+    from workflows.protocol import Run
 
 
 def recipients(wf: Run, wanted: list[str]) -> list[str]:
@@ -42,7 +42,13 @@ def message(wf: Run, key: str, event: str, urgency: str, to: list[str], text: st
         "dedup_key": f"{s.ticket_id}:{key}:{event}",
         "event": event,
         "urgency": urgency,
-        "ticket": {"id": s.ticket_id, "title": s.title, "region": s.region, "priority": s.priority.value, "status": s.status.value},
+        "ticket": {
+            "id": s.ticket_id,
+            "title": s.title,
+            "region": s.region,
+            "priority": s.priority.value,
+            "status": s.status.value,
+        },
         "recipients": to,
         "text": text,
         **({"amount": str(amount["amount"]), "currency": amount.get("currency")} if isinstance(amount, dict) else {}),

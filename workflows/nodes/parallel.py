@@ -5,9 +5,9 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from models.template import ParallelNode
     from models.ticket import SYSTEM, NodeStatus
+    from workflows.protocol import Run
 
 JOINED = "$joined"
 

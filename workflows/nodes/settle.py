@@ -14,11 +14,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from models.pricing import PartItem, ServiceItem
-    from models.settlement import SettleInput, SettleItems, SettleResult, SettlementKind
+    from models.settlement import SettleInput, SettleItems, SettlementKind, SettleResult
     from models.template import SettleNode
     from models.ticket import SYSTEM, NodeStatus
+    from workflows.protocol import Run
 
 RETRY_EVENT = "retry_settlement"
 
@@ -64,7 +64,9 @@ async def run(wf: Run, node: SettleNode, branch: str | None) -> str:
         except ActivityError as exc:
             cause = exc.cause
             reason = getattr(cause, "message", str(cause))
-            await wf.record("settle_failed", SYSTEM, {"node": node.id, "error": getattr(cause, "type", None), "reason": reason})
+            await wf.record(
+                "settle_failed", SYSTEM, {"node": node.id, "error": getattr(cause, "type", None), "reason": reason}
+            )
             await wf.wait(lambda: any(s.name == RETRY_EVENT for s in wf.signals[seen:]))
     state.result = {
         "statement_id": result.statement_id,
@@ -76,7 +78,9 @@ async def run(wf: Run, node: SettleNode, branch: str | None) -> str:
         "exceeds_pre_settlement": result.exceeds_pre_settlement,
     }
     # Over budget, or above the amount agreed before the work: someone must approve.
-    reason = "over_budget" if result.over_budget else "exceeds_pre_settlement" if result.exceeds_pre_settlement else None
+    reason = (
+        "over_budget" if result.over_budget else "exceeds_pre_settlement" if result.exceeds_pre_settlement else None
+    )
     escalate = reason is not None and node.on_over_budget is not None
     wf.close_node(state, reason if escalate else "settled")
     await wf.record("settle", SYSTEM, {"node": node.id, **state.result})

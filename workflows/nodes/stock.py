@@ -8,7 +8,6 @@ statements exactly once.
 
 from datetime import timedelta
 from decimal import Decimal
-
 from typing import Any
 
 from temporalio import workflow
@@ -16,7 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
+    from activities.stock_alerts import LowStockCheck, LowStockResult
     from models.inventory import (
         ConsumeInput,
         ConsumeResult,
@@ -28,9 +27,9 @@ with workflow.unsafe.imports_passed_through():
         ReserveResult,
         UsedPart,
     )
-    from activities.stock_alerts import LowStockCheck, LowStockResult
     from models.template import ConsumePartsNode, ReservePartsNode
     from models.ticket import SYSTEM, NodeStatus
+    from workflows.protocol import Run
 
 STOCK_TIMEOUT = timedelta(seconds=30)
 STOCK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -67,7 +66,9 @@ async def reserve_parts(wf: Run, node: ReservePartsNode, branch: str | None) -> 
     if result.allocations:
         await announce_low_stock(wf, node.id)
     wf.close_node(state, outcome)
-    await wf.record("reserve_parts", SYSTEM, {"node": node.id, "outcome": outcome, "shortages": state.result["shortages"]})
+    await wf.record(
+        "reserve_parts", SYSTEM, {"node": node.id, "outcome": outcome, "shortages": state.result["shortages"]}
+    )
     if outcome == "insufficient" and node.on_insufficient:
         return node.on_insufficient
     return node.next
@@ -168,4 +169,3 @@ async def release_all(wf: Run) -> list[dict[str, Any]]:
         wf.state.reservations.remove(node_id)
         released += result.model_dump(mode="json")["released"]
     return released
-

@@ -8,16 +8,18 @@ or a grab pool offered to the top N), or — without either — whoever of the r
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from models.template import TaskNode
     from models.ticket import SYSTEM, NodeStatus
     from workflows import assignment, sla
+    from workflows.protocol import Run
 
 
 async def run(wf: Run, node: TaskNode, branch: str | None) -> str:
     user, candidates = assignment.rule_of(wf, node)
     assignee, status = (user, NodeStatus.ASSIGNED) if user else (None, NodeStatus.OPEN)
-    state, new = wf.open_node(node, branch, status, assignee=assignee, candidates=candidates, backups=node.assignee.backups)
+    state, new = wf.open_node(
+        node, branch, status, assignee=assignee, candidates=candidates, backups=node.assignee.backups
+    )
     if new:
         wf.start_clocks(sla.start_node_clocks(wf, node))
         data = {"node": node.id, "candidates": candidates, **({"assignee": assignee} if assignee else {})}

@@ -9,9 +9,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.protocol import Run
     from models.template import WaitNode
     from models.ticket import SYSTEM, NodeStatus
+    from workflows.protocol import Run
 
 
 async def run(wf: Run, node: WaitNode, branch: str | None) -> str:
