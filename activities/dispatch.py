@@ -6,9 +6,10 @@ of open tickets the read model shows them holding. The scoring pool of a region 
 the worker until the roster revision moves (every write to people bumps it in the same
 transaction, so the next decision sees a new person, leave or skill at once) or, as a
 backstop for edits made straight in the database, for ``ROSTER_TTL_S``; the revision and the
-loads are read on every call. Round robin keeps its position per
-node and region in ``dispatch_cursor``. ``bench/dispatch_activity.py`` measures the cost. The decision (ranked candidates, per-criterion
-contributions, rejections, explanation) goes back to the workflow, which records it.
+loads are read on every call. Round robin keeps its position per node and region in
+``dispatch_cursor``. ``bench/dispatch_activity.py`` measures the cost. The decision (ranked
+candidates, per-criterion contributions, rejections, explanation) goes back to the workflow,
+which records it.
 """
 
 import logging

@@ -14,6 +14,7 @@ A weekday missing from ``hours`` is closed. ``"00:00-24:00"`` on all seven days 
 
 from datetime import date
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,7 +91,7 @@ class WorkInterval(BaseModel):
 
 def _check_day(intervals: list[WorkInterval], where: str) -> list[WorkInterval]:
     ordered = sorted(intervals, key=lambda i: i.start_minute)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in pairwise(ordered):
         if b.start_minute < a.end_minute:
             raise ValueError(f"{where}: intervals {a} and {b} overlap")
     return ordered

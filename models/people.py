@@ -10,6 +10,7 @@ References to other rows (regions exist, the manager exists and no cycle) are ch
 """
 
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -118,7 +119,7 @@ class PersonFields(_Body):
     @classmethod
     def _no_overlap(cls, value: list[Absence]) -> list[Absence]:
         ordered = sorted(value, key=lambda a: (a.start, a.end))
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in pairwise(ordered):
             if a.overlaps(b):
                 raise ValueError(
                     f"absences {a.start.isoformat()}–{a.end.isoformat()} and "

@@ -7,6 +7,7 @@ immutable version; a ticket carries the whole definition of the version it start
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -117,7 +118,7 @@ class SlaPolicy(_Spec):
     def _increasing(self) -> "SlaPolicy":
         for name in ("reminders", "escalations"):
             values = getattr(self, name)
-            if any(b <= a for a, b in zip(values, values[1:])):
+            if any(b <= a for a, b in pairwise(values)):
                 raise ValueError(f"{name} must be increasing")
         return self
 

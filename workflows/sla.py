@@ -3,10 +3,11 @@
 Deadlines come from the region's business calendar (``domain/calendar.py``, pure) and are
 awaited as durable timers. Milestones, as shares of the target (the template's
 ``sla_policy``; by default): reminders at 50 % and 80 %, the breach at 100 % (escalated to a
-supervisor), then a manager at 150 % and a director at 200 %. Each notifies through ``notify.send``; at the breach, tasks nobody has started are
-dispatched again to someone else (``workflows/assignment.py``). The clock pauses while the
-ticket waits on the customer (an active ``wait`` node for an event, or a task's
-``request_info`` until the ``customer_reply`` signal) and resumes with the time left.
+supervisor), then a manager at 150 % and a director at 200 %. Each notifies through
+``notify.send``; at the breach, tasks nobody has started are dispatched again to someone else
+(``workflows/assignment.py``). The clock pauses while the ticket waits on the customer (an
+active ``wait`` node for an event, or a task's ``request_info`` until the ``customer_reply``
+signal) and resumes with the time left.
 Deterministic workflow code: no I/O, time from ``workflow.now()``.
 """
 
@@ -36,7 +37,7 @@ def milestones(wf: Run) -> list[tuple[float, str, str | None]]:
     policy = wf.spec.sla_policy
     out: list[tuple[float, str, str | None]] = [(r, "reminder", None) for r in policy.reminders]
     out.append((1.0, "breach", LEVELS[0]))
-    out += [(share, "escalation", who) for share, who in zip(policy.escalations, LEVELS[1:])]
+    out += [(share, "escalation", who) for share, who in zip(policy.escalations, LEVELS[1:], strict=False)]
     return out
 
 
@@ -178,13 +179,12 @@ async def run_clock(wf: Run, kind: str, cal: BusinessCalendar) -> None:
                 continue
         if delay > 0:
             label = f"SLA {kind} {int(share * 100)}%" + (f": escalate to {_whom(clock, who)}" if who else "")
-            target = clock.target
+
+            def look_again(target: timedelta = clock.target) -> bool:  # done, paused, or the target moved
+                return clock.done_at is not None or holding(wf, kind, clock) or clock.target != target
+
             try:
-                await workflow.wait_condition(
-                    lambda: clock.done_at is not None or holding(wf, kind, clock) or clock.target != target,
-                    timeout=delay,
-                    timeout_summary=label,
-                )
+                await workflow.wait_condition(look_again, timeout=delay, timeout_summary=label)
                 continue  # reached, or paused: look again
             except TimeoutError:
                 pass

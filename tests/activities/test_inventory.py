@@ -492,7 +492,7 @@ async def test_fifty_concurrent_reservations_for_the_last_ten_units(db: Database
             )
         ).all()
     assert len(rows) == 10
-    winners = {tid for tid, r in zip(tickets, results) if r.status is ReservationStatus.RESERVED}
+    winners = {tid for tid, r in zip(tickets, results, strict=True) if r.status is ReservationStatus.RESERVED}
     assert {r.ticket_id for r in rows} == winners
     assert sorted(r.warehouse for r in rows) == sorted([w.wh["PD"]] * 6 + [w.wh["JD"]] * 4)
     for name in ("PD", "JD"):
@@ -612,7 +612,7 @@ async def test_demo_inventory_loads_once_and_balances_match_the_ledger(db: Datab
         keys = (await conn.execute(sa.select(t.c.idempotency_key).where(t.c.idempotency_key.like("demo:%")))).all()
     assert len(keys) == len(DEMO_STOCK)
     async with db.session() as s:
-        for warehouse, sku, qty in DEMO_STOCK:
+        for warehouse, sku, _qty in DEMO_STOCK:
             level = await s.get(StockLevel, (warehouse, sku))
             assert level is not None and (level.on_hand, level.reserved) == await ledger_balance(db, warehouse, sku)
             assert level.on_hand >= 0 and 0 <= level.reserved <= level.on_hand

@@ -249,7 +249,8 @@ async def test_money_survives_the_database_and_temporal_exactly(db: Database):
         raw = (
             await conn.execute(
                 sa.text(
-                    f"SELECT {json_sql}, total, net, tax, budget, budget_tolerance_percent FROM statement WHERE id = :id"
+                    f"SELECT {json_sql}, total, net, tax, budget, budget_tolerance_percent"
+                    " FROM statement WHERE id = :id"
                 ),
                 {"id": row.id},
             )

@@ -154,9 +154,9 @@ async def test_yaml_import_refuses_nul_aliases_and_deep_nesting(stack: Stack) ->
         (general.replace("name: General service request", "name: &n General\ndescription: *n"), "aliases"),
         ("[" * 5_000 + "]" * 5_000, "deeper"),
     ]
-    for text, words in probes:
+    for body, words in probes:
         r = await stack.http.post(
-            "/templates/import", content=text, headers={**ADMIN, "Content-Type": "application/yaml"}
+            "/templates/import", content=body, headers={**ADMIN, "Content-Type": "application/yaml"}
         )
         assert r.status_code == 422, r.text[:300]
         assert words in problems(r)[0]["msg"]

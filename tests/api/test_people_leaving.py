@@ -12,8 +12,9 @@ pytestmark = pytest.mark.asyncio
 async def test_deactivating_someone_who_holds_a_ticket_releases_it(stack):
     admin = stack.as_actor("admin")
     pid = f"eng-leaving-{uuid.uuid4().hex[:6]}"
-    r = await stack.http.post("/people", json={"id": pid, "name": "Leaving", "roles": ["engineer"], "regions": ["east"]},
-                              headers=admin)  # fmt: skip
+    r = await stack.http.post(
+        "/people", json={"id": pid, "name": "Leaving", "roles": ["engineer"], "regions": ["east"]}, headers=admin
+    )
     assert r.status_code == 201, r.text
     key = (await stack.http.post(f"/people/{pid}/api-keys", json={}, headers=admin)).json()["api_key"]
     r = await stack.create()

@@ -91,19 +91,19 @@ def draw_cases(schema: Any, known: dict[str, Any]) -> list[Any]:
                     continue
                 strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed if use_known else None)
 
-                @settings(
-                    max_examples=EXAMPLES,
-                    derandomize=True,
-                    database=None,
-                    deadline=None,
-                    phases=[Phase.generate],
-                    suppress_health_check=list(HealthCheck),
-                )
+                # derandomize seeds the draw from collect's source, decorators included (hypothesis'
+                # function_digest; comments aside): its layout stays as it was, or other cases are drawn.
+                # fmt: off
+                @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+                          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
                 @given(strategy)
                 def collect(case: Any) -> None:
-                    if use_known and mode == GenerationMode.POSITIVE and isinstance(case.body, dict):
+                    # collect() runs right below, within this iteration: use_known and mode are this
+                    # iteration's. (Binding them as default arguments would change the source, hence the draw.)
+                    if use_known and mode == GenerationMode.POSITIVE and isinstance(case.body, dict):  # noqa: B023
                         case.body.update({k: v for k, v in KNOWN_BODY.items() if k in case.body})
                     cases.append(case)
+                # fmt: on
 
                 collect()
     return cases

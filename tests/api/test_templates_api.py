@@ -222,7 +222,8 @@ async def test_ecommerce_return_preset_end_to_end_over_http(stack, who):
     r = await stack.create(
         actor=who, ticket_type=None, channel="ecommerce", external_ref="ORDER-88123-RETURN",
         title="Return order 88123: refund requested", region="east",
-        fields={"order_no": "88123", "return_reason": "damaged", "refund_amount": {"amount": "399.00", "currency": "CNY"}},
+        fields={"order_no": "88123", "return_reason": "damaged",
+                "refund_amount": {"amount": "399.00", "currency": "CNY"}},
     )  # fmt: skip
     assert r.status_code == 201, r.text
     tid = r.json()["ticket_id"]

@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 from sqlalchemy import text
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from tests.conftest import settings_for, task_queue
@@ -213,8 +214,9 @@ async def test_a_database_that_cannot_take_the_ticket_starts_nothing(stack, db, 
     from domain.ids import ticket_id_for_key
 
     tid = ticket_id_for_key(f"key:{key}")
-    with pytest.raises(Exception):  # no workflow was started for it
+    with pytest.raises(RPCError) as missing:  # no workflow was started for it
         await devserver.client.get_workflow_handle(f"ticket-{tid}").describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND, missing.value
     assert (await stack.create(idempotency_key=key)).status_code == 201  # the same request, later: made once
 
 

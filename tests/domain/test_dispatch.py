@@ -420,7 +420,7 @@ def assert_agrees(got: DispatchDecision, want: dict, strategy: Strategy) -> None
         assert got.chosen_id == want["backup"]
         return
     assert len(got.ranked) == len(want["ranked"])
-    for g, (wid, wscore, wload) in zip(got.ranked, want["ranked"]):
+    for g, (wid, wscore, wload) in zip(got.ranked, want["ranked"], strict=True):
         assert (g.id, g.load) == (wid, wload)
         assert math.isclose(g.score, wscore, abs_tol=1e-9), (g, wid, wscore)
     if strategy is Strategy.GRAB_POOL:

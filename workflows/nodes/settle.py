@@ -67,7 +67,11 @@ async def run(wf: Run, node: SettleNode, branch: str | None) -> str:
             await wf.record(
                 "settle_failed", SYSTEM, {"node": node.id, "error": getattr(cause, "type", None), "reason": reason}
             )
-            await wf.wait(lambda: any(s.name == RETRY_EVENT for s in wf.signals[seen:]))
+
+            def retry_requested(seen: int = seen) -> bool:  # a retry event since this attempt
+                return any(s.name == RETRY_EVENT for s in wf.signals[seen:])
+
+            await wf.wait(retry_requested)
     state.result = {
         "statement_id": result.statement_id,
         "total": str(result.total),
