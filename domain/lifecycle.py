@@ -183,10 +183,11 @@ def _has(actor: ActorRef, roles: Iterable[str]) -> bool:
 def may_claim(actor: ActorRef, node: NodeState) -> bool:
     if _has(actor, OVERRIDE | {"supervisor"}):
         return True
+    if node.offers:  # a grab pool: only the offerees, while it lasts
+        return actor.id in node.offers
     kind, _, value = (node.candidates or "").partition(":")
     return (
         (kind == "user" and actor.id == value)
-        or (kind == "offer" and actor.id in value.split(","))
         or (kind == "role" and value in actor.roles)
         or (kind == "group" and value in actor.groups)
     )

@@ -75,9 +75,12 @@ class NodeState(BaseModel):
     status: NodeStatus
     branch: str | None = None  # the parallel branch it runs in
     assignee: str | None = None
-    candidates: str | None = None  # who may claim: "user:x" | "role:x" | "group:x" | "offer:a,b,c"
+    candidates: str | None = None  # who may claim: "user:x" | "role:x" | "group:x"
     backups: list[str] = Field(default_factory=list)
-    offer_until: datetime | None = None  # grab pool: the offerees may claim until then
+    # Grab pool: only these may claim, best first, until ``offer_until``; then ``fallback`` gets it.
+    offers: list[str] = Field(default_factory=list)
+    offer_until: datetime | None = None
+    fallback: str | None = None
     delegations: dict[str, str] = Field(default_factory=dict)  # delegate → who delegated to them
     awaiting_info: str | None = None  # the question put to the customer (SLA paused meanwhile)
     info_requests: int = 0  # questions asked on this task so far (the template may cap them)
@@ -91,7 +94,34 @@ class NodeState(BaseModel):
     quorum: str | None = None
     needed: int = 1
     votes: list[Vote] = Field(default_factory=list)
+    due: datetime | None = None  # the current level's deadline (a level with a timeout)
+    decided: dict[int, Literal["approved", "rejected"]] = Field(default_factory=dict)  # level → decided by itself
+    # waits
+    signals_before: int = 0  # events this run had taken when the wait opened (later ones count)
+    # what the node's activity answered: a reservation, the parts consumed, a statement, an action's outputs
     result: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_from_result(cls, data: Any) -> Any:
+        """States carried or stored before these fields existed kept them in ``result`` (and a grab
+        pool as ``candidates="offer:a,b"``, the rule in ``result["pool_of"]``)."""
+        if not isinstance(data, dict):
+            return data
+        result = dict(data.get("result") or {})
+        data = {**data}
+        if "pool_of" in result or str(data.get("candidates") or "").startswith("offer:"):
+            offers = str(data.get("candidates") or "").removeprefix("offer:")
+            data.setdefault("offers", [o for o in offers.split(",") if o])
+            data["candidates"] = result.pop("pool_of", None)
+        for key in ("fallback", "due", "signals_before"):
+            if key in result:
+                data.setdefault(key, result.pop(key))
+        auto = {k: result.pop(k) for k in [k for k in result if k.startswith("auto:")]}
+        if auto:
+            data.setdefault("decided", {int(k.removeprefix("auto:")): v for k, v in auto.items()})
+        data["result"] = result
+        return data
 
 
 class TicketFacts(BaseModel):

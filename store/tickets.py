@@ -209,12 +209,14 @@ def holds(snapshot: dict[str, Any], person_id: str) -> bool:
     nodes = snapshot.get("nodes") or {}
     for node_id in snapshot.get("active") or []:
         node = nodes.get(node_id) or {}
-        offers = str(node.get("candidates") or "").removeprefix("offer:").split(",")
+        # Offers: a list since issue #10; snapshots written before kept them as candidates="offer:a,b".
+        legacy = str(node.get("candidates") or "")
+        offers = node.get("offers") or (legacy.removeprefix("offer:").split(",") if legacy.startswith("offer:") else [])
         if (
             node.get("assignee") == person_id
             or person_id in (node.get("approvers") or [])
             or person_id in (node.get("delegations") or {}).values()
-            or (str(node.get("candidates") or "").startswith("offer:") and person_id in offers)
+            or person_id in offers
         ):
             return True
     return False

@@ -143,9 +143,7 @@ async def apply(
         )
         wf.tell("assigned", "normal", [decision.chosen_id], decision.explanation)
     elif decision.outcome is DispatchOutcome.OFFERED and node.dispatch is not None:
-        state.result["pool_of"] = state.candidates
-        state.result["fallback"] = decision.fallback_id
-        state.candidates = "offer:" + ",".join(decision.offers)
+        state.offers, state.fallback = list(decision.offers), decision.fallback_id
         state.assignee, state.status = None, NodeStatus.OPEN
         state.offer_until = workflow.now() + node.dispatch.offer_window
         await wf.record("offered", SYSTEM, {**data, "offers": decision.offers, "until": state.offer_until.isoformat()})
@@ -169,9 +167,9 @@ async def offer_window(wf: Run, node: TaskNode, state: NodeState) -> None:
             )
         except TimeoutError:
             pass
-    offers = state.candidates
-    state.candidates, state.offer_until = state.result.pop("pool_of", state.candidates), None
-    fallback = state.result.pop("fallback", None)
+    offers = state.offers
+    fallback = state.fallback
+    state.offers, state.offer_until, state.fallback = [], None, None
     if state.status == NodeStatus.OPEN and fallback:
         state.assignee, state.status = fallback, NodeStatus.ASSIGNED
         data = {
@@ -199,11 +197,14 @@ async def redispatch(wf: Run, reason: str, only: str | None = None) -> None:
             continue
         exclude = [state.assignee] if state.assignee else []
         req = request(wf, spec, state, exclude).model_copy(update={"strategy": Strategy.BEST_SCORE})
-        before = (state.status, state.assignee, state.candidates)
+        before = (state.status, state.assignee, state.candidates, state.offers)
         decision = await decide(wf, DispatchCall(request=req), node_id)
         if decision is None or decision.outcome not in (DispatchOutcome.ASSIGNED, DispatchOutcome.BACKUP):
             continue
-        if wf.state.nodes.get(node_id) is not state or (state.status, state.assignee, state.candidates) != before:
+        if (
+            wf.state.nodes.get(node_id) is not state
+            or (state.status, state.assignee, state.candidates, state.offers) != before
+        ):
             continue  # somebody claimed, assigned or started it meanwhile
         decision = decision.model_copy(update={"explanation": f"{reason}: {decision.explanation}"})
         await apply(wf, spec, state, decision, action="reassigned")
@@ -220,14 +221,11 @@ async def release(wf: Run, node: TaskNode, state: NodeState, person: str, reason
     if kept != state.delegations:
         state.delegations = kept
         await wf.record("delegation_dropped", SYSTEM, data)
-    if state.offer_until is not None and state.candidates and state.candidates.startswith("offer:"):
-        offers = [o for o in state.candidates.removeprefix("offer:").split(",") if o]
-        if person in offers:
-            offers.remove(person)
-            state.candidates = "offer:" + ",".join(offers)
-            if state.result.get("fallback") == person:
-                state.result["fallback"] = offers[0] if offers else None
-            await wf.record("offer_withdrawn", SYSTEM, {**data, "offers": offers})
+    if state.offer_until is not None and person in state.offers:
+        state.offers = [o for o in state.offers if o != person]
+        if state.fallback == person:
+            state.fallback = state.offers[0] if state.offers else None
+        await wf.record("offer_withdrawn", SYSTEM, {**data, "offers": state.offers})
     if state.assignee != person:
         return
     back = state.delegations.pop(person, None)
@@ -238,7 +236,7 @@ async def release(wf: Run, node: TaskNode, state: NodeState, person: str, reason
         return
     user, state.candidates = rule_of(wf, node)
     state.assignee, state.status, state.delegations, state.offer_until = None, NodeStatus.OPEN, {}, None
-    before = (state.status, state.assignee, state.candidates)
+    before = (state.status, state.assignee, state.candidates, state.offers)
     holders = [wf.state.nodes[n].assignee for n in wf.state.active if wf.state.nodes[n].assignee]
     await wf.record("released", SYSTEM, data, assignee=holders[0] if holders else None)
     named = [u for u in (user, *node.assignee.backups) if u and u != person] if user else []
@@ -252,7 +250,10 @@ async def release(wf: Run, node: TaskNode, state: NodeState, person: str, reason
         return
 
     def changed() -> bool:
-        return wf.state.nodes.get(node.id) is not state or (state.status, state.assignee, state.candidates) != before
+        return (
+            wf.state.nodes.get(node.id) is not state
+            or (state.status, state.assignee, state.candidates, state.offers) != before
+        )
 
     if changed():
         return  # somebody claimed it while the release was being recorded

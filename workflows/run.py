@@ -93,7 +93,7 @@ class TicketRun:
             self._projected_seq = self.state.seq
             for node in self.state.nodes.values():  # events are counted afresh in this run
                 if node.type == "wait" and node.status == NodeStatus.WAITING:
-                    node.result["signals_before"] = 0
+                    node.signals_before = 0
             self.reached_end = self.state.status == TicketStatus.RESOLVED
             return
         self._projected_seq = 0
@@ -584,11 +584,17 @@ class TicketRun:
             ]
         )
 
+    @staticmethod
+    def _who(node: NodeState) -> str:
+        if node.assignee:
+            return node.assignee
+        if node.offers:
+            return "offered to " + ", ".join(node.offers)
+        return node.candidates or node.status.value
+
     def _details(self) -> str:
         s = self.state
-        at = ", ".join(
-            f"{n} ({s.nodes[n].assignee or s.nodes[n].candidates or s.nodes[n].status.value})" for n in s.active
-        )
+        at = ", ".join(f"{n} ({self._who(s.nodes[n])})" for n in s.active)
         where = f" at **{at}**" if at else ""
         return f"Status **{s.status.value}**{where} · priority {s.priority.value} · {s.seq} changes{sla.details(self)}"
 

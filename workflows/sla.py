@@ -283,7 +283,7 @@ def _holders(wf: Run, owner: str | None = None) -> list[str]:
     for n in wf.state.active if owner is None else [owner]:
         node = wf.state.nodes.get(n)
         if node is not None:
-            out.append(node.assignee or node.candidates or "")
+            out += [node.assignee] if node.assignee else node.offers or [node.candidates or ""]
     return [o for o in out if o] or [wf.state.created_by]
 
 

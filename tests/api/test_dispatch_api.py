@@ -28,8 +28,8 @@ async def _installation(stack) -> tuple[str, list[str]]:
         assert r.status_code == 200, r.text
     t = await stack.until(tid, lambda t: (t["nodes"].get("install") or {}).get("offer_until"))
     install = t["nodes"]["install"]
-    assert install["candidates"].startswith("offer:"), install
-    return tid, install["candidates"].removeprefix("offer:").split(",")
+    assert install["offers"], install
+    return tid, install["offers"]
 
 
 async def test_grab_pool_race_over_http_one_wins_the_other_gets_409(stack):

@@ -94,7 +94,7 @@ def test_who_may_act():
 
 
 def test_grab_pool_offer_is_claimable_by_the_offerees_only():
-    offered = task(candidates="offer:eng-li,eng-wu")
+    offered = task(candidates="role:engineer", offers=["eng-li", "eng-wu"])
     check_actor(state(offered), A.CLAIM, ENG, offered)
     with pytest.raises(Refusal, match="may not claim"):
         check_actor(state(offered), A.CLAIM, OTHER_ENG, offered)  # an engineer, but not offered

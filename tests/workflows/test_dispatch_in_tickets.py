@@ -256,7 +256,7 @@ async def test_grab_pool_two_engineers_race_one_wins_the_other_gets_a_conflict(r
     await r.staff({"id": a, "at": LUJIAZUI}, {"id": b, "at": PEOPLES_SQUARE}, {"id": c, "at": HONGQIAO})
     h = await run(r, template(POOL), site=SITE)
     s = await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].offer_until, "offer")
-    assert s.nodes["visit"].candidates == f"offer:{a},{b}"  # the top 2, best first
+    assert s.nodes["visit"].offers == [a, b]  # the top 2, best first
     [offer] = await events(db, s.ticket_id, "offered")
     assert offer.data["offers"] == [a, b] and "if nobody claims" in offer.data["explanation"]
 
@@ -535,10 +535,10 @@ async def test_an_offer_to_someone_who_left_is_withdrawn_and_never_falls_back_to
     a, b = r.uid("a"), r.uid("b")
     await r.staff({"id": a, "at": LUJIAZUI}, {"id": b, "at": HONGQIAO})
     h = await run(r, template(POOL), site=SITE)
-    await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].candidates == f"offer:{a},{b}", "offer")
+    await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].offers == [a, b], "offer")
     await deactivate(db, a)  # a was the best score: the fallback
     await h.signal(TicketWorkflow.person_left, PersonLeft(person_id=a))
-    s = await until(h, lambda s: s.nodes["visit"].candidates == f"offer:{b}", "offer withdrawn")
+    s = await until(h, lambda s: s.nodes["visit"].offers == [b], "offer withdrawn")
     [withdrawn] = await recorded(db, s.ticket_id, "offer_withdrawn")
     assert (withdrawn.data["person"], withdrawn.data["offers"]) == (a, [b])
     await tsenv.sleep(timedelta(minutes=31))

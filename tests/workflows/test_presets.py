@@ -615,8 +615,8 @@ async def test_installation(env, accepted):
     assert s.nodes["schedule"].candidates == "role:agent"
     s = await work(h, AGENT, "schedule", appointment="2026-11-26T14:00:00+08:00")
     assert s.active == ["install"]
-    s = await until(h, lambda s: (s.nodes["install"].candidates or "").startswith("offer:"), "grab pool offer")
-    first = s.nodes["install"].candidates.removeprefix("offer:").split(",")[0]
+    s = await until(h, lambda s: bool(s.nodes["install"].offers), "grab pool offer")
+    first = s.nodes["install"].offers[0]
     s = await work(h, PEOPLE[first], "install", serial_no="HP9-000731")  # the first offeree grabs it
     assert s.active == ["acceptance"]
 

@@ -11,7 +11,7 @@ who leaves before voting hands their seat back to whoever delegated it to them, 
 manager (``replace_approver``).
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 
@@ -65,9 +65,9 @@ async def run(wf: Run, node: ApprovalNode, branch: str | None) -> str:
                 wf.close_node(state, "rejected")
                 await wf.record("approval_unstaffed", SYSTEM, data)
                 return node.on_reject
-            state.result.pop("due", None)
+            state.due = None
             if level.timeout is not None:
-                state.result["due"] = add_business_time(wf.calendar, workflow.now(), level.timeout).isoformat()
+                state.due = add_business_time(wf.calendar, workflow.now(), level.timeout)
             await wf.record("approval_requested", SYSTEM, data)
             wf.tell("approval_needed", "normal", state.approvers, f"{node.name or node.id}: level {level.name}")
         await _await_decision(wf, node, state, levels[state.level])
@@ -82,9 +82,9 @@ async def run(wf: Run, node: ApprovalNode, branch: str | None) -> str:
 
 
 async def _await_decision(wf: Run, node: ApprovalNode, state: NodeState, level: ApprovalLevel) -> None:
-    due = state.result.get("due")
+    due = state.due
     if due is not None:
-        left = (datetime.fromisoformat(due) - workflow.now()).total_seconds()
+        left = (due - workflow.now()).total_seconds()
         try:
             label = f"{node.id}: level {level.name} deadline ({level.on_timeout})"
             await wf.wait(
@@ -93,7 +93,7 @@ async def _await_decision(wf: Run, node: ApprovalNode, state: NodeState, level: 
             return
         except TimeoutError:
             pass
-        state.result.pop("due", None)
+        state.due = None
         if _decided(state) is None:
             await _on_timeout(wf, node, state, level)
     await wf.wait(lambda: _decided(state) is not None)
@@ -102,8 +102,8 @@ async def _await_decision(wf: Run, node: ApprovalNode, state: NodeState, level: 
 async def _on_timeout(wf: Run, node: ApprovalNode, state: NodeState, level: ApprovalLevel) -> None:
     data = {"node": node.id, "level": state.level + 1, "level_name": level.name, "timeout": str(level.timeout)}
     if level.on_timeout in ("approve", "reject"):
-        state.result[f"auto:{state.level}"] = "approved" if level.on_timeout == "approve" else "rejected"
-        await wf.record("approval_timed_out", SYSTEM, {**data, "decision": state.result[f"auto:{state.level}"]})
+        state.decided[state.level] = "approved" if level.on_timeout == "approve" else "rejected"
+        await wf.record("approval_timed_out", SYSTEM, {**data, "decision": state.decided[state.level]})
         return
     managers: list[str] = []
     for approver in state.approvers:
@@ -126,9 +126,9 @@ async def _on_timeout(wf: Run, node: ApprovalNode, state: NodeState, level: Appr
 
 
 def _decided(state: NodeState) -> str | None:
-    auto = state.result.get(f"auto:{state.level}")
+    auto = state.decided.get(state.level)
     if auto is not None:
-        return str(auto)
+        return auto
     votes = [v for v in state.votes if v.level == state.level]
     if any(v.decision == "reject" for v in votes):
         return "rejected"
@@ -166,7 +166,7 @@ async def replace_approver(wf: Run, node: ApprovalNode, state: NodeState, person
     state.needed = max(1, min(state.needed, len(state.approvers)))
     data = {"node": node.id, "level": level + 1, "person": person, "reason": reason, "added": heirs}
     if not state.approvers:
-        state.result[f"auto:{level}"] = "rejected"  # nobody can decide: the walk takes on_reject
+        state.decided[level] = "rejected"  # nobody can decide: the walk takes on_reject
         await wf.record("approval_unstaffed", SYSTEM, data)
         return
     await wf.record("approver_replaced", SYSTEM, data)

@@ -17,8 +17,8 @@ with workflow.unsafe.imports_passed_through():
 async def run(wf: Run, node: WaitNode, branch: str | None) -> str:
     state, new = wf.open_node(node, branch, NodeStatus.WAITING)
     if new:
-        state.result = {"signals_before": len(wf.signals)}  # events from now on count
-    seen = state.result.get("signals_before", 0)
+        state.signals_before = len(wf.signals)  # events from now on count
+    seen = state.signals_before
     if new:
         await wf.record("waiting", SYSTEM, {"node": node.id, "signal": node.signal, "duration": str(node.duration)})
     # Resumed after continue-as-new or reopen: only the time left counts.
