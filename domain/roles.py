@@ -30,6 +30,13 @@ PRIVILEGED = frozenset(
 ORDINARY = frozenset({"agent", "engineer", "warehouse", "logistics", "sales", "qc"})
 # Never held by a person (the workflow's own actor).
 RESERVED = frozenset({"system"})
+# Roles whose people take no tickets: they direct, approve, pay, advise, hire, design templates or
+# speak for customers. Every other role takes tickets: the front line above, supervisors (tasks,
+# backups, approvals) and any custom role a template gives tasks to. The workload report lists
+# someone whose every role is one of these only while they hold open work (docs/reports.md).
+DESK = frozenset(
+    {"admin", "process_admin", "hr", "legal", "finance", "general_manager", "manager", "director", "channel"}
+)
 # Roles of machine accounts (channel gateways): they act on tickets, never read the roster.
 MACHINE = frozenset({"channel"})
 
@@ -61,6 +68,11 @@ MANAGING = frozenset({"supervisor", "manager", "director", "general_manager"})
 def may_set_manager(granter_roles: Iterable[str], manager_roles: Iterable[str]) -> bool:
     """Whether a caller with ``granter_roles`` may make someone with ``manager_roles`` a manager."""
     return ADMIN in set(granter_roles) or bool(MANAGING & set(manager_roles))
+
+
+def takes_tickets(roles: Iterable[str]) -> bool:
+    """Whether someone with ``roles`` is one of the people tickets go to (a role outside ``DESK``)."""
+    return bool(set(roles) - DESK - RESERVED)
 
 
 def is_machine(roles: Iterable[str]) -> bool:

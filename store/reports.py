@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.access import ALL_REGIONS
 from models.common import TicketStatus
+from models.db import json_text_contains
 from models.tables import Actor, Ticket, TicketEventRow
 from store.people import mentions
 from store.tickets import OPEN_STATUSES, load_query
@@ -133,6 +134,41 @@ async def workload_people(
     if role is not None:
         q = q.where(mentions(a.roles, [role]))
     return (await session.exec(q)).all()
+
+
+def votes_owed(snapshot: dict[str, Any]) -> set[str]:
+    """Who owes a vote on the ticket now: the approvers of the current level of each of its
+    active approval nodes who have not voted at that level (a vote handed on is owed by the
+    delegate, who stands in the approvers)."""
+    nodes = snapshot.get("nodes") or {}
+    owed: set[str] = set()
+    for node_id in snapshot.get("active") or []:
+        node = nodes.get(node_id) or {}
+        if node.get("type") != "approval" or node.get("status") in ("done", "cancelled"):
+            continue
+        level = node.get("level", 0)
+        voted = {v.get("actor_id") for v in node.get("votes") or [] if v.get("level") == level}
+        owed.update(a for a in node.get("approvers") or [] if a not in voted)
+    return owed
+
+
+async def owed_votes(session: AsyncSession, person_ids: list[str]) -> list[tuple[str, str, bool]]:
+    """Per open ticket and person of ``person_ids`` who owes a vote on it (``votes_owed``) without
+    being its assignee (that ticket is in their ``held_per_region`` already): rows (person, region,
+    breached). One query, pre-filtered on the snapshot's text, then checked in Python."""
+    t = Ticket
+    q = select(col(t.assignee), col(t.region), col(t.sla_breached), col(t.snapshot)).where(
+        col(t.status).in_(OPEN_STATUSES),
+        json_text_contains(t.snapshot, '"approval"'),
+        mentions(t.snapshot, person_ids),
+    )
+    wanted = set(person_ids)
+    return [
+        (person, region, bool(breached))
+        for assignee, region, breached, snapshot in (await session.exec(q)).all()
+        for person in sorted(votes_owed(snapshot or {}) & wanted)
+        if person != assignee
+    ]
 
 
 async def held_per_region(session: AsyncSession, person_ids: list[str]) -> Sequence[Any]:

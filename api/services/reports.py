@@ -24,6 +24,7 @@ import store.regions
 import store.reports
 from api.errors import FieldInvalid, Forbidden
 from domain.access import ALL_REGIONS, can_access_region, visible_regions
+from domain.roles import takes_tickets
 from models.common import Priority, TicketStatus
 from models.reports import (
     Figures,
@@ -286,13 +287,22 @@ async def workload(
     load: Counter[str] = Counter()
     load_here: Counter[str] = Counter()
     breached: Counter[str] = Counter()
+
+    def count(person: str, n: int, ticket_region: str, n_breached: int) -> None:
+        load[person] += n
+        if ticket_region in codes:  # breaches of other regions are not the caller's to see
+            load_here[person] += n
+            breached[person] += n_breached
+
     if ids:
-        # The load /people shows and dispatch weighs, split by region, with the breached part.
+        # The tickets they hold (the load /people shows and dispatch weighs), then the votes they
+        # owe on other open tickets, split by region, with the breached part.
         for assignee, n, ticket_region, n_breached in await store.reports.held_per_region(session, ids):
-            load[assignee] += n
-            if ticket_region in codes:  # breaches of other regions are not the caller's to see
-                load_here[assignee] += n
-                breached[assignee] += int(n_breached or 0)
+            count(assignee, n, ticket_region, int(n_breached or 0))
+        for person, ticket_region, is_breached in await store.reports.owed_votes(session, ids):
+            count(person, 1, ticket_region, int(is_breached))
+    if role is None:  # asked for a role, everyone of it; else the people tickets go to, and anyone at work here
+        people = [p for p in people if takes_tickets(p.roles) or load_here[p.id]]
     out = [
         PersonWorkload(
             id=p.id,

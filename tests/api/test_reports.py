@@ -23,6 +23,7 @@ from api.services.reports import _percentile
 from models.db import Database
 from models.settings import Settings
 from models.tables import Actor, ApiKey, Region, Ticket, TicketEventRow
+from models.ticket import NodeState, NodeStatus, Vote
 
 NO_TEMPORAL = cast(Client, object())  # reports never talk to Temporal
 SINCE, UNTIL = "2024-03-01T00:00:00Z", "2024-04-01T00:00:00Z"
@@ -153,6 +154,12 @@ PEOPLE: dict[str, tuple[list[str], list[str], str | None, int, bool]] = {
     "w5": (["tech"], ["E"], None, 3, True),
     "w6": (["tech"], ["E"], "alpha", 3, False),  # deactivated: never in a report
     "w7": (["tech"], ["S"], "alpha", 3, True),
+    # people who take no tickets (docs/reports.md): in the workload only while they hold open work
+    "hr-e": (["hr"], ["E"], None, 10, True),
+    "legal-e": (["legal"], ["E"], None, 10, True),
+    "fin-e": (["finance"], ["E"], None, 10, True),
+    "gw-e": (["channel"], ["E"], None, 10, True),
+    "designer-e": (["process_admin"], ["E"], None, 10, True),
 }
 
 
@@ -429,6 +436,94 @@ async def test_workload_sorts_people_by_utilisation_and_totals_teams(rep: Report
     both = (await rep.get("/reports/workload", "boss", role=rep.role)).json()
     assert both["regions"] == [rep.E, rep.S] and len(both["people"]) == 6
     assert next(p for p in both["people"] if p["id"] == rep.pid("w3"))["load_in_regions"] == 2
+
+
+# Roles whose people take no tickets (docs/reports.md, "Who is listed").
+DESK_ROLES = {"admin", "process_admin", "hr", "legal", "finance", "general_manager", "manager", "director", "channel"}
+
+
+async def _add_open(db: Database, rep: Reports, key: str, assignee: str | None, snapshot: dict[str, Any], **kw: Any):
+    async with db.session() as session:
+        session.add(Ticket(
+            id=f"R{rep.suffix}{key}", ticket_type="discount_approval", region=kw.get("region", rep.E),
+            priority="normal", status=kw.get("status", "in_progress"), assignee=rep.pid(assignee) if assignee else None,
+            title=f"report {key}", channel="agent", created_by="agent-wang", created_at=B, updated_at=B,
+            sla_breached=kw.get("breached", False), snapshot=snapshot,
+        ))  # fmt: skip
+        await session.commit()
+
+
+async def test_workload_lists_only_people_who_take_tickets(rep: Reports, db: Database):
+    body = (await rep.get("/reports/workload", "mgr-e", region=rep.E)).json()
+    mine = {p["id"] for p in body["people"] if p["id"].startswith(rep.pid(""))}
+    # the front line and supervisors, and a custom role a template gives tasks to ("tech")
+    assert mine == {rep.pid(x) for x in ("sup-e", "eng-e", "w1", "w2", "w3", "w4", "w5")}
+    # nobody of the demo's every-region desk people either (gateways, HR, legal, designer, admin…)
+    idle_desk = [p["id"] for p in body["people"] if set(p["roles"]) <= DESK_ROLES and p["load_in_regions"] == 0]
+    assert idle_desk == []
+    assert {"gateway-qr", "gateway-erp", "hr-tang", "legal-wu", "tmpl-admin", "admin"}.isdisjoint(
+        p["id"] for p in body["people"]
+    )
+    assert sum(t["members"] for t in body["teams"]) == len(body["people"])
+
+    # ... unless they hold open work in the report's regions
+    await _add_open(db, rep, "desk1", "boss", {})
+    await _add_open(db, rep, "desk2", "hr-e", {}, status="resolved")  # resolved: no load
+    body = (await rep.get("/reports/workload", "mgr-e", region=rep.E)).json()
+    boss = next(p for p in body["people"] if p["id"] == rep.pid("boss"))
+    assert (boss["load"], boss["load_in_regions"], boss["capacity"]) == (1, 1, 10)
+    assert rep.pid("hr-e") not in {p["id"] for p in body["people"]}
+
+    # asked for by role, everyone of that role is listed, idle or not
+    r = await rep.get("/reports/workload", "mgr-e", region=rep.E, role="legal")
+    assert rep.pid("legal-e") in {p["id"] for p in r.json()["people"]}
+
+
+def _approval(level: int, approvers: list[str], votes: list[tuple[str, int]], status: str = "open") -> dict[str, Any]:
+    """An approval node as the projection writes it into the snapshot (``NodeState`` as JSON)."""
+    return NodeState(
+        id="approve",
+        type="approval",
+        status=NodeStatus(status),
+        started_at=B,
+        level=level,
+        approvers=approvers,
+        votes=[Vote(actor_id=a, decision="approve", level=lvl, at=B) for a, lvl in votes],
+    ).model_dump(mode="json")
+
+
+async def test_an_owed_approval_vote_is_load(rep: Reports, db: Database):
+    p = rep.pid
+
+    def snapshot(node: dict[str, Any], active: bool = True) -> dict[str, Any]:
+        return {"active": ["approve"] if active else [], "nodes": {"approve": node}}
+
+    # level 1: w1, fin-e and w2 owe their votes (w2's vote was at level 0), w5 has voted
+    await _add_open(
+        db,
+        rep,
+        "ap1",
+        None,
+        snapshot(_approval(1, [p("w1"), p("fin-e"), p("w5"), p("w2")], [(p("w2"), 0), (p("w5"), 1)])),
+    )
+    # w1 also holds this ticket's task: one ticket, counted once; breached, so w1's breached count grows
+    await _add_open(db, rep, "ap2", "w1", snapshot(_approval(0, [p("w1")], [])), breached=True)
+    # w2 owes a vote on a ticket in S: load, not load in E
+    await _add_open(db, rep, "ap3", None, snapshot(_approval(0, [p("w2")], [])), region=rep.S)
+    # no vote owed: an approval no longer active, a ticket resolved, a ticket closed
+    await _add_open(db, rep, "ap4", None, snapshot(_approval(0, [p("w5")], []), active=False))
+    await _add_open(db, rep, "ap5", None, snapshot(_approval(0, [p("w5")], [])), status="resolved")
+    await _add_open(db, rep, "ap6", None, snapshot(_approval(0, [p("w5")], [])), status="closed")
+
+    body = (await rep.get("/reports/workload", "mgr-e", region=rep.E)).json()
+    got = {x["id"]: (x["load"], x["load_in_regions"], x["breached"]) for x in body["people"]}
+    # before: w1 (2, 2, 2), w2 (1, 1, 0), w5 (0, 0, 0), fin-e not listed
+    assert got[p("w1")] == (4, 4, 3)  # eo3, eo4, ap1 (vote), ap2 (task and vote)
+    assert got[p("w2")] == (3, 2, 0)  # eo5, ap1 (vote), ap3 (vote, in S)
+    assert got[p("w5")] == (0, 0, 0)
+    assert got[p("fin-e")] == (1, 1, 0)  # takes no tickets, but owes a vote here: listed
+    w1 = next(x for x in body["people"] if x["id"] == p("w1"))
+    assert w1["utilisation"] == 1.0
 
 
 def test_percentiles_interpolate_between_the_nearest_ranks():

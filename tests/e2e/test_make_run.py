@@ -1,17 +1,23 @@
 """What `make run` starts (honcho + Procfile: dev server with UI, worker, API), on free ports.
 
 Drives a ticket to closed over real HTTP, stops everything like Ctrl-C does, starts it
-again and acts on a ticket that was open before the restart.
+again and acts on a ticket that was open before the restart. And `make run`'s own recipe:
+Ctrl-C ends it quietly, every process stopped.
 """
 
+import os
+import shutil
 import signal
+import sys
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from models.demo import demo_api_key
 from tests.conftest import task_queue
-from tests.e2e.helpers import BIN, child_env, free_port, group_alive, spawn, stop_group, wait_http
+from tests.e2e.helpers import BIN, ROOT, child_env, free_port, group_alive, spawn, stop_group, wait_http
 
 AGENT = {"X-API-Key": demo_api_key("agent-wang")}
 ENGINEER = {"X-API-Key": demo_api_key("eng-li")}
@@ -84,3 +90,54 @@ def test_procfile_serves_tickets_and_survives_a_restart(db, database_url, tmp_pa
         assert httpx.get(f"{base}/tickets/{done}", headers=AGENT).json()["status"] == "closed"
     finally:
         stop_group(proc, signal.SIGINT)
+
+
+STUB = """import signal, sys, time
+name = sys.argv[1]
+def stop(*_):
+    time.sleep(0.3)  # stopping takes a moment, as the worker's grace period does
+    print(name, "down", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+print(name, "up", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_ctrl_c_ends_make_run_quietly(tmp_path: Path):
+    """The Makefile's `run` recipe with the real honcho, over stand-ins for the three processes
+    (`-o demo`: no install, migration or demo data; ``VENV`` points at a honcho that starts the
+    stand-ins' Procfile). Ctrl-C — SIGINT to make's whole process group, as the terminal sends
+    it — stops all three and make says nothing: no "make: *** … Error 130" or "Interrupt"."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not on PATH")
+    stub, procfile, venv_bin = tmp_path / "stub.py", tmp_path / "Procfile", tmp_path / "venv" / "bin"
+    stub.write_text(STUB)
+    names = ("temporal", "worker", "api")
+    procfile.write_text("".join(f"{n}: {sys.executable} -u {stub} {n}\n" for n in names))
+    venv_bin.mkdir(parents=True)
+    honcho = venv_bin / "honcho"
+    honcho.write_text(f'#!/bin/sh\nexec "{BIN / "honcho"}" start -f "{procfile}"\n')
+    honcho.chmod(0o755)
+    log = tmp_path / "make.log"
+    venv = os.path.relpath(tmp_path / "venv", ROOT)
+    proc = spawn([make, "-o", "demo", "run", f"VENV={venv}"], child_env(), log)
+    try:
+        deadline = time.monotonic() + 30
+        while not all(f"{n} up" in log.read_text() for n in names):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+    finally:
+        code = stop_group(proc, signal.SIGINT, timeout=20)  # Ctrl-C
+    out = log.read_text()
+    assert all(f"{n} down" in out for n in names), out[-3000:]  # each stopped, not just abandoned
+    assert "SIGINT received" in out  # honcho heard the Ctrl-C and stopped the three itself
+    assert "make: ***" not in out, out[-3000:]
+    assert code == -signal.SIGINT, (code, out[-3000:])  # make ends as an interrupted command does
+    deadline = time.monotonic() + 5
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not group_alive(proc.pid), "a process outlived Ctrl-C"
