@@ -33,8 +33,9 @@ RACES = sorted((Path(__file__).parents[1] / "histories" / "races").glob("*.json"
 )
 @pytest.mark.parametrize("path", RACES, ids=lambda p: p.stem)
 async def test_known_race_replays(path: Path):
-    """A history recorded by this release (before the engine split) that does not replay: kept so the race can be reproduced
-    (``Activity machine does not handle UpsertWorkflowSearchAttributes``) and its fix proven."""
+    """A history recorded by this release (before the engine split) that does not replay: kept so
+    the race can be reproduced (``Activity machine does not handle UpsertWorkflowSearchAttributes``)
+    and its fix proven."""
     history = WorkflowHistory.from_json(f"ticket-{path.stem}", path.read_text())
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
