@@ -2,13 +2,14 @@
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -255,8 +256,13 @@ async def test_actions_and_departures_during_the_hand_over_to_the_next_run(tsenv
         assert [p.person_id for p in state.pending_departures] == ["eng-zhao"]  # carried, not lost
         gate.set()  # the notification goes out; the run continues as new
         latest = tsenv.client.get_workflow_handle_for(TicketWorkflow.run, h.id)
+        released: list[str] = []
         for _ in range(200):
-            state = await latest.query(TicketWorkflow.get_state)
+            try:  # while the next run takes over, the test server may not answer a query in time
+                state = await latest.query(TicketWorkflow.get_state, rpc_timeout=timedelta(seconds=5))
+            except RPCError:
+                await asyncio.sleep(0.1)
+                continue
             released = [e.data["person"] for e in recorder.changes if e.action == "released"]
             if not state.pending_departures and state.nodes["work"].assignee is None and released:
                 break
