@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from models.ticket import Action, Priority, TicketState, TicketStatus
 
@@ -46,8 +46,19 @@ class TicketCreate(_Body):
     fields: dict[str, Any] = Field(default_factory=dict, description="Form values.")
 
 
-# Action and event bodies are derived from their workflow inputs (models/ticket.py) by
-# api/routers/tickets.py: one definition per action.
+# Action and event bodies are derived from their workflow inputs (models/ticket.py): one
+# definition per action.
+
+
+def body_model(input_model: type[BaseModel]) -> type[BaseModel]:
+    """An action's HTTP body: its workflow input without ``actor`` and ``proof`` (the API adds
+    them), with the same fields and limits."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in input_model.model_fields.items()
+        if name not in ("actor", "proof")
+    }
+    return create_model(input_model.__name__.removesuffix("Input") + "Body", __base__=_Body, **fields)
 
 
 # --- responses ---

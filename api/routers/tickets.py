@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
 
 from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
 from api.errors import ProblemList
@@ -16,6 +16,7 @@ from models.schemas import (
     TicketEventPage,
     TicketOut,
     TicketPage,
+    body_model,
 )
 from models.ticket import EventInput, Priority, TicketStatus
 from workflows.actions import ACTIONS, ActionDef
@@ -87,21 +88,6 @@ async def list_tickets(
 @router.get("/{ticket_id}", response_model=TicketOut, responses=ERRORS)
 async def get_ticket(ticket_id: TicketId, session: DbSession, client: TemporalClient, actor: CurrentActor) -> TicketOut:
     return await service.get_ticket(session, client, actor, ticket_id)
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-def body_model(input_model: type[BaseModel]) -> type[BaseModel]:
-    """An action's HTTP body: its workflow input without ``actor`` and ``proof`` (the API adds
-    them), with the same fields and limits."""
-    fields: dict[str, Any] = {
-        name: (info.annotation, info)
-        for name, info in input_model.model_fields.items()
-        if name not in ("actor", "proof")
-    }
-    return create_model(input_model.__name__.removesuffix("Input") + "Body", __base__=_Body, **fields)
 
 
 ACTION_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -261,3 +261,13 @@ async def test_an_action_sent_without_its_body_names_the_missing_fields(stack):
 async def test_the_browser_finds_a_tab_icon(stack):
     r = await stack.http.get("/favicon.ico")
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+
+
+async def test_an_event_for_a_closed_ticket_is_409_and_changes_nothing(stack):
+    tid = (await stack.create()).json()["ticket_id"]
+    await stack.until(tid, lambda t: t["active"])
+    assert (await stack.act(tid, "cancel", actor="agent-wang", reason="duplicate")).status_code == 200
+    before = (await stack.get(tid)).json()["seq"]
+    r = await event(stack, tid, "agent-wang", "customer_reply", text="too late")
+    assert r.status_code == 409, r.text
+    assert (await stack.get(tid)).json()["seq"] == before
