@@ -77,7 +77,27 @@ def validate_template(spec: TemplateSpec, activities: Mapping[str, ActivitySigna
         if rule.when:
             _expr(ctx, ("classification", i, "when"), rule.when)
     _events(ctx)
+    _from_asset(ctx)
     return ctx.problems
+
+
+# What each asset attribute fills: a text-like field, or a location field for the site.
+_ASSET_FIELD_TYPES = {
+    "serial": (FieldType.TEXT,),
+    "model": (FieldType.TEXT,),
+    "site_address": (FieldType.TEXT, FieldType.LONG_TEXT),
+    "site": (FieldType.LOCATION,),
+}
+
+
+def _from_asset(ctx: _Ctx) -> None:
+    """Fields filled from the asset exist and can hold what they get."""
+    for name, attribute in ctx.spec.from_asset.items():
+        f = ctx.spec.field(name)
+        if f is None:
+            ctx.add(("from_asset", name), f"unknown field {name!r}")
+        elif f.type not in _ASSET_FIELD_TYPES[attribute]:
+            ctx.add(("from_asset", name), f"{name!r} is a {f.type.value} field; the asset's {attribute} does not fit")
 
 
 SENDER_KINDS = ("requester", "channel", "assignee")
@@ -202,8 +222,16 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
             _known_field(ctx, ("nodes", i, "minutes_field"), node.minutes_field)
         if bool(node.hourly_service) != bool(node.minutes_field):
             ctx.add(("nodes", i, "minutes_field"), "an hourly_service needs a minutes_field, and the other way round")
-        if not node.services and not node.hourly_service:
+        if not node.services and not node.hourly_service and not node.quoted:
             ctx.add(("nodes", i, "services"), "name the services to price")
+        for code, name in node.quoted.items():
+            f = ctx.spec.field(name)
+            if f is None or f.type != FieldType.MONEY:
+                ctx.add(("nodes", i, "quoted", code), f"{name!r} is not a money field of this template")
+        if node.location_field:
+            f = ctx.spec.field(node.location_field)
+            if f is None or f.type != FieldType.LOCATION:
+                ctx.add(("nodes", i, "location_field"), f"{node.location_field!r} is not a location field")
 
 
 def _dispatch(ctx: _Ctx, i: int, node: Any) -> None:

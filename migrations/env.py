@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+import models.customer_tables  # noqa: F401  (customers, assets, contracts, orders, rates)
 import models.inventory_tables  # noqa: F401
 import models.notifications_tables  # noqa: F401  (notification outbox, inbox, contact)
 import models.settlement_tables  # noqa: F401  (price_rules, statement)

@@ -49,6 +49,19 @@ class Numeric18_4(sa.TypeDecorator):
         return None if value is None else Decimal(value).quantize(self._PLACES)
 
 
+class Numeric20_10(Numeric18_4):
+    """``NUMERIC(20, 10)`` the same way: exchange rates."""
+
+    impl = sa.Numeric(20, 10)
+    cache_ok = True
+    _PLACES = Decimal("0.0000000001")
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(40))
+        return dialect.type_descriptor(sa.Numeric(20, 10, asdecimal=True))
+
+
 # SQLite only autoincrements INTEGER PRIMARY KEY.
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from models.ticket import Action, Priority, TicketState, TicketStatus
 
@@ -23,6 +23,43 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class CustomerLookup(_Body):
+    """Who the ticket is for: a customer id, or one of their contact identities (resolved to the
+    customer holding it; a merged record resolves to the one it was merged into)."""
+
+    id: str | None = Field(default=None, max_length=32)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=254)
+    wechat_openid: str | None = Field(default=None, max_length=128)
+    wechat_unionid: str | None = Field(default=None, max_length=128)
+    app_user: str | None = Field(default=None, max_length=128)
+
+    @model_validator(mode="after")
+    def _one(self) -> "CustomerLookup":
+        if not self.given():
+            raise ValueError("name the customer: id, phone, email, wechat_openid, wechat_unionid or app_user")
+        return self
+
+    def given(self) -> list[tuple[str, str]]:
+        """(kind, value) of each way the customer was named, the id first."""
+        return [(k, v) for k, v in self.model_dump().items() if v]
+
+
+class AssetLookup(_Body):
+    """What the ticket is about: an asset by id, by the serial on its plate, or by the code of
+    the QR sticker on the machine. Exactly one."""
+
+    id: str | None = Field(default=None, max_length=32)
+    serial: str | None = Field(default=None, max_length=64)
+    qr_code: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "AssetLookup":
+        if len([v for v in (self.id, self.serial, self.qr_code) if v]) != 1:
+            raise ValueError("name the asset by exactly one of id, serial or qr_code")
+        return self
+
+
 class TicketCreate(_Body):
     ticket_type: str | None = Field(
         default=None,
@@ -31,7 +68,14 @@ class TicketCreate(_Body):
         examples=["equipment_repair"],
         description="A template key. Omitted: the templates' classification rules pick one (and a priority).",
     )
-    region: str = Field(min_length=1, max_length=32, examples=["east"])
+    region: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        examples=["east"],
+        description="Required unless an asset or customer is named: then it defaults to the asset's region, "
+        "else the customer's.",
+    )
     title: str = Field(min_length=1, max_length=200, examples=["Compressor #3 overheating"])
     description: str = Field(default="", max_length=10_000)
     priority: Priority | None = Field(default=None, description="Defaults to the classification's or the template's.")
@@ -44,6 +88,8 @@ class TicketCreate(_Body):
     )
     reporter: str | None = Field(default=None, max_length=200, description="Who reported it (customer, device).")
     fields: dict[str, Any] = Field(default_factory=dict, description="Form values.")
+    customer: CustomerLookup | None = Field(default=None, description="Who it is for (docs/customers.md).")
+    asset: AssetLookup | None = Field(default=None, description="What it is about: the asset, e.g. by its QR code.")
 
 
 # Action and event bodies are derived from their workflow inputs (models/ticket.py): one
@@ -105,6 +151,9 @@ class TicketSummary(BaseModel):
     external_ref: str | None
     sla_breached: bool = False
     escalation: str | None = None
+    customer_id: str | None = None
+    asset_id: str | None = None
+    satisfaction: int | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -60,6 +60,20 @@ class SettleItems(_Payload):
     referrals: int = PydanticField(default=0, ge=0, le=1_000_000)
 
 
+class SettleContext(_Payload):
+    """The ticket facts pricing looks up at settlement time (docs/pricing.md, *Where the inputs
+    come from*): the customer (member level, referrals, billing currency), the asset (warranty) and
+    its contracts (coverage), the engineer who did the work and the site (travel distance), and
+    when the work was done (the night and holiday conditions of the region's calendar)."""
+
+    customer_id: str | None = PydanticField(default=None, max_length=32)
+    asset_id: str | None = PydanticField(default=None, max_length=32)
+    engineer_id: str | None = PydanticField(default=None, max_length=64)
+    site_lat: float | None = PydanticField(default=None, ge=-90, le=90)
+    site_lon: float | None = PydanticField(default=None, ge=-180, le=180)
+    worked_at: datetime | None = None
+
+
 class SettleInput(_Payload):
     """Input of ``settlement.settle``. ``(ticket_id, ticket_version, kind)`` is the idempotency
     key: the first attempt prices and stores, every later one returns the stored statement."""
@@ -75,6 +89,9 @@ class SettleInput(_Payload):
     budget_tolerance_percent: Tolerance = Decimal(0)
     # The rate snapshot taken at settlement time; overrides ``request.rates`` when given.
     rates: RateSnapshot | None = None
+    # Ticket facts the activity looks up (customer, asset, contracts, distance, calendar) and
+    # adds to ``SettleItems``; None: the items are priced as they are.
+    context: SettleContext | None = None
 
 
 class SettleResult(_Payload):

@@ -204,6 +204,10 @@ class Ticket(SQLModel, table=True):
     active_nodes: str = Field(default="", max_length=1000)
     channel: str = Field(max_length=32)
     external_ref: str | None = Field(default=None, max_length=200)
+    customer_id: str | None = Field(default=None, max_length=32, index=True)
+    asset_id: str | None = Field(default=None, max_length=32, index=True)
+    # The customer's rating of how it went (1-5), once they gave one (``store.tickets.ticket_row``).
+    satisfaction: int | None = None
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTC_DATETIME, index=True)
     updated_at: datetime = Field(sa_type=UTC_DATETIME)

@@ -235,6 +235,10 @@ class SettleNode(_Node):
     services: list[str] = Field(default_factory=list)  # flat or tiered service codes, quantity 1 each
     hourly_service: str | None = None  # an hourly service code, priced by the minutes worked…
     minutes_field: str | None = None  # …read from this number field
+    # Quoted services: service code → the money field holding the amount agreed (e.g. REPAIR-COST:
+    # repair_cost); the price list's ``quoted`` rule prices it at that amount.
+    quoted: dict[str, str] = Field(default_factory=dict)
+    location_field: str | None = None  # the site (travel distance); default: the asset's site
     budget: Decimal | None = Field(default=None, ge=0, decimal_places=4)
     budget_tolerance_percent: Decimal = Field(default=Decimal(0), ge=0, le=1000)
     on_over_budget: str | None = None  # e.g. an approval node; else the ticket goes on
@@ -295,10 +299,19 @@ class EventSpec(_Spec):
     fields: list[str] = Field(default_factory=list)
 
 
+# What intake can copy from a ticket's asset into its form (``TemplateSpec.from_asset``):
+# the serial or model (text), the site as a location ({lat, lon, address}) or its address (text).
+AssetAttribute = Literal["serial", "model", "site", "site_address"]
+
 # Events every ticket accepts unless its template declares them otherwise.
 BUILTIN_EVENTS = (
     EventSpec(
         name="customer_reply", description="The customer answers a request_info", senders=["requester", "channel"]
+    ),
+    EventSpec(
+        name="customer_photo",
+        description="The customer sends a photo (its address in the text), e.g. through a channel",
+        senders=["requester", "channel"],
     ),
     EventSpec(
         name="retry_settlement",
@@ -340,6 +353,9 @@ class TemplateSpec(_Spec):
     # The events tickets of this type accept. None (templates written before events were
     # declared): each wait's event from the requester or a channel gateway, setting no field.
     events: list[EventSpec] | None = None
+    # Form fields intake fills from the ticket's asset when the request leaves them empty
+    # (field → what of the asset): e.g. {device_id: serial, site: site} for a QR scan.
+    from_asset: dict[str, AssetAttribute] = Field(default_factory=dict)
 
     def node(self, node_id: str) -> Any:
         for n in self.nodes:

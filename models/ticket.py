@@ -124,6 +124,15 @@ class NodeState(BaseModel):
         return data
 
 
+class ContractSla(BaseModel):
+    """A contract's SLA tier, resolved at intake: these targets replace the template's."""
+
+    contract: str  # the contract number
+    tier: str
+    response: timedelta | None = None
+    resolution: timedelta | None = None
+
+
 class TicketFacts(BaseModel):
     """What a ticket is about: fixed at intake, shared by the workflow input and its state."""
 
@@ -137,6 +146,11 @@ class TicketFacts(BaseModel):
     external_ref: str | None = None
     reporter: str | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
+    # Who it is for and on what, as intake resolved them (docs/customers.md).
+    customer_id: str | None = None
+    asset_id: str | None = None
+    # The SLA a service contract buys: its targets replace the template's.
+    contract_sla: ContractSla | None = None
 
 
 class SlaClock(BaseModel):

@@ -26,6 +26,21 @@ from store import keyset
 OPEN_STATUSES = ("new", "assigned", "in_progress")  # a ticket in one of these counts towards its assignee's load
 
 
+SATISFACTION_FIELD = "satisfaction"  # a number field 1-5 the customer sets when confirming (docs/customers.md)
+
+
+def satisfaction(fields: dict[str, Any]) -> int | None:
+    """The customer's rating among the ticket's fields, if it is a whole number from 1 to 5."""
+    value = fields.get(SATISFACTION_FIELD)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        rating = float(value)
+    except ValueError:
+        return None
+    return int(rating) if rating.is_integer() and 1 <= rating <= 5 else None
+
+
 def ticket_row(state: TicketState) -> dict[str, Any]:
     """The ticket table's columns for a state (the intake row and the projection's)."""
     return {
@@ -40,6 +55,9 @@ def ticket_row(state: TicketState) -> dict[str, Any]:
         "active_nodes": "," + ",".join(state.active) + "," if state.active else "",
         "channel": state.channel,
         "external_ref": state.external_ref,
+        "customer_id": state.customer_id,
+        "asset_id": state.asset_id,
+        "satisfaction": satisfaction(state.fields),
         "created_by": state.created_by,
         "created_at": state.created_at,
         "updated_at": state.updated_at,
@@ -145,6 +163,8 @@ async def page(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     created_by: str | None = None,
+    customer_ids: list[str] | None = None,
+    asset_id: str | None = None,
     limit: int,
     after: keyset.Key | None = None,
 ) -> tuple[list[Ticket], str | None]:
@@ -161,9 +181,12 @@ async def page(
         (Ticket.ticket_type, ticket_type),
         (Ticket.sla_breached, sla_breached),
         (Ticket.created_by, created_by),
+        (Ticket.asset_id, asset_id),
     ):
         if value is not None:
             conditions.append(col(column) == value)
+    if customer_ids is not None:  # a customer and the records merged into it
+        conditions.append(col(Ticket.customer_id).in_(customer_ids))
     if created_from:
         conditions.append(col(Ticket.created_at) >= created_from)
     if created_to:

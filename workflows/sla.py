@@ -46,14 +46,17 @@ RESOLVED = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.C
 
 
 def targets(wf: Run) -> dict[str, timedelta]:
-    """Per-priority targets of the template, else the first task's own SLA."""
+    """Per-priority targets of the template, else the first task's own SLA; a service
+    contract's tier (resolved at intake) replaces each target it sets."""
     sla = wf.spec.sla.get(wf.state.priority)
     if sla is None:
         first = wf.spec.node(wf.spec.start)
         sla = getattr(first, "sla", None)
-    if sla is None:
-        return {}
-    return {k: v for k, v in (("response", sla.response), ("resolution", sla.resolution)) if v}
+    found = {} if sla is None else {"response": sla.response, "resolution": sla.resolution}
+    contract = wf.state.contract_sla
+    if contract is not None:
+        found.update({k: v for k, v in (("response", contract.response), ("resolution", contract.resolution)) if v})
+    return {k: v for k, v in found.items() if v}
 
 
 def start_clocks(wf: Run) -> None:

@@ -76,11 +76,15 @@ async def list_tickets(
     sla_breached: Annotated[
         bool | None, Query(description="Only tickets that did (or did not) miss an SLA target")
     ] = None,
+    customer_id: Annotated[
+        str | None, Query(max_length=32, description="A customer's tickets, with those of records merged into it")
+    ] = None,
+    asset_id: Annotated[str | None, Query(max_length=32, description="An asset's tickets (its repair history)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> TicketPage:
     filters = service.TicketFilter(
-        status_, region, priority, assignee, ticket_type, created_from, created_to, sla_breached
+        status_, region, priority, assignee, ticket_type, created_from, created_to, sla_breached, customer_id, asset_id
     )
     return await service.list_tickets(session, actor, filters, limit, cursor)
 

@@ -23,6 +23,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import store.customers
 import store.people
 import store.regions
 import store.templates
@@ -38,7 +39,7 @@ from api.errors import (
     ProblemList,
     ServiceUnavailable,
 )
-from api.services import templates
+from api.services import templates, ticket_parties
 from api.services.paging import cursor_key
 from api.signing import seal, update_id
 from domain.access import can_access_region, visible_regions
@@ -103,11 +104,15 @@ async def create_ticket(
     body: TicketCreate,
     idempotency_key: str | None,
 ) -> Created:
-    region = await store.regions.get(session, body.region)
+    parties = await ticket_parties.resolve(session, actor, body)
+    region_code = body.region or parties.region
+    if region_code is None:
+        raise FieldInvalid("region", "name the region (or an asset or customer it comes from)", "missing")
+    region = await store.regions.get(session, region_code)
     if region is None:
-        raise FieldInvalid("region", f"unknown region {body.region!r}", "unknown_region")
-    if not can_access_region(actor, body.region):
-        raise Forbidden(f"actor {actor.id!r} may not create tickets in region {body.region!r}")
+        raise FieldInvalid("region", f"unknown region {region_code!r}", "unknown_region")
+    if not can_access_region(actor, region_code):
+        raise Forbidden(f"actor {actor.id!r} may not create tickets in region {region_code!r}")
     if is_machine(actor.roles) and body.channel == Channel.AGENT:
         raise FieldInvalid(
             "channel",
@@ -121,7 +126,8 @@ async def create_ticket(
             f"{version.key} tickets are raised through {', '.join(version.spec.channels)}, not {body.channel.value}",
             "channel_not_allowed",
         )
-    fields = _checked_fields(version, body.fields, actor, intake=True)
+    submitted = ticket_parties.from_asset(version.spec, body.fields, parties.asset)
+    fields = _checked_fields(version, submitted, actor, intake=True)
 
     key = _dedup_key(body, idempotency_key)
     request_hash = _request_hash(body)
@@ -139,10 +145,13 @@ async def create_ticket(
         description=body.description,
         channel=body.channel.value,
         external_ref=body.external_ref,
-        reporter=body.reporter,
+        reporter=body.reporter or (parties.customer.name if parties.customer is not None else None),
         created_by=actor,
         created_at=datetime.now(UTC),
         fields=fields,
+        customer_id=parties.customer.id if parties.customer is not None else None,
+        asset_id=parties.asset.id if parties.asset is not None else None,
+        contract_sla=await ticket_parties.contract_sla(session, parties, region.timezone),
         calendar=region_calendar(region),
     )
     state = initial_state(ticket_input)
@@ -376,6 +385,8 @@ class TicketFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     sla_breached: bool | None = None
+    customer_id: str | None = None  # the customer's tickets, across records merged into it
+    asset_id: str | None = None
 
 
 async def list_tickets(
@@ -397,12 +408,20 @@ async def list_tickets(
         created_from=f.created_from,
         created_to=f.created_to,
         created_by=actor.id if is_machine(actor.roles) else None,  # a channel account lists its own
+        customer_ids=await _customer_family(session, f.customer_id) if f.customer_id else None,
+        asset_id=f.asset_id,
         limit=limit,
         after=cursor_key(cursor, datetime, str),
     )
     return TicketPage(
         items=[TicketSummary.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor
     )
+
+
+async def _customer_family(session: AsyncSession, customer_id: str) -> list[str]:
+    """The customer's records: the one it was merged into (if so) and every record merged into that."""
+    survivor = await store.customers.get(session, customer_id)
+    return await store.customers.family(session, survivor.id) if survivor is not None else [customer_id]
 
 
 # --- actions ---
