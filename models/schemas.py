@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from models.assets_http import Customer360
 from models.ticket import Action, Priority, TicketState, TicketStatus
 
 
@@ -131,6 +132,11 @@ class TicketOut(TicketState):
         default=None, description="The latest events (at most 50); GET /tickets/{id}/events pages through all"
     )
     more_events: bool = Field(default=False, description="Older events exist than those in `events`")
+    customer_360: Customer360 | None = Field(
+        default=None,
+        description="GET /tickets/{id} only: the customer's other tickets, assets with warranty and contract, "
+        "recent orders and past satisfaction (absent without a customer, or one outside the caller's regions)",
+    )
     requests: dict[str, Any] = Field(default_factory=dict, exclude=True)  # de-duplication keys: internal
 
 

@@ -39,7 +39,7 @@ from api.errors import (
     ProblemList,
     ServiceUnavailable,
 )
-from api.services import templates, ticket_parties
+from api.services import customer360, templates, ticket_parties
 from api.services.paging import cursor_key
 from api.signing import seal, update_id
 from domain.access import can_access_region, visible_regions
@@ -372,7 +372,13 @@ async def _view_just_started(session: AsyncSession, client: Client, actor: Actor
 
 
 async def get_ticket(session: AsyncSession, client: Client, actor: ActorRef, ticket_id: str) -> TicketOut:
-    return await _view(session, client, actor, ticket_id)
+    """The ticket with its latest events and, when it names a customer the caller may see, the
+    customer 360 (a bounded number of queries: api/services/customer360.py)."""
+    ticket = await _view(session, client, actor, ticket_id)
+    row = await store.tickets.get(session, ticket_id)
+    if row is not None:
+        ticket.customer_360 = await customer360.for_ticket(session, actor, row)
+    return ticket
 
 
 @dataclass

@@ -140,6 +140,14 @@ async def test_customer_by_any_identity_across_merges(stack, db):
     ).json()
     assert len(by_asset["items"]) == 1
 
+    # The ticket shows its customer's 360: the other tickets (not itself), the asset and its contract.
+    shown = (await stack.get(listed["items"][0]["id"])).json()["customer_360"]
+    assert shown["customer"]["id"] == c["main"]
+    assert {t["id"] for t in shown["tickets"]} == {i["id"] for i in listed["items"][1:]}
+    assert [a["id"] for a in shown["assets"]] == [c["asset"]]
+    # Another region's staff see the ticket's region only: no ticket, so no 360 either.
+    assert (await stack.get(listed["items"][0]["id"], "agent-chen")).status_code == 404
+
 
 @pytest.mark.parametrize(
     ("customer", "asset", "loc", "type_"),
