@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import store.demo
+import store.demo_customers
 from api.services import audit, identity, templates
 from models import demo
 from models.db import Database
@@ -37,6 +38,7 @@ async def load_all(db: Database) -> list[tuple[str, int, bool]]:
     await store.demo.load_people(db)
     await store.demo.load_inventory(db)
     await store.demo.load_pricing(db)
+    await store.demo_customers.load_customers(db)  # customers, assets, contracts, orders, rates
     return await publish_presets(db)
 
 
