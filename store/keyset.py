@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -46,8 +46,12 @@ def decode(cursor: str, *kinds: type) -> Key:
 def _value(value: Any, kind: type, cursor: str) -> Any:
     if kind is datetime and isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
-        except ValueError as exc:
+            moment = datetime.fromisoformat(value)
+            # This module wrote zone-aware times that exist in UTC; anything else was forged.
+            if moment.tzinfo is None:
+                raise ValueError("no time zone")
+            return moment.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
             raise MalformedCursor(cursor) from exc
     if kind is int and type(value) is int and 0 <= value <= MAX_ID:
         return value

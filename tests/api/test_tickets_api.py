@@ -10,6 +10,7 @@ from temporalio.api.enums.v1 import EventType
 from api.app import create_app
 from models.db import Database
 from models.settings import Settings
+from store import keyset
 
 pytestmark = pytest.mark.asyncio
 
@@ -240,6 +241,10 @@ async def test_list_filters_and_stable_pagination(stack):
     assert future["items"] == []
     bad = await stack.http.get("/tickets", params={"cursor": "%%%"}, headers=h)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
+    # A forged cursor whose time cannot be compared (no zone) or overflows in UTC is malformed too.
+    for forged in (("9999-12-31T23:59:59-10:00", "T1"), ("2026-12-01T10:00:00", "T1")):
+        r = await stack.http.get("/tickets", params={"cursor": keyset.encode(*forged)}, headers=h)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "cursor"], r.text
     assert (await stack.http.get("/tickets", params={"status": "sleeping"}, headers=h)).status_code == 422
     r = await stack.http.get("/tickets", params={"region": "east"}, headers=h)  # agent-chen works in south
     assert r.status_code == 403 and "east" in r.json()["detail"], r.text
