@@ -7,7 +7,22 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import errors, middleware
-from api.routers import audit, dashboard, health, inventory, me, people, reports, settlement, templates, tickets
+from api.routers import (
+    assets,
+    audit,
+    channels,
+    customers,
+    dashboard,
+    health,
+    integrations,
+    inventory,
+    me,
+    people,
+    reports,
+    settlement,
+    templates,
+    tickets,
+)
 from api.services import identity
 from models.db import Database
 from models.settings import Settings, get_settings
@@ -60,6 +75,10 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     app.include_router(templates.router)
     app.include_router(me.router)
     app.include_router(inventory.router)
+    app.include_router(assets.router)
+    app.include_router(customers.router)
+    app.include_router(channels.router)
+    app.include_router(integrations.router)
     app.include_router(settlement.router)
     app.include_router(people.router)
     app.include_router(audit.router)

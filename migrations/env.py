@@ -8,7 +8,9 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+import models.channel_tables  # noqa: F401  (inbound channels, their deliveries)
 import models.customer_tables  # noqa: F401  (customers, assets, contracts, orders, rates)
+import models.integration_tables  # noqa: F401  (business-system sources, mappings, events)
 import models.inventory_tables  # noqa: F401
 import models.notifications_tables  # noqa: F401  (notification outbox, inbox, contact)
 import models.settlement_tables  # noqa: F401  (price_rules, statement)
