@@ -11,16 +11,20 @@ import asyncio
 import sys
 from pathlib import Path
 
+import store.channels
 import store.demo
 import store.demo_customers
-from api.services import audit, identity, templates
+from api.services import audit, channel_registry, identity, integrations, templates
 from models import demo
+from models.channels import ChannelPut
 from models.db import Database
 from models.settings import Settings, get_settings
 from models.ticket import ActorRef
 
 PRESETS = Path(__file__).resolve().parent.parent / "templates"
+DEMO_SOURCES = [p.stem for p in sorted((PRESETS / "mappings").glob("*.yaml"))]
 DESIGNER = ActorRef(id="tmpl-admin", roles=["process_admin"], regions=["*"])
+ADMIN = ActorRef(id="admin", roles=["admin"], regions=["*"])
 LOADER = "demo-loader"  # the credential the audit log names for what this script changes
 
 
@@ -34,12 +38,45 @@ async def publish_presets(db: Database, folder: Path = PRESETS) -> list[tuple[st
     return published
 
 
+# Demo channels and business-system sources, with secrets as public as the demo keys (the README
+# walkthrough signs with them): code → (settings, secret).
+DEMO_CHANNELS = {
+    "qr-demo": {"kind": "qr_form", "name": "QR sticker form (demo)", "default_ticket_type": "equipment_repair"},
+    "wechat-demo": {"kind": "wechat", "name": "WeChat official account (demo)", "default_ticket_type": "general"},
+    "app-demo": {"kind": "app", "name": "Customer app (demo)"},
+}
+
+
+def demo_secret(code: str) -> str:
+    """The demo secret of a demo channel or source (public knowledge: never in production)."""
+    return f"demo-secret-{code}-public-knowledge"
+
+
+async def load_channels(db: Database) -> list[tuple[str, bool]]:
+    """Register the demo channels that are not registered yet (their settings otherwise stay)."""
+    loaded = []
+    with audit.acting_as(ADMIN.id, LOADER):
+        async with db.session() as session:
+            for code, settings in DEMO_CHANNELS.items():
+                if await store.channels.get(session, code) is not None:
+                    loaded.append((code, False))
+                    continue
+                body = ChannelPut(actor_id="gateway-qr", default_region="east", **settings)
+                await channel_registry.put_channel(session, ADMIN, code, body, secret=demo_secret(code))
+                loaded.append((code, True))
+    return loaded
+
+
 async def load_all(db: Database) -> list[tuple[str, int, bool]]:
     await store.demo.load_people(db)
     await store.demo.load_inventory(db)
     await store.demo.load_pricing(db)
     await store.demo_customers.load_customers(db)  # customers, assets, contracts, orders, rates
-    return await publish_presets(db)
+    published = await publish_presets(db)
+    await load_channels(db)
+    sources = await integrations.load_presets(db, secrets={code: demo_secret(code) for code in DEMO_SOURCES})
+    print(f"demo channels: {', '.join(DEMO_CHANNELS)}; business sources: {', '.join(s[0] for s in sources)}")
+    return published
 
 
 async def revoke_demo_keys(db: Database) -> list[str]:

@@ -115,7 +115,7 @@ class SourceUpsert(_Spec):
     for ``previous_valid_hours``, so the sender can switch without losing events)."""
 
     name: str = Field(min_length=1, max_length=200)
-    channel: Literal["erp", "ecommerce"] = Field(default="erp", description="The channel its tickets carry")
+    channel: Literal["erp", "ecommerce", "iot"] = Field(default="erp", description="The channel its tickets carry")
     actor_id: str = Field(
         min_length=1, max_length=64, description="The machine account (role channel only) its tickets are created by"
     )

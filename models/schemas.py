@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from models.assets_http import Customer360
+from models.integrations import Occurrence
 from models.ticket import Action, Priority, TicketState, TicketStatus
 
 
@@ -18,6 +19,7 @@ class Channel(StrEnum):
     BOT = "bot"  # chat bot (WeChat-style)
     ERP = "erp"  # business-system event
     ECOMMERCE = "ecommerce"
+    IOT = "iot"  # a device's own alarm (business-system events)
 
 
 class _Body(BaseModel):
@@ -132,6 +134,11 @@ class TicketOut(TicketState):
         default=None, description="The latest events (at most 50); GET /tickets/{id}/events pages through all"
     )
     more_events: bool = Field(default=False, description="Older events exist than those in `events`")
+    reported: list[Occurrence] = Field(
+        default_factory=list,
+        description="GET /tickets/{id} only: what business systems reported on this ticket, per source and "
+        "rule — how many times, first and last (a repeat adds to the count, not a new ticket)",
+    )
     customer_360: Customer360 | None = Field(
         default=None,
         description="GET /tickets/{id} only: the customer's other tickets, assets with warranty and contract, "

@@ -260,7 +260,9 @@ class ActionDef:
         run.admit(self.name, input)
         if run.seen(input) is not None:
             return  # a repeat of a request already taken: the handler answers with the state
-        if self.action is not None and is_machine(input.actor.roles):
+        # A machine account sends events; the one action it may take is reopening a ticket it
+        # raised itself (a business system's alarm came back: lifecycle checks it is the requester).
+        if self.action not in (None, Action.REOPEN) and is_machine(input.actor.roles):
             raise run.refused(Refusal("not_allowed", f"{input.actor.id} is a channel account: it sends events only"))
         if self.validate is not None:
             self.validate(run, input)

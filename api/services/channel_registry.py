@@ -121,17 +121,18 @@ async def _check(session: AsyncSession, actor: ActorRef, body: ChannelPut) -> st
 
 
 async def put_channel(
-    session: AsyncSession, actor: ActorRef, code: str, body: ChannelPut
+    session: AsyncSession, actor: ActorRef, code: str, body: ChannelPut, secret: str | None = None
 ) -> tuple[ChannelOut | ChannelIssued, bool]:
     """Create the channel (its secret shown once: ``ChannelIssued``) or replace its settings
-    (the secret stays). The second value: whether it was created."""
+    (the secret stays). The second value: whether it was created. ``secret``: the demo loader's
+    published demo secret instead of a new random one (never over HTTP)."""
     _require_admin(actor)
     adapter = await _check(session, actor, body)
     now = datetime.now(UTC)
     row = await store.channels.get(session, code, lock=True)
     settings = {**body.model_dump(exclude={"adapter"}), "adapter": adapter}
     if row is None:
-        secret = new_secret()
+        secret = secret or new_secret()
         row = InboundChannel(
             code=code, secret=secret, created_at=now, updated_at=now, secret_rotated_at=now, **settings
         )

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 import store.customers
+import store.integrations
 import store.people
 import store.regions
 import store.templates
@@ -378,6 +379,7 @@ async def get_ticket(session: AsyncSession, client: Client, actor: ActorRef, tic
     row = await store.tickets.get(session, ticket_id)
     if row is not None:
         ticket.customer_360 = await customer360.for_ticket(session, actor, row)
+        ticket.reported = await store.integrations.occurrences_for(session, ticket_id)
     return ticket
 
 
@@ -442,10 +444,13 @@ async def act(
     d: ActionDef,
     update_input: ActorInput,
     idempotency_key: str | None = None,
+    *,
+    machine_reopen: bool = False,
 ) -> TicketOut:
     """Run one action (a row of the action table) as a Temporal Update; the validator's
-    rejection becomes a 4xx."""
-    if is_machine(actor.roles):
+    rejection becomes a 4xx. Channel accounts take no action through the API; a business
+    system's mapping may reopen a ticket its source raised (``machine_reopen``, integrations only)."""
+    if is_machine(actor.roles) and not (machine_reopen and d.action is Action.REOPEN):
         raise Forbidden(f"{actor.id!r} is a channel account: it sends events, not actions")
     row = await _visible_row(session, actor, ticket_id)
     action = d.action
