@@ -59,6 +59,16 @@ class Conflict(DomainError):
     status_code, code = 409, "conflict"
 
 
+class PayloadTooLarge(DomainError):
+    """A body, or what it holds (an event, a message, an import's rows), over its limit."""
+
+    status_code, code = 413, "too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    status_code, code = 415, "unsupported_media_type"
+
+
 class ServiceUnavailable(DomainError):
     status_code, code = 503, "unavailable"
 

@@ -1,6 +1,6 @@
 """Business-system events: every query on ``integration_source``, ``integration_mapping``,
 ``integration_occurrence`` and ``integration_event``, and the ``customer_order`` rows events
-write. Rules (signatures, matching, what a repeat does) are ``api/services/integrations.py``'s.
+write. Rules (signatures, matching, what a repeat does) are ``api/services/integration_events.py``'s.
 
 Two rows make an event count once: ``integration_event`` is unique on (source, event id), and the
 ``integration_occurrence`` row of a problem is inserted by exactly one first arrival and locked

@@ -92,7 +92,10 @@ async def record_changes(db: Database, state: TicketState, events: Sequence[Tick
     row = ticket_row(state)
     ticket = Ticket.__table__
     upsert = upsert_statement(dialect, ticket).values(**row)
-    mutable = {k: upsert.excluded[k] for k in row if k not in ("id", "created_at", "created_by")}
+    mutable = {k: upsert.excluded[k] for k in row if k not in ("id", "created_at", "created_by", "satisfaction")}
+    # A rating, once given (the confirmation's field, or a survey answer written by its own
+    # service), is never cleared by a later state without one.
+    mutable["satisfaction"] = sa.func.coalesce(upsert.excluded.satisfaction, ticket.c.satisfaction)
     upsert = upsert.on_conflict_do_update(
         index_elements=[ticket.c.id], set_=mutable, where=ticket.c.seq < upsert.excluded.seq
     )

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from api import channels as adapters
 from api.deps import AppSettings, DbSession, StaffActor, TemporalClient
-from api.errors import DomainError, ProblemList, validation_problems
+from api.errors import PayloadTooLarge, ProblemList, validation_problems
 from api.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from api.services import channel_registry as registry
 from api.services import channels as service
@@ -33,10 +33,6 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": Problem, "description": "Not an admin of the channel's regions, or a channel account"},
     404: {"model": Problem, "description": "No such channel in the caller's regions"},
 }
-
-
-class TooLarge(DomainError):
-    status_code, code = 413, "too_large"
 
 
 @router.post(
@@ -66,7 +62,7 @@ async def inbound(
     same delivery id again answers the first outcome with ``duplicate: true``."""
     body = await request.body()
     if len(body) > MAX_INBOUND_BYTES:
-        raise TooLarge(f"an inbound message is at most {MAX_INBOUND_BYTES} bytes")
+        raise PayloadTooLarge(f"an inbound message is at most {MAX_INBOUND_BYTES} bytes")
     channel, actor = await registry.authenticate(session, code, timestamp, signature, body)
     adapter = adapters.adapter(channel.adapter)
     if adapter is None:  # a channel whose adapter was removed from the code

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from api.bounds import IdPath
 from api.deps import DbSession, StaffActor
-from api.errors import DomainError
+from api.errors import UnsupportedMediaType
 from api.services import customer_import
 from api.services import customers as service
 from models.customers_http import (
@@ -46,10 +46,6 @@ CustomerId = Annotated[
 ]
 Text = Annotated[str | None, Query(max_length=200)]
 CSV_TYPES = ("text/csv", "application/csv")
-
-
-class UnsupportedMedia(DomainError):
-    status_code, code = 415, "unsupported_media_type"
 
 
 @router.post(
@@ -136,7 +132,7 @@ async def resolve_customer(
 async def import_customers(request: Request, session: DbSession, actor: StaffActor) -> ImportResult:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in CSV_TYPES:
-        raise UnsupportedMedia(f"send the CSV with Content-Type: text/csv (got {media or 'none'!r})")
+        raise UnsupportedMediaType(f"send the CSV with Content-Type: text/csv (got {media or 'none'!r})")
     return await customer_import.import_csv(session, actor, await request.body())
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from api.bounds import VersionQuery
 from api.deps import AppSettings, CurrentActor, DbSession, StaffActor, TemporalClient
+from api.services import integration_events
 from api.services import integrations as service
 from models.integrations import SOURCE_CODE, EventIn, EventResult, MappingSpec, MappingVersion, SourceOut, SourceUpsert
 from models.schemas import Problem
@@ -95,6 +96,8 @@ async def receive_event(
     """A signed event (``X-Ticketflow-Signature: v1=<hex HMAC-SHA256 of "<timestamp>.<body>">``,
     docs/integrations.md): 201 created, 200 added / reopened / a repeat of an event id, 202
     ignored, 422 when the rule cannot make a ticket of it (naming the event's fields)."""
-    received = await service.receive(session, client, settings, source, request.headers, await request.body())
+    received = await integration_events.receive(
+        session, client, settings, source, request.headers, await request.body()
+    )
     response.status_code = received.status_code
     return received.result

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 import store.customers
 import store.regions
-from api.errors import Conflict, DomainError, ProblemList
+from api.errors import Conflict, PayloadTooLarge, ProblemList
 from api.services import audit
 from api.services.customers import (
     LEADS,
@@ -36,10 +36,6 @@ from models.ticket import ActorRef
 MAX_IMPORT_ROWS = 10_000
 # The most problems a refused import lists (then one line saying how many more there were).
 MAX_REPORTED = 500
-
-
-class TooLarge(DomainError):
-    status_code, code = 413, "too_large"
 
 
 def _problem(row: int, column: str | None, reason: str, type_: str = "value_error") -> dict[str, Any]:
@@ -64,7 +60,7 @@ def _read_csv(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     except csv.Error as exc:
         raise ProblemList([_problem(number + 1, None, f"not valid CSV: {exc}", "csv_invalid")]) from exc
     if len(rows) > MAX_IMPORT_ROWS + 1:
-        raise TooLarge(f"an import takes at most {MAX_IMPORT_ROWS} rows ({len(rows) - 1} sent): split the file")
+        raise PayloadTooLarge(f"an import takes at most {MAX_IMPORT_ROWS} rows ({len(rows) - 1} sent): split the file")
     if not rows or rows[0][0] != 1:
         raise ProblemList(
             [_problem(1, None, "the first row must be the header: " + ",".join(IMPORT_COLUMNS), "csv_header")]
