@@ -1,17 +1,18 @@
 """Demo price rules for ``make run``: regions ``east`` and ``south``, CNY, 6 % VAT (exclusive).
 
-A small service catalog for the preset ticket types, the demo parts, an urban premium in
-east (a lower-tier-city discount in south), night / rush / travel surcharges, member and
+A small service catalog for the preset ticket types (with ``REPAIR-COST``, the repair preset's
+quoted ``repair_cost``), the demo parts, an urban premium in east (a lower-tier-city discount in
+south), night / holiday / rush / travel surcharges, member levels silver / gold / platinum and
 referral discounts, and a 3-way revenue split platform / provider / engineer.
 
-``store.demo.load_pricing(db)`` publishes each region's rules as version ``demo-1`` and
-activates it only when the region has no active rules yet, so it is idempotent and never undoes
-a version finance published since.
+``store.demo.load_pricing(db)`` publishes each region's rules as version ``DEMO_VERSION`` and
+activates it when the region has no active rules yet or only an older demo version, so it is
+idempotent and never undoes a version finance published since.
 """
 
 from models.pricing import RegionPricing
 
-DEMO_VERSION = "demo-1"
+DEMO_VERSION = "demo-2"  # demo-1 had no REPAIR-COST, holiday or platinum: load_pricing supersedes it
 
 #: Which service code a preset ticket type usually bills (the settle node's default item).
 DEMO_SERVICE_FOR_TICKET_TYPE = {
@@ -36,7 +37,7 @@ _PARTS = [
 
 
 def _rules(
-    region: str, *, repair_base: str, repair_hourly: str, install: str, adjustments: list[dict]
+    region: str, *, repair_base: str, repair_hourly: str, install: str, adjustments: list[dict[str, str]]
 ) -> RegionPricing:
     return RegionPricing.model_validate(
         {
@@ -57,11 +58,20 @@ def _rules(
                 {"strategy": "flat", "code": "INSTALL", "description": "Installation package", "price": install},
                 {"strategy": "flat", "code": "INSPECT", "description": "Inspection visit", "price": "60"},
                 {"strategy": "flat", "code": "RETURN-PICKUP", "description": "Return pick-up", "price": "25"},
+                # the repair preset's required money field repair_cost, sent as the item's amount
+                {"strategy": "quoted", "code": "REPAIR-COST", "description": "Repair (quoted)"},
             ],
             "parts": _PARTS,
             "adjustments": adjustments,
             "surcharges": [
                 {"type": "percent", "code": "night", "description": "Night work", "when": "night", "percent": "30"},
+                {
+                    "type": "percent",
+                    "code": "holiday",
+                    "description": "Work on a holiday",
+                    "when": "holiday",
+                    "percent": "50",
+                },
                 {"type": "fixed", "code": "rush", "description": "Rush call-out", "when": "rush", "amount": "50"},
                 {
                     "type": "distance",
@@ -73,7 +83,11 @@ def _rules(
                 },
             ],
             "discounts": {
-                "member_levels": [{"level": "silver", "percent": "5"}, {"level": "gold", "percent": "10"}],
+                "member_levels": [
+                    {"level": "silver", "percent": "5"},
+                    {"level": "gold", "percent": "10"},
+                    {"level": "platinum", "percent": "15"},
+                ],
                 "referral_tiers": [{"min_referrals": 3, "percent": "20"}, {"min_referrals": 5, "percent": "30"}],
                 "combine": "best",
             },

@@ -13,6 +13,7 @@ from models.pricing import (
     ExchangeRate,
     LineKind,
     Money,
+    PricingInputs,
     Statement,
     StatementLine,
     Totals,
@@ -40,6 +41,8 @@ class PublicStatementLine(_Payload):
     net: Money
     tax: Money
     gross: Money
+    coverage: str | None = None  # a covered line: the warranty or contract that pays
+    covered_amount: Money | None = None  # what the covered line would have cost
 
 
 class PublicStatement(_Payload):
@@ -57,6 +60,7 @@ class PublicStatement(_Payload):
     totals: Totals
     components: dict[str, Money]
     shares: dict[str, ExactDecimal]
+    inputs: PricingInputs | None = None  # the ticket facts priced with (docs/pricing.md)
 
 
 #: What ``redact`` removes for callers without a finance role.

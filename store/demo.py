@@ -80,18 +80,26 @@ async def load_inventory(db: Database) -> None:
 
 
 async def load_pricing(db: Database) -> list[tuple[str, str, bool]]:
-    """Publish each region's demo rules as version ``demo-1``, active only when the region has no
-    active rules yet (so loading again never undoes a version finance published since);
+    """Publish each region's demo rules as version ``DEMO_VERSION``, active when the region has no
+    active rules yet or an older demo version (loading again never undoes a version finance
+    published since);
     ``(region, version, active)`` per region. Needs the demo regions (``load_people``) first."""
     table = PriceRules.__table__
     loaded = []
     async with db.session() as session:
         for region, rules in DEMO_PRICING.items():
-            has_active = (
+            active = (
                 await session.exec(
-                    select(PriceRules.id).where(PriceRules.region == region, col(PriceRules.active).is_(True))
+                    select(PriceRules).where(PriceRules.region == region, col(PriceRules.active).is_(True))
                 )
-            ).first() is not None
+            ).first()
+            # An older demo version (never one finance published) gives way to this one.
+            superseded = active is not None and active.created_by == "demo" and active.version != rules.version
+            if superseded and active is not None:
+                active.active = False
+                session.add(active)
+                await session.flush()
+            has_active = active is not None and not superseded
             insert = upsert_statement(db.engine.dialect.name, table).values(
                 region=region,
                 version=rules.version,
@@ -106,6 +114,10 @@ async def load_pricing(db: Database) -> list[tuple[str, str, bool]]:
                     select(PriceRules).where(PriceRules.region == region, PriceRules.version == rules.version)
                 )
             ).one()
+            if not has_active and not row.active:  # it was there, inactive, when it superseded another
+                row.active = True
+                session.add(row)
+                await session.flush()
             loaded.append((region, row.version, row.active))
         await session.commit()
     return loaded

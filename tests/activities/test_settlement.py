@@ -450,3 +450,107 @@ async def test_settle_by_name_through_a_worker(db: Database, devserver: Workflow
     assert first == second and first.total == Decimal("525.76") and first.over_budget
     assert error == "Pricing:unknown_part True"
     assert len(await rows(db, tid)) == 1
+
+
+# --- coverage and quoted amounts (issue #11; the ticket's facts: test_pricing_inputs.py) ---
+
+
+async def test_a_quoted_repair_cost_and_a_covered_part_are_stored_exactly(db: Database):
+    region, tid = await new_region(db), ticket()
+    request = PricingRequest(
+        region=region,
+        currency="CNY",
+        services=[{"code": "REPAIR-ONSITE", "minutes": 95}, {"code": "REPAIR-COST", "amount": "380.50"}],
+        parts=[{"sku": "FAN-120", "quantity": "1"}],
+        coverage=[{"name": "warranty until 2027-03-31", "covers": "parts"}],
+    )
+    result = await settlement.settle(db, settle_input(region, tid, request=request))
+    # 380.50 + 80 + 1.25 h × 120 = 610.50; the fan (185.00) is the warranty's; 6 % VAT 36.63
+    assert (result.statement.totals.net, result.total) == (Decimal("610.50"), Decimal("647.13"))
+    quote, fan = result.statement.lines[0], result.statement.lines[-1]
+    assert (quote.code, quote.amount, quote.rule) == ("REPAIR-COST", Decimal("380.50"), "services.REPAIR-COST.quoted")
+    assert (fan.amount, fan.coverage, fan.covered_amount, fan.list_unit_price) == (
+        Decimal("0.00"),
+        "warranty until 2027-03-31",
+        Decimal("185.00"),
+        Decimal("185.00"),
+    )
+    assert result.statement.inputs is None  # no context: nothing was looked up
+    stored = (await rows(db, tid))[0].statement
+    assert stored["lines"][-1]["covered_amount"] == "185.00" and stored["lines"][-1]["coverage"].startswith("warranty")
+    converter = pydantic_data_converter.payload_converter
+    payload = converter.to_payloads([result])[0]
+    no_float(strict_json(payload.data.decode(), ints=True))
+    assert converter.from_payloads([payload], [SettleResult])[0] == result
+
+
+async def test_an_amount_on_a_flat_service_is_a_pricing_error(db: Database):
+    region, tid = await new_region(db), ticket()
+    with pytest.raises(ApplicationError) as info:
+        await settlement.settle(
+            db, settle_input(region, tid, request=items(services=[{"code": "INSTALL", "amount": "1"}]))
+        )
+    assert (info.value.type, info.value.non_retryable) == ("Pricing:bad_amount", True)
+    assert info.value.details[0]["path"] == "request.services[0].amount"
+    with pytest.raises(ApplicationError) as info:
+        await settlement.settle(db, settle_input(region, tid, request=items(services=[{"code": "REPAIR-COST"}])))
+    assert info.value.type == "Pricing:bad_amount" and await rows(db, tid) == []
+
+
+async def test_a_newer_demo_version_supersedes_an_older_one_but_never_finances(db: Database):
+    """An existing .data database with the first demo rules (no REPAIR-COST) gets the new ones on
+    the next load; rules finance published stay active."""
+    await demo.load_pricing(db)
+    async with db.session() as s:
+        current = (await s.exec(select(PriceRules).where(PriceRules.region == "south", PriceRules.active))).one()
+        if current.version != DEMO_VERSION:
+            pytest.skip("someone published other south rules in this database")
+        current.active = False
+        s.add(current)
+        await s.flush()
+        old = PriceRules(
+            region="south",
+            version="demo-0",
+            rules=current.rules,
+            active=True,
+            created_by="demo",
+            created_at=datetime.now(UTC),
+        )
+        s.add(old)
+        await s.commit()
+    loaded = dict((r, (v, a)) for r, v, a in await demo.load_pricing(db))
+    assert loaded["south"] == (DEMO_VERSION, True)
+    async with db.session() as s:
+        assert not (await s.get(PriceRules, old.id)).active
+        # finance's own version is never superseded by a demo load
+        mine = (await s.exec(select(PriceRules).where(PriceRules.region == "south", PriceRules.active))).one()
+        mine.active, mine.created_by = False, mine.created_by
+        s.add(mine)
+        await s.flush()
+        theirs = PriceRules(
+            region="south",
+            version="fin-7",
+            rules=current.rules,
+            active=True,
+            created_by="fin-qian",
+            created_at=datetime.now(UTC),
+        )
+        s.add(theirs)
+        await s.commit()
+    try:
+        loaded = dict((r, (v, a)) for r, v, a in await demo.load_pricing(db))
+        assert loaded["south"] == (DEMO_VERSION, False)
+        async with db.session() as s:
+            assert (await s.get(PriceRules, theirs.id)).active
+    finally:  # leave the database as the other tests expect it
+        async with db.session() as s:
+            t = await s.get(PriceRules, theirs.id)
+            t.active = False
+            s.add(t)
+            await s.flush()
+            m = (
+                await s.exec(select(PriceRules).where(PriceRules.region == "south", PriceRules.version == DEMO_VERSION))
+            ).one()
+            m.active = True
+            s.add(m)
+            await s.commit()

@@ -14,8 +14,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from models.pricing import PartItem, ServiceItem
-    from models.settlement import SettleInput, SettleItems, SettlementKind, SettleResult
+    from models.settlement import SettleContext, SettleInput, SettleItems, SettlementKind, SettleResult
     from models.template import SettleNode
     from models.ticket import SYSTEM, NodeStatus
     from workflows.protocol import Run
@@ -33,8 +35,33 @@ def _items(wf: Run, node: SettleNode) -> SettleItems:
         if other.type == "consume_parts":
             for c in other.result.get("consumed", []):
                 used[c["sku"]] = used.get(c["sku"], 0) + int(c["quantity"])
+    for code, field in sorted(node.quoted.items()):
+        value = wf.state.fields.get(field)
+        if isinstance(value, dict) and value.get("amount") not in (None, ""):
+            try:  # intake bounds money fields; an amount the price list cannot take is left out
+                services.append(ServiceItem(code=code, amount=Decimal(str(value["amount"]))))
+            except (ValidationError, ArithmeticError):
+                continue
     parts = [PartItem(sku=sku, quantity=Decimal(q)) for sku, q in sorted(used.items()) if q > 0]
-    return SettleItems(services=tuple(services), parts=tuple(parts))
+    conditions = tuple(name for name, when in sorted(node.pricing_conditions.items()) if wf.holds(when))
+    return SettleItems(services=tuple(services), parts=tuple(parts), conditions=conditions)
+
+
+def _context(wf: Run, node: SettleNode) -> SettleContext:
+    """The ticket facts the activity prices with: the customer and asset, who did the work and
+    where (travel distance), and when (night and holiday conditions)."""
+    done = [n for n in wf.state.nodes.values() if n.type == "task" and n.completed_at is not None]
+    last = max(done, key=lambda n: n.completed_at or workflow.now(), default=None)
+    site = wf.state.fields.get(node.location_field or "") if node.location_field else None
+    lat, lon = (site.get("lat"), site.get("lon")) if isinstance(site, dict) else (None, None)
+    return SettleContext(
+        customer_id=wf.state.customer_id,
+        asset_id=wf.state.asset_id,
+        engineer_id=last.assignee if last is not None else None,
+        site_lat=lat,
+        site_lon=lon,
+        worked_at=last.completed_at if last is not None and last.completed_at else workflow.now(),
+    )
 
 
 async def run(wf: Run, node: SettleNode, branch: str | None) -> str:
@@ -49,6 +76,7 @@ async def run(wf: Run, node: SettleNode, branch: str | None) -> str:
         request=_items(wf, node),
         budget=node.budget,
         budget_tolerance_percent=node.budget_tolerance_percent,
+        context=_context(wf, node),
     )
     while True:
         seen = len(wf.signals)
