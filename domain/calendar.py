@@ -229,3 +229,29 @@ def freeze_holidays(cal: BusinessCalendar, first_year: int, last_year: int) -> B
             "extra_working_dates": sorted(extra),
         }
     )
+
+
+#: The pricing conditions ``conditions_at`` names (surcharge rules react to them).
+NIGHT = "night"
+HOLIDAY = "holiday"
+
+
+def conditions_at(cal: BusinessCalendar, when: datetime) -> tuple[str, ...]:
+    """The surcharge conditions of work done at ``when``, by the calendar's local date and time:
+
+    - ``("holiday",)`` on a day with no working hours: a weekday the calendar does not work, a
+      public holiday of its country, a closed date (a make-up working day is a working day);
+    - ``("night",)`` on a working day, before its first opening or from its last closing on
+      (a lunch break between two intervals is not night);
+    - ``()`` otherwise.
+    """
+    _to_us(when)  # a naive datetime is refused, as everywhere here
+    c = _compiled(cal)
+    local = when.astimezone(c.tz)
+    hours = c.local_hours(local.date())
+    if not hours:
+        return (HOLIDAY,)
+    second = local.hour * 3600 + local.minute * 60 + local.second
+    if second < hours[0][0] or second >= hours[-1][1]:
+        return (NIGHT,)
+    return ()

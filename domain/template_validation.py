@@ -224,6 +224,8 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
             ctx.add(("nodes", i, "minutes_field"), "an hourly_service needs a minutes_field, and the other way round")
         if not node.services and not node.hourly_service and not node.quoted:
             ctx.add(("nodes", i, "services"), "name the services to price")
+        for name, when in node.pricing_conditions.items():
+            _expr(ctx, ("nodes", i, "pricing_conditions", name), when)
         for code, name in node.quoted.items():
             f = ctx.spec.field(name)
             if f is None or f.type != FieldType.MONEY:

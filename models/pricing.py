@@ -137,6 +137,14 @@ class TierMode(StrEnum):
     GRADUATED = "graduated"  # each tier's units at that tier's price
 
 
+class CoverageScope(StrEnum):
+    """What a warranty or a service contract pays for: service lines (labour), part lines, or both."""
+
+    LABOUR = "labour"
+    PARTS = "parts"
+    LABOUR_AND_PARTS = "labour_and_parts"
+
+
 class DiscountCombine(StrEnum):
     BEST = "best"  # only the larger of member and referral discount applies
     SUM = "sum"  # both apply, each on the same base
@@ -225,7 +233,17 @@ class TieredService(_Frozen):
     tiers: tuple[Tier, ...] = Field(min_length=1)
 
 
-ServiceRule = Annotated[FlatService | HourlyService | TieredService, Field(discriminator="strategy")]
+class QuotedService(_Frozen):
+    """A price agreed per ticket (a repair quote): the request's ``ServiceItem.amount`` per unit
+    of quantity, in the price-list currency. Only a quoted service accepts an amount."""
+
+    strategy: Literal["quoted"] = "quoted"
+    code: Code
+    description: str = ""
+    unit: str = "job"
+
+
+ServiceRule = Annotated[FlatService | HourlyService | TieredService | QuotedService, Field(discriminator="strategy")]
 
 
 class PartPrice(_Frozen):
@@ -330,11 +348,13 @@ class RegionPricing(_Frozen):
 
 class ServiceItem(_Frozen):
     """One service performed: ``quantity`` for flat and tiered services, ``minutes`` worked
-    for hourly ones (their quantity stays 1)."""
+    for hourly ones (their quantity stays 1), ``amount`` (per unit, price-list currency) for
+    quoted ones — required there and refused anywhere else."""
 
     code: Code
     quantity: Quantity = Decimal(1)
     minutes: int | None = Field(default=None, ge=0, le=1_000_000)
+    amount: Price | None = None
 
 
 class PartItem(_Frozen):
@@ -358,6 +378,14 @@ class RateSnapshot(_Frozen):
     rates: tuple[ExchangeRate, ...] = ()
 
 
+class Coverage(_Frozen):
+    """Who pays instead of the customer: a warranty or a service contract, by name (it appears on
+    every line it covers: ``"warranty until 2027-03-31"``, ``"contract SC-2026-0042"``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    covers: CoverageScope
+
+
 class PricingRequest(_Frozen):
     reference: str | None = None  # e.g. the ticket id; echoed on the statement
     region: str
@@ -370,6 +398,9 @@ class PricingRequest(_Frozen):
     member_level: str | None = None
     referrals: int = Field(default=0, ge=0, le=1_000_000)
     rates: RateSnapshot | None = None  # needed when currency differs from the price list
+    # Warranties and contracts: a covered service or part line is priced at zero and names
+    # the first coverage (in this order) that covers its kind.
+    coverage: tuple[Coverage, ...] = Field(default=(), max_length=8)
 
 
 # ---------------------------------------------------------------------------------------
@@ -392,10 +423,14 @@ class StatementLine(_Frozen):
     rule: str  # the rule that produced the line, e.g. "services.AC-REPAIR.hourly_rate"
     percent: ExactDecimal | None = None
     base: Money | None = None
-    list_unit_price: Money | None = None  # in the price-list currency, when converted
+    list_unit_price: Money | None = None  # in the price-list currency, when converted or covered
     net: Money
     tax: Money
     gross: Money
+    # A covered line: the coverage's name, and what the line would have cost (its amount at
+    # the list price); its unit price, amount, net, tax and gross are zero.
+    coverage: str | None = None
+    covered_amount: Money | None = None
 
 
 class Totals(_Frozen):
@@ -416,6 +451,25 @@ class AppliedTax(_Frozen):
     name: str
     mode: TaxMode
     percent: ExactDecimal
+
+
+class PricingInputs(_Frozen):
+    """What a settlement priced with, after looking the ticket up (docs/pricing.md, *Where the
+    inputs come from*): the ticket facts it used, the values that went into the request, and
+    ``notes`` on anything it left out (an unknown member level, no engineer location…)."""
+
+    customer_id: str | None = None  # the customer priced (a merged record: the survivor)
+    asset_id: str | None = None
+    engineer_id: str | None = None
+    worked_at: datetime | None = None
+    member_level: str | None = None
+    referrals: int = 0
+    travel_km: ExactDecimal = Decimal(0)
+    conditions: tuple[str, ...] = ()
+    coverage: tuple[Coverage, ...] = ()
+    currency: str = ""
+    rates_source: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 class Statement(_Frozen):
@@ -439,3 +493,5 @@ class Statement(_Frozen):
     shares: dict[str, ExactDecimal]
     # Party → amount, in the rules' party order; sums to the total exactly.
     split: dict[str, Money]
+    # Set by the settle activity, never by the engine: what it looked up and priced with.
+    inputs: PricingInputs | None = None

@@ -239,6 +239,10 @@ class SettleNode(_Node):
     # repair_cost); the price list's ``quoted`` rule prices it at that amount.
     quoted: dict[str, str] = Field(default_factory=dict)
     location_field: str | None = None  # the site (travel distance); default: the asset's site
+    # Pricing conditions the rules react to (urban, rush, high_altitude…): condition → an
+    # expression over the ticket that says when it applies. "night" and "holiday" come from the
+    # region's calendar by themselves.
+    pricing_conditions: dict[str, str] = Field(default_factory=dict)
     budget: Decimal | None = Field(default=None, ge=0, decimal_places=4)
     budget_tolerance_percent: Decimal = Field(default=Decimal(0), ge=0, le=1000)
     on_over_budget: str | None = None  # e.g. an approval node; else the ticket goes on

@@ -11,6 +11,7 @@ from models.pricing import (
     DiscountCombine,
     DistanceSurcharge,
     FixedSurcharge,
+    FlatService,
     HourlyService,
     LineKind,
     PartPrice,
@@ -160,8 +161,9 @@ def _check_service(rule: ServiceRule, path: str) -> None:
     elif isinstance(rule, TieredService):
         for j, tier in enumerate(rule.tiers):
             _non_negative(tier.unit_price, f"{path}.tiers[{j}].unit_price")
-    else:
+    elif isinstance(rule, FlatService):
         _non_negative(rule.price, f"{path}.price")
+    # a quoted service has no price of its own: the request brings it
 
 
 def _compile_tiers(rule: TieredService, path: str) -> tuple[CompiledTier, ...]:

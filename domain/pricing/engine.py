@@ -34,6 +34,8 @@ _SHARE_QUANTUM = Decimal(1).scaleb(-SHARE_PLACES)  # 0.0001
 Lines = list[StatementLine]
 
 SERVICE, PART, ADJUSTMENT, SURCHARGE, DISCOUNT = _KINDS
+# Plain-string component names; the sums per kind are kept in this order (``LinePricer``).
+_KIND_NAMES = tuple(kind.value for kind in _KINDS)
 _Statement = trusted_builder(Statement)
 _Totals = trusted_builder(Totals)
 
@@ -56,7 +58,7 @@ def _price(book: PriceBook, request: PricingRequest) -> Statement:
             E.REGION_MISMATCH, f"the rules are for region {book.region!r}, not {request.region!r}", "request.region"
         )
     spec = currency_spec(request.currency, "request.currency")
-    pricer = line_pricer(book.currency, spec, request.rates, book.rules.tax)
+    pricer = line_pricer(book.currency, spec, request.rates, book.rules.tax, request.coverage)
     lines = _lines(book, request, pricer)
     totals, components = _totals(pricer.amounts, pricer.taxes, pricer.tax_inclusive)
     return _Statement(
@@ -74,6 +76,7 @@ def _price(book: PriceBook, request: PricingRequest) -> Statement:
             "components": components,
             "shares": _shares(components, spec),
             "split": _split(book, totals.total, spec),
+            "inputs": None,
         }
     )
 
@@ -101,10 +104,10 @@ def _totals(amounts: Sums, taxes: Sums, inclusive: bool) -> tuple[Totals, dict[s
     subtotal = sum(amounts.values(), ZERO)
     tax = sum(taxes.values(), ZERO)
     if inclusive:
-        components = {kind.value: amounts[kind] - taxes[kind] for kind in _KINDS}
+        components = {name: a - t for name, a, t in zip(_KIND_NAMES, amounts.values(), taxes.values(), strict=True)}
         net, total = subtotal - tax, subtotal
     else:
-        components = {kind.value: amounts[kind] for kind in _KINDS}
+        components = dict(zip(_KIND_NAMES, amounts.values(), strict=True))
         net, total = subtotal, subtotal + tax
     components["tax"] = tax
     totals = _Totals(

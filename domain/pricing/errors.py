@@ -16,6 +16,7 @@ class PricingErrorCode(StrEnum):
     NEGATIVE_PRICE = "negative_price"
     BAD_PERCENT = "bad_percent"
     BAD_QUANTITY = "bad_quantity"
+    BAD_AMOUNT = "bad_amount"  # a quoted service without an amount, or an amount for another
     BAD_INCREMENT = "bad_increment"
     BAD_TIER = "bad_tier"
     OVERLAPPING_TIERS = "overlapping_tiers"

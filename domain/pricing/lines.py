@@ -11,6 +11,7 @@ from models.pricing import (
     HourlyService,
     LineKind,
     PartItem,
+    QuotedService,
     ServiceItem,
     StatementLine,
     TieredService,
@@ -44,6 +45,15 @@ def service_lines(book: PriceBook, items: tuple[ServiceItem, ...], pricer: LineP
                 E.UNKNOWN_SERVICE,
                 f"region {book.region!r} has no price rule for service {item.code!r}",
                 f"request.services[{i}].code",
+            )
+        if isinstance(rule, QuotedService):
+            out.append(_quoted(rule, item, pricer, i))
+            continue
+        if item.amount is not None:
+            raise PricingError(
+                E.BAD_AMOUNT,
+                f"{item.code!r} is priced by its rule ({rule.strategy}); only a quoted service takes an amount",
+                f"request.services[{i}].amount",
             )
         if isinstance(rule, HourlyService):
             out += _hourly(rule, item, pricer, i)
@@ -112,6 +122,27 @@ def _flat(rule: FlatService, quantity: Decimal, pricer: LinePricer) -> Statement
     )
 
 
+def _quoted(rule: QuotedService, item: ServiceItem, pricer: LinePricer, i: int) -> StatementLine:
+    """``quantity`` × the amount the request brings (a quote agreed for this ticket)."""
+    if item.amount is None:
+        raise PricingError(
+            E.BAD_AMOUNT, f"{item.code!r} is a quoted service; send its amount", f"request.services[{i}].amount"
+        )
+    if item.amount < ZERO:
+        raise PricingError(E.NEGATIVE_PRICE, f"{item.amount} is negative", f"request.services[{i}].amount")
+    if item.quantity <= ZERO or item.minutes is not None:
+        _bad_quantity(item, i)
+    return pricer.priced(
+        SERVICE,
+        rule.code,
+        rule.description or rule.code,
+        item.quantity,
+        rule.unit,
+        item.amount,
+        f"services.{rule.code}.quoted",
+    )
+
+
 def _hourly(rule: HourlyService, item: ServiceItem, pricer: LinePricer, i: int) -> list[StatementLine]:
     """Base fee; labour = (minutes − included) rounded up to the increment, in hours; and a
     top-up line when the two stay under the minimum charge."""
@@ -143,23 +174,12 @@ def _hourly(rule: HourlyService, item: ServiceItem, pricer: LinePricer, i: int) 
     )
     if rule.minimum_charge:
         minimum = pricer.convert(rule.minimum_charge)
-        short = minimum - sum([line.amount for line in lines], ZERO)
+        # covered lines count at what they would have cost: coverage pays the top-up too
+        charged = [line.amount if line.covered_amount is None else line.covered_amount for line in lines]
+        short = minimum - sum(charged, ZERO)
         if short > ZERO:
-            lines.append(
-                pricer.line(
-                    SERVICE,
-                    code,
-                    f"{name}: top-up to the minimum charge of {minimum}",
-                    ONE,
-                    "visit",
-                    short,
-                    short,
-                    f"services.{code}.minimum_charge",
-                    None,
-                    None,
-                    None,
-                )
-            )
+            name = f"{name}: top-up to the minimum charge of {minimum}"
+            lines.append(pricer.fee(SERVICE, code, name, "visit", short, f"services.{code}.minimum_charge"))
     return lines
 
 

@@ -1,16 +1,23 @@
-"""The pricing engine, table by table: every strategy, adjustment, surcharge, discount, tax
-mode, currency and split, the rounding edge cases, and the errors — with exact Decimals."""
+"""The pricing engine, table by table: every strategy (quoted included), adjustment, surcharge,
+discount, tax mode, currency and split, warranty and contract coverage, the rounding edge cases,
+the errors, and the night / holiday conditions of a calendar — with exact Decimals."""
 
 import copy
 import json
 import pickle
+from datetime import UTC, datetime
 from decimal import Decimal as D
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from domain.calendar import conditions_at
 from domain.pricing import PricingError, allocate, compile_rules, price
 from domain.pricing.errors import PricingErrorCode as E
+from models.calendar import BusinessCalendar
 from models.pricing import (
     CURRENCIES,
     LineKind,
@@ -19,6 +26,7 @@ from models.pricing import (
     Statement,
     StatementLine,
 )
+from tests.domain.test_pricing_properties import SETTINGS, requests, rule_sets
 
 TIERS = [
     {"over": "0", "up_to": "10", "unit_price": "30"},
@@ -989,3 +997,371 @@ def test_a_discount_never_makes_the_tax_or_the_total_negative():
     assert [line.amount for line in s.lines] == [D("0.01"), D("0.01"), D("0.01"), D("-0.03")]
     assert (s.totals.net, s.totals.tax, s.totals.total) == (D("0.00"), D("0.00"), D("0.00"))
     assert sum(line.tax for line in s.lines) == s.totals.tax
+
+
+# --- coverage: warranty and contracts -------------------------------------------------------
+
+VAT13 = {"mode": "exclusive", "percent": "13"}
+WORK = {
+    "services": [{"code": "REPAIR", "minutes": 95}, {"code": "CLEAN"}],
+    "parts": [{"sku": "CAP", "quantity": "2"}],
+    "conditions": ["urban", "night"],
+    "travel_km": "23.4",
+    "member_level": "gold",
+}
+CONTRACT_LABOUR = {"name": "contract SC-2026-0042", "covers": "labour"}
+WARRANTY_PARTS = {"name": "warranty until 2027-03-31", "covers": "parts"}
+WARRANTY_ALL = {"name": "warranty until 2027-03-31", "covers": "labour_and_parts"}
+
+
+def lines_of(s: Statement) -> list[tuple]:
+    return [(line.kind.value, line.code, line.amount, line.tax, line.coverage, line.covered_amount) for line in s.lines]
+
+
+def test_labour_covered_by_a_contract_parts_charged():
+    s = run(rules(tax=VAT13), **WORK, coverage=[CONTRACT_LABOUR])
+    c = "contract SC-2026-0042"
+    # Every service line is zero and names the contract; urban (+20 % of services) and night
+    # (+30 % of services and adjustments) have a zero base and no line; travel is never covered;
+    # gold -10 % of the travel; the discount's tax brings the tax to 13 % of 122.50 = 15.93.
+    assert lines_of(s) == [
+        ("service", "CLEAN", D("0.00"), D("0.00"), c, D("199.00")),
+        ("service", "REPAIR", D("0.00"), D("0.00"), c, D("80.00")),
+        ("service", "REPAIR", D("0.00"), D("0.00"), c, D("150.00")),
+        ("part", "CAP", D("91.00"), D("11.83"), None, None),
+        ("surcharge", "travel", D("35.00"), D("4.55"), None, None),
+        ("discount", "member:gold", D("-3.50"), D("-0.45"), None, None),
+    ]
+    t = s.totals
+    assert (t.services, t.parts, t.adjustments, t.surcharges, t.discounts) == (
+        D("0.00"),
+        D("91.00"),
+        D("0.00"),
+        D("0.00") + D("35.00"),
+        D("-3.50"),
+    )
+    assert (t.net, t.tax, t.total) == (D("122.50"), D("15.93"), D("138.43"))
+    clean, base, labour = s.lines[:3]
+    # the list price stays visible: the unit price and amount are zero, list_unit_price is not
+    assert (clean.unit_price, clean.list_unit_price, clean.quantity, clean.net, clean.gross) == (
+        D("0.00"),
+        D("199"),
+        D("1"),
+        D("0.00"),
+        D("0.00"),
+    )
+    assert (labour.quantity, labour.list_unit_price, labour.rule) == (
+        D("1.25"),
+        D("120"),
+        "services.REPAIR.hourly_rate",
+    )
+    assert base.description == "Repair: base fee"
+    assert s.lines[3].list_unit_price is None  # not converted, not covered: as before
+
+
+def test_parts_covered_by_the_warranty_labour_charged():
+    s = run(rules(tax=VAT13), **WORK, coverage=[WARRANTY_PARTS])
+    w = "warranty until 2027-03-31"
+    # services 199 + 80 + 150 = 429; urban 85.80; night 30 % of 514.80 = 154.44; travel 35;
+    # gold 10 % of 704.24 = 70.42; tax 13 % of 633.82 = 82.40 (the discount's -9.15 brings it there).
+    assert lines_of(s) == [
+        ("service", "CLEAN", D("199.00"), D("25.87"), None, None),
+        ("service", "REPAIR", D("80.00"), D("10.40"), None, None),
+        ("service", "REPAIR", D("150.00"), D("19.50"), None, None),
+        ("part", "CAP", D("0.00"), D("0.00"), w, D("91.00")),
+        ("adjustment", "urban", D("85.80"), D("11.15"), None, None),
+        ("surcharge", "night", D("154.44"), D("20.08"), None, None),
+        ("surcharge", "travel", D("35.00"), D("4.55"), None, None),
+        ("discount", "member:gold", D("-70.42"), D("-9.15"), None, None),
+    ]
+    assert (s.totals.parts, s.totals.net, s.totals.tax, s.totals.total) == (
+        D("0.00"),
+        D("633.82"),
+        D("82.40"),
+        D("716.22"),
+    )
+    assert s.lines[3].list_unit_price == D("45.50") and s.lines[3].quantity == D("2")
+
+
+@pytest.mark.parametrize(
+    ("coverage", "labour_by", "parts_by"),
+    [
+        ([WARRANTY_PARTS, CONTRACT_LABOUR], "contract SC-2026-0042", "warranty until 2027-03-31"),
+        ([CONTRACT_LABOUR, WARRANTY_PARTS], "contract SC-2026-0042", "warranty until 2027-03-31"),
+        ([WARRANTY_ALL, CONTRACT_LABOUR], "warranty until 2027-03-31", "warranty until 2027-03-31"),
+        ([CONTRACT_LABOUR, WARRANTY_ALL], "contract SC-2026-0042", "warranty until 2027-03-31"),
+    ],
+)
+def test_labour_and_parts_both_covered_only_travel_is_charged(coverage, labour_by, parts_by):
+    s = run(rules(tax=VAT13), **WORK, coverage=coverage)
+    assert [(line.code, line.coverage) for line in s.lines if line.kind in ("service", "part")] == [
+        ("CLEAN", labour_by),
+        ("REPAIR", labour_by),
+        ("REPAIR", labour_by),
+        ("CAP", parts_by),
+    ]
+    # the first coverage (in request order) that covers a kind names its lines
+    assert lines_of(s)[4:] == [
+        ("surcharge", "travel", D("35.00"), D("4.55"), None, None),
+        ("discount", "member:gold", D("-3.50"), D("-0.45"), None, None),
+    ]
+    assert (s.totals.net, s.totals.tax, s.totals.total) == (D("31.50"), D("4.10"), D("35.60"))
+    assert sum(s.split.values()) == s.totals.total
+
+
+def test_fixed_surcharges_and_discounts_on_parts_with_coverage():
+    # rush (fixed) is charged; a discount that applies to parts has a zero base from covered parts
+    r = rules(
+        tax=VAT13,
+        discounts={
+            "member_levels": [{"level": "gold", "percent": "10"}],
+            "applies_to": ["service", "part", "adjustment", "surcharge"],
+        },
+    )
+    s = run(
+        r, parts=[{"sku": "CAP", "quantity": "2"}], conditions=["rush"], member_level="gold", coverage=[WARRANTY_ALL]
+    )
+    assert lines_of(s) == [
+        ("part", "CAP", D("0.00"), D("0.00"), "warranty until 2027-03-31", D("91.00")),
+        ("surcharge", "rush", D("50.00"), D("6.50"), None, None),
+        ("discount", "member:gold", D("-5.00"), D("-0.65"), None, None),
+    ]
+    assert s.totals.total == D("50.85")
+
+
+def test_everything_covered_totals_zero_and_the_split_is_zero():
+    s = run(
+        rules(tax=VAT13), services=[{"code": "CLEAN"}], parts=[{"sku": "CAP", "quantity": "1"}], coverage=[WARRANTY_ALL]
+    )
+    assert s.totals.total == D("0.00") and set(s.split.values()) == {D("0.00")}
+    assert set(s.shares.values()) == {D("0")}
+    assert [line.covered_amount for line in s.lines] == [D("199.00"), D("45.50")]
+
+
+def test_a_covered_minimum_charge_top_up_is_covered_too():
+    # 30 min: base 80 + 0 h labour; minimum 150 → top-up 70, all paid by the contract
+    s = run(rules(tax=VAT13), services=[{"code": "REPAIR", "minutes": 30}], coverage=[CONTRACT_LABOUR])
+    assert [(line.description, line.amount, line.covered_amount) for line in s.lines] == [
+        ("Repair: base fee", D("0.00"), D("80.00")),
+        ("Repair: labour, 30 min worked, 30 included, 0 min billed in 15-min steps", D("0.00"), D("0.00")),
+        ("Repair: top-up to the minimum charge of 150.00", D("0.00"), D("70.00")),
+    ]
+    assert s.lines[2].list_unit_price is None and s.totals.total == D("0.00")
+
+
+def test_coverage_with_inclusive_tax_and_conversion():
+    r = rules(tax={"mode": "inclusive", "percent": "13"})
+    s = run(
+        r,
+        currency="USD",
+        rates=usd(),
+        services=[{"code": "CLEAN"}],
+        parts=[{"sku": "CAP", "quantity": "2"}],
+        coverage=[WARRANTY_PARTS],
+    )
+    clean, cap = s.lines
+    # CAP: 2 × 45.50 CNY × 0.1383 = 12.5853 → 12.59 USD would have been charged (gross)
+    assert (cap.unit_price, cap.list_unit_price, cap.amount, cap.covered_amount) == (
+        D("0.00"),
+        D("45.50"),
+        D("0.00"),
+        D("12.59"),
+    )
+    # CLEAN: 27.52 gross, 13/113 of it is tax: 3.17
+    assert (clean.amount, clean.tax, clean.net, clean.list_unit_price) == (D("27.52"), D("3.17"), D("24.35"), D("199"))
+    assert (s.totals.net, s.totals.tax, s.totals.total) == (D("24.35"), D("3.17"), D("27.52"))
+
+
+def test_covered_statement_json_round_trip_is_exact():
+    s = run(rules(tax=VAT13), **WORK, coverage=[WARRANTY_PARTS, CONTRACT_LABOUR])
+    dumped = s.model_dump(mode="json")
+    assert (
+        dumped["lines"][0]["coverage"] == "contract SC-2026-0042" and dumped["lines"][0]["covered_amount"] == "199.00"
+    )
+    assert dumped["lines"][-1]["coverage"] is None and dumped["inputs"] is None
+    back = Statement.model_validate(dumped)
+    assert back == s
+    for built, validated in zip(s.lines, back.lines, strict=True):
+        assert built.__dict__ == validated.__dict__
+
+
+@pytest.mark.parametrize(
+    ("coverage", "error"),
+    [
+        ([{"name": "", "covers": "labour"}], "at least 1 character"),
+        ([{"name": "x", "covers": "everything"}], "labour"),
+        ([{"name": f"c{i}", "covers": "labour"} for i in range(9)], "at most 8"),
+        ([{"name": "x" * 201, "covers": "parts"}], "at most 200"),
+    ],
+)
+def test_malformed_coverage_is_refused(coverage, error):
+    with pytest.raises(ValidationError, match=error):
+        request(coverage=coverage)
+
+
+# --- quoted services --------------------------------------------------------------------------
+
+QUOTED = {"strategy": "quoted", "code": "REPAIR-COST", "description": "Repair (quoted)"}
+
+
+def quoted_rules(**changes) -> RegionPricing:
+    return rules(services=[*BASE["services"], QUOTED], **changes)
+
+
+def test_a_quoted_service_is_priced_at_the_requested_amount():
+    s = run(quoted_rules(tax=VAT13), services=[{"code": "REPAIR-COST", "amount": "380.50"}], conditions=["urban"])
+    quote, urban = s.lines
+    assert (quote.kind, quote.quantity, quote.unit, quote.unit_price, quote.amount, quote.tax, quote.rule) == (
+        LineKind.SERVICE,
+        D("1"),
+        "job",
+        D("380.50"),
+        D("380.50"),
+        D("49.47"),  # 49.465 ↑
+        "services.REPAIR-COST.quoted",
+    )
+    assert quote.description == "Repair (quoted)"
+    assert (urban.base, urban.amount) == (D("380.50"), D("76.10"))  # a service like any other
+    assert s.totals.total == D("515.96")  # 456.60 + 49.47 + 9.89 (76.10 × 13 % = 9.893)
+
+
+def test_a_quoted_amount_per_unit_converted_and_covered():
+    s = run(quoted_rules(), services=[{"code": "REPAIR-COST", "amount": "100.005", "quantity": "2"}])
+    assert s.lines[0].amount == D("200.01")
+    usd_line = run(quoted_rules(), currency="USD", rates=usd(), services=[{"code": "REPAIR-COST", "amount": "380.50"}])
+    # 380.50 CNY × 0.1383 = 52.62315 → 52.62 USD
+    assert (usd_line.lines[0].list_unit_price, usd_line.lines[0].amount) == (D("380.50"), D("52.62"))
+    covered = run(quoted_rules(), services=[{"code": "REPAIR-COST", "amount": "380.50"}], coverage=[CONTRACT_LABOUR])
+    assert (covered.lines[0].amount, covered.lines[0].covered_amount, covered.lines[0].coverage) == (
+        D("0.00"),
+        D("380.50"),
+        "contract SC-2026-0042",
+    )
+    zero = run(quoted_rules(), services=[{"code": "REPAIR-COST", "amount": "0"}])
+    assert zero.lines[0].amount == D("0.00") and zero.totals.total == D("0.00")
+
+
+@pytest.mark.parametrize(
+    ("service", "code", "path"),
+    [
+        ({"code": "CLEAN", "amount": "10"}, E.BAD_AMOUNT, "request.services[0].amount"),
+        ({"code": "REPAIR", "minutes": 30, "amount": "10"}, E.BAD_AMOUNT, "request.services[0].amount"),
+        ({"code": "FILTER-V", "quantity": "2", "amount": "10"}, E.BAD_AMOUNT, "request.services[0].amount"),
+        ({"code": "REPAIR-COST"}, E.BAD_AMOUNT, "request.services[0].amount"),
+        ({"code": "REPAIR-COST", "amount": "-1"}, E.NEGATIVE_PRICE, "request.services[0].amount"),
+        ({"code": "REPAIR-COST", "amount": "1", "minutes": 5}, E.BAD_QUANTITY, "request.services[0].minutes"),
+        ({"code": "REPAIR-COST", "amount": "1", "quantity": "0"}, E.BAD_QUANTITY, "request.services[0].quantity"),
+    ],
+)
+def test_amounts_only_for_quoted_services(service, code, path):
+    with pytest.raises(PricingError) as err:
+        price(quoted_rules(), request(services=[service]))
+    assert (err.value.code, err.value.path) == (code, path)
+
+
+def test_a_quoted_amount_is_exact():
+    with pytest.raises(ValidationError, match="float"):
+        request(services=[{"code": "REPAIR-COST", "amount": 380.5}])
+    with pytest.raises(ValidationError):
+        request(services=[{"code": "REPAIR-COST", "amount": "1.1234567"}])  # more than 6 places
+    assert request(services=[{"code": "REPAIR-COST", "amount": 380}]).services[0].amount == D("380")
+
+
+# --- coverage, as a property -----------------------------------------------------------------
+
+COVERAGE_SETS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["warranty", "contract A", "contract B"]),
+            "covers": st.sampled_from(["labour", "parts", "labour_and_parts"]),
+        }
+    ),
+    min_size=1,
+    max_size=3,
+)
+KINDS_COVERED = {"labour": ("service",), "parts": ("part",), "labour_and_parts": ("service", "part")}
+
+
+@SETTINGS
+@given(rule_sets(), requests(), COVERAGE_SETS)
+def test_coverage_zeroes_exactly_the_covered_base_lines(r, req, coverage):
+    """Over random rules and requests: each base line of the covered statement is the uncovered
+    statement's line, either unchanged or zero with ``covered_amount`` = its amount (the first
+    coverage of its kind named); the lines still add up to the totals."""
+    plain = price(r, req)
+    covered = price(r, PricingRequest.model_validate({**req.model_dump(), "coverage": coverage}))
+    first: dict[str, str] = {}
+    for c in coverage:
+        for kind in KINDS_COVERED[c["covers"]]:
+            first.setdefault(kind, c["name"])
+    base = [line for line in covered.lines if line.kind in ("service", "part")]
+    assert len(base) == len([line for line in plain.lines if line.kind in ("service", "part")])
+    for was, now in zip(plain.lines, base, strict=False):
+        assert (was.kind, was.code, was.description, was.quantity) == (
+            now.kind,
+            now.code,
+            now.description,
+            now.quantity,
+        )
+        if was.kind.value in first:
+            assert (now.coverage, now.covered_amount, now.amount, now.tax, now.unit_price) == (
+                first[was.kind.value],
+                was.amount,
+                0,
+                0,
+                0,
+            )
+        else:
+            assert now == was
+    t = covered.totals
+    assert sum((line.gross for line in covered.lines), D(0)) == t.total >= 0
+    assert sum((line.tax for line in covered.lines), D(0)) == t.tax
+    assert sum(covered.split.values(), D(0)) == t.total
+    assert Statement.model_validate(covered.model_dump(mode="json")) == covered
+
+
+# --- night and holiday from a region's calendar (domain.calendar.conditions_at) ---------------
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+OFFICE_CN = BusinessCalendar.weekly(
+    "Asia/Shanghai",
+    ["09:00-12:00", "13:00-18:00"],
+    "mon-fri",
+    holiday_country="CN",
+    closed_dates=["2026-12-24"],
+    extra_working_dates=["2026-12-13"],
+)
+
+
+@pytest.mark.parametrize(
+    ("local", "expected"),
+    [
+        ("2026-12-11 10:00", ()),  # a Friday, working hours
+        ("2026-12-11 12:30", ()),  # the lunch break is not night
+        ("2026-12-11 09:00", ()),  # opening: inclusive
+        ("2026-12-11 17:59:59", ()),
+        ("2026-12-11 18:00", ("night",)),  # closing: exclusive
+        ("2026-12-11 21:00", ("night",)),
+        ("2026-12-11 08:59:59", ("night",)),
+        ("2026-12-11 00:30", ("night",)),
+        ("2026-12-12 10:00", ("holiday",)),  # Saturday: the calendar does not work it
+        ("2026-12-12 21:00", ("holiday",)),  # a holiday night is a holiday, not both
+        ("2026-10-01 10:00", ("holiday",)),  # National Day, a Thursday
+        ("2026-12-24 10:00", ("holiday",)),  # a closed date
+        ("2026-12-13 10:00", ()),  # Sunday, but a make-up working day
+        ("2026-12-13 20:00", ("night",)),
+    ],
+)
+def test_conditions_at_names_night_and_holiday(local, expected):
+    when = datetime.fromisoformat(local).replace(tzinfo=SHANGHAI)
+    assert conditions_at(OFFICE_CN, when) == expected
+
+
+def test_conditions_at_reads_the_instant_in_the_calendars_timezone():
+    assert conditions_at(OFFICE_CN, datetime(2026, 12, 11, 13, 0, tzinfo=UTC)) == ("night",)  # 21:00 in Shanghai
+    assert conditions_at(OFFICE_CN, datetime(2026, 12, 11, 2, 0, tzinfo=UTC)) == ()  # 10:00
+    assert conditions_at(OFFICE_CN, datetime(2026, 12, 11, 16, 30, tzinfo=UTC)) == ("holiday",)  # Sat 00:30
+    always = BusinessCalendar.always_open("Asia/Shanghai")
+    assert conditions_at(always, datetime(2026, 12, 12, 3, 0, tzinfo=SHANGHAI)) == ()
+    with pytest.raises(ValueError, match="timezone-aware"):
+        conditions_at(OFFICE_CN, datetime(2026, 12, 11, 21, 0))
