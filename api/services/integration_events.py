@@ -55,7 +55,6 @@ from domain import mapping
 from domain.access import can_access_region
 from domain.forms import validate_values
 from domain.identities import BadIdentity, normalize
-from domain.ids import ticket_id_for_key
 from domain.roles import is_machine
 from models.customer_tables import Asset, Customer
 from models.integration_tables import IntegrationEvent, IntegrationSource
@@ -393,6 +392,7 @@ class Decision:
     generation: int = 0
     ticket_key: str | None = None  # set when this event is to create the ticket
     repeat: IntegrationEvent | None = None  # the event was taken before: its row
+    actor_id: str = ""  # the source's machine account: ticket keys are scoped to it
 
 
 def ticket_key(code: str, key: str, generation: int) -> str:
@@ -400,8 +400,8 @@ def ticket_key(code: str, key: str, generation: int) -> str:
     return f"integration:{code}:{key[:40]}:{generation}"
 
 
-def _ticket_id(key: str) -> str:
-    return ticket_id_for_key(f"key:{key}")  # as api/services/tickets.py derives it from an Idempotency-Key
+def _ticket_id(actor_id: str, key: str) -> str:
+    return tickets.ticket_id_for(actor_id, key)  # as intake derives it from the caller's Idempotency-Key
 
 
 async def _claim(session: AsyncSession, code: str, event: EventIn, now: datetime) -> Decision:
@@ -416,10 +416,13 @@ async def _claim(session: AsyncSession, code: str, event: EventIn, now: datetime
     return Decision(existing.id, "rejected")
 
 
-async def _decide(session: AsyncSession, code: str, plan: Plan, event: EventIn, now: datetime) -> Decision:
+async def _decide(
+    session: AsyncSession, code: str, plan: Plan, event: EventIn, now: datetime, actor_id: str
+) -> Decision:
     """Claim the event, count it on its problem's occurrence (locked) and say what to do; one
     transaction with the event's row and the order row."""
     decision = await _claim(session, code, event, now)
+    decision.actor_id = actor_id
     if decision.repeat is not None:
         await session.rollback()
         return decision
@@ -430,7 +433,7 @@ async def _decide(session: AsyncSession, code: str, plan: Plan, event: EventIn, 
         "rule": plan.rule.name,
         "key_values": plan.key_values,
         "generation": 1,
-        "ticket_id": _ticket_id(first),
+        "ticket_id": _ticket_id(actor_id, first),
         "count": 1,
         "first_seen": now,
         "last_seen": now,
@@ -438,7 +441,12 @@ async def _decide(session: AsyncSession, code: str, plan: Plan, event: EventIn, 
         "claimed_at": now,
     }
     if await store.integrations.insert_occurrence(session, new_row):
-        decision.outcome, decision.ticket_id, decision.count, decision.generation = "created", _ticket_id(first), 1, 1
+        decision.outcome, decision.ticket_id, decision.count, decision.generation = (
+            "created",
+            _ticket_id(actor_id, first),
+            1,
+            1,
+        )
         decision.ticket_key = first
     else:
         locked = await store.integrations.lock_occurrence(session, code, plan.key)
@@ -457,7 +465,7 @@ async def _decide(session: AsyncSession, code: str, plan: Plan, event: EventIn, 
         elif status not in OPEN:
             decision.generation = occ.generation + 1
             decision.ticket_key = ticket_key(code, plan.key, decision.generation)
-            decision.ticket_id, decision.outcome = _ticket_id(decision.ticket_key), "created"
+            decision.ticket_id, decision.outcome = _ticket_id(decision.actor_id, decision.ticket_key), "created"
             change = {**new_row, "generation": decision.generation, "ticket_id": decision.ticket_id}
         decision.count = change["count"]
         await store.integrations.set_occurrence(session, occ.id, **change)
@@ -570,7 +578,11 @@ async def _reopen(
     if occ.generation == decision.generation:  # nobody moved it on meanwhile: the next generation
         decision.generation += 1
         decision.ticket_key = ticket_key(code, plan.key, decision.generation)
-        decision.ticket_id, decision.outcome, decision.count = _ticket_id(decision.ticket_key), "created", 1
+        decision.ticket_id, decision.outcome, decision.count = (
+            _ticket_id(decision.actor_id, decision.ticket_key),
+            "created",
+            1,
+        )
         now = datetime.now(UTC)
         await store.integrations.set_occurrence(
             session,
@@ -658,7 +670,7 @@ async def receive(
             return await _again(session, client, settings, machine, source, taken, doc)
         await session.commit()
         raise
-    decision = await _decide(session, code, plan, event, now)
+    decision = await _decide(session, code, plan, event, now, machine.id)
     if decision.repeat is not None:
         return await _again(session, client, settings, machine, source, decision.repeat, doc)
     if decision.outcome == "reopened":
@@ -690,7 +702,9 @@ async def _again(
         index = next((i for i, r in enumerate(spec.rules) if r.name == taken.rule), None) if spec else None
         if spec is not None and index is not None and taken.id is not None:
             plan = await _plan(session, source, machine, index, taken.mapping_version or 0, spec.rules[index], doc)
-            decision = Decision(taken.id, taken.outcome, taken.ticket_id, taken.count, ticket_key=taken.ticket_key)
+            decision = Decision(
+                taken.id, taken.outcome, taken.ticket_id, taken.count, ticket_key=taken.ticket_key, actor_id=machine.id
+            )
             await _create(session, client, settings, machine, source.code, plan, decision)
     return Received(
         202 if taken.outcome == "ignored" else 200, _result(doc["event_id"], taken, taken.rule, repeat=True)

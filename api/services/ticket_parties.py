@@ -19,10 +19,14 @@ import store.customers
 from api.errors import FieldInvalid
 from domain.access import can_access_region
 from domain.identities import BadIdentity, normalize
+from domain.roles import is_machine
 from models.customer_tables import Asset, Customer
 from models.schemas import TicketCreate
 from models.template import TemplateSpec
 from models.ticket import ActorRef, ContractSla
+
+
+CUSTOMER_CHANNELS = frozenset({"qr", "bot", "app", "web"})  # where customers speak (not business systems)
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,9 @@ async def resolve(session: AsyncSession, actor: ActorRef, body: TicketCreate) ->
     asset = await _asset(session, actor, body) if body.asset is not None else None
     customer = await _customer(session, actor, body) if body.customer is not None else None
     if customer is None and asset is not None:
-        customer = await store.customers.get(session, asset.customer_id)
+        owner = await store.customers.get(session, asset.customer_id)
+        # The machine's owner, if the caller may see them (else the ticket is about the asset only).
+        customer = owner if owner is not None and can_access_region(actor, owner.region) else None
     if customer is None:
         return Parties(asset=asset)
     family = await store.customers.family(session, customer.id)
@@ -55,6 +61,10 @@ async def resolve(session: AsyncSession, actor: ActorRef, body: TicketCreate) ->
 async def _asset(session: AsyncSession, actor: ActorRef, body: TicketCreate) -> Asset:
     lookup = body.asset
     assert lookup is not None
+    if is_machine(actor.roles) and body.channel.value in CUSTOMER_CHANNELS and not lookup.qr_code:
+        # A customer channel speaks for whoever holds the machine: the code on its sticker, never a
+        # serial or an id anyone could read off a plate or guess (business systems know serials).
+        raise FieldInvalid("asset", "a customer channel names a machine by the code of its QR sticker", "unknown_asset")
     if lookup.id:
         asset = await store.assets.get(session, lookup.id)
     elif lookup.serial:

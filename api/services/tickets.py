@@ -85,12 +85,19 @@ class Created:
 # --- intake ---
 
 
-def _dedup_key(body: TicketCreate, idempotency_key: str | None) -> str | None:
+def _dedup_key(actor: ActorRef, body: TicketCreate, idempotency_key: str | None) -> str | None:
+    """The caller's own de-duplication key: nobody can squat a key (or an external ref) another
+    caller — a channel, a business source — will send later."""
     if idempotency_key:
-        return f"key:{idempotency_key}"
+        return f"key:{actor.id}:{idempotency_key}"
     if body.external_ref:
-        return f"ref:{body.channel.value}:{body.external_ref}"
+        return f"ref:{actor.id}:{body.channel.value}:{body.external_ref}"
     return None
+
+
+def ticket_id_for(actor_id: str, idempotency_key: str) -> str:
+    """The id of the ticket ``actor_id`` creates with ``idempotency_key`` (known before it exists)."""
+    return ticket_id_for_key(f"key:{actor_id}:{idempotency_key}")
 
 
 def _request_hash(body: TicketCreate) -> str:
@@ -130,7 +137,7 @@ async def create_ticket(
     submitted = ticket_parties.from_asset(version.spec, body.fields, parties.asset)
     fields = _checked_fields(version, submitted, actor, intake=True)
 
-    key = _dedup_key(body, idempotency_key)
+    key = _dedup_key(actor, body, idempotency_key)
     request_hash = _request_hash(body)
     ticket_id = ticket_id_for_key(key) if key else new_ticket_id()
     if key and (existing := await store.tickets.get(session, ticket_id)) is not None:
@@ -611,6 +618,7 @@ _REFUSALS: dict[RefusalType, Callable[[str, dict[str, Any], str], DomainError]] 
     R.FORM: _form_problems,
     R.FROZEN: lambda m, i, n: Conflict(m, code="field_frozen", fields=i.get("fields", [])),
     R.EVENT: lambda m, i, n: FieldInvalid(str(i.get("field", "name")), m, "event_refused"),
+    R.TOO_FAR: lambda m, i, n: FieldInvalid(str(i.get("field", "lat")), m, "too_far_from_site"),
     R.MOVING: lambda m, i, n: ServiceUnavailable("the ticket is moving to a new run: retry in a moment"),
     R.EXPIRED: lambda m, i, n: ActionTimedOut(
         f"{n} reached the ticket too late and was not applied: send it again", applied=False

@@ -192,3 +192,50 @@ async def test_lookups_are_checked_before_anything_starts(stack):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "customer"]
     r = await stack.create(customer={"phone": "1" * 41})
     assert r.status_code == 422
+
+
+async def test_an_idempotency_key_is_the_callers_own(stack):
+    """Another caller cannot squat a key (or an external_ref) a channel or business source will use
+    later: the key is scoped to whoever sends it (found by the attacker review of issue #11)."""
+    key = f"integration:iot:{uuid.uuid4().hex}:1"
+    squat = await stack.create(actor="agent-chen", region="south", idempotency_key=key)
+    assert squat.status_code == 201
+    real = await stack.create(actor="gateway-qr", channel="qr", idempotency_key=key, title="Alarm T42")
+    assert real.status_code == 201, real.text
+    assert real.json()["ticket_id"] != squat.json()["ticket_id"] and real.json()["title"] == "Alarm T42"
+    again = await stack.create(actor="gateway-qr", channel="qr", idempotency_key=key, title="Alarm T42")
+    assert again.status_code == 200 and again.json()["ticket_id"] == real.json()["ticket_id"]
+    ref = f"ERP-{uuid.uuid4().hex[:8]}"
+    first = await stack.create(actor="agent-chen", region="south", channel="erp", external_ref=ref)
+    theirs = await stack.create(actor="gateway-erp", channel="erp", external_ref=ref)
+    assert theirs.status_code == 201 and theirs.json()["ticket_id"] != first.json()["ticket_id"]
+
+
+async def test_an_asset_names_its_owner_only_to_callers_who_may_see_them(stack, db):
+    """A south agent raising a ticket on a machine placed in south whose owner is an east customer
+    learns nothing about that customer; channel accounts name machines by QR code only."""
+    c = await _customers(db)
+    now = datetime.now(UTC)
+    serial = f"CMX-{uuid.uuid4().int % 10**8:08d}"
+    async with db.session() as session:
+        session.add(
+            Asset(
+                id=f"ast_x_{serial[-8:]}",
+                customer_id=c["main"],
+                region="south",
+                serial=serial,
+                model="Chiller",
+                qr_code=f"qr-x-{serial}",
+                created_at=now,
+            )
+        )
+        await session.commit()
+    r = await stack.create(actor="agent-chen", region="south", asset={"serial": serial})
+    assert r.status_code == 201, r.text
+    t = r.json()
+    assert t["asset_id"] == f"ast_x_{serial[-8:]}" and t["customer_id"] is None and t["reporter"] is None
+    # A channel account names a machine by the code on its sticker, never by a serial or id.
+    r = await stack.create(actor="gateway-qr", channel="qr", asset={"serial": serial})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "asset"]
+    r = await stack.create(actor="gateway-qr", channel="qr", asset={"qr_code": f"qr-x-{serial}"})
+    assert r.status_code == 201, r.text
