@@ -19,9 +19,11 @@ from api.routers import (
     me,
     people,
     reports,
+    schedules,
     settlement,
     templates,
     tickets,
+    tracking,
 )
 from api.services import identity
 from models.db import Database
@@ -79,10 +81,12 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     app.include_router(customers.router)
     app.include_router(channels.router)
     app.include_router(integrations.router)
+    app.include_router(schedules.router)
     app.include_router(settlement.router)
     app.include_router(people.router)
     app.include_router(audit.router)
     app.include_router(reports.router)
     app.include_router(dashboard.router)
+    app.include_router(tracking.router)
     app.include_router(health.router)
     return app

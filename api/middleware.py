@@ -230,12 +230,26 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+UPLOAD_PATHS = re.compile(r"/t/[A-Za-z0-9_-]{1,64}/(?:photo|signature)")
+UPLOAD_OVERHEAD = 64 * 1024  # the multipart framing and the form's small fields
+
+
+def _is_multipart(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return bool(value.split(b";")[0].strip().lower() == b"multipart/form-data")
+    return False
+
+
 class EdgeLimits:
     """Rate limit, then the target, then the body: a refused request never reaches a route."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.max_body = settings.max_body_bytes
+        # A file upload (a photo, a signature) to a tracking page: its own size limit, and binary
+        # content (NUL bytes and all); the route checks the file's type and its text fields.
+        self.max_upload = settings.attachment_max_bytes + UPLOAD_OVERHEAD
         self.buckets = (
             TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
             if settings.rate_limit_per_minute > 0
@@ -268,10 +282,13 @@ class EdgeLimits:
             )
 
     async def _read_body(self, scope: Scope, receive: Receive) -> list[Message]:
-        """The request's body messages, at most ``max_body_bytes`` read."""
+        """The request's body messages, at most ``max_body_bytes`` read (a tracking page's file
+        upload: at most the attachment limit)."""
+        upload = UPLOAD_PATHS.fullmatch(scope.get("path", "")) is not None and _is_multipart(scope)
+        limit = self.max_upload if upload else self.max_body
         length = _content_length(scope)
-        if length is not None and length > self.max_body:
-            raise _too_large(self.max_body)
+        if length is not None and length > limit:
+            raise _too_large(limit)
         messages: list[Message] = []
         size = 0
         while True:
@@ -280,11 +297,11 @@ class EdgeLimits:
             if message["type"] != "http.request":
                 return messages  # the client left: the app sees it too
             size += len(message.get("body", b""))
-            if size > self.max_body:
-                raise _too_large(self.max_body)
+            if size > limit:
+                raise _too_large(limit)
             if not message.get("more_body", False):
                 break
-        if size:
+        if size and not upload:
             body = b"".join(m.get("body", b"") for m in messages)
             if b"\x00" in body:
                 raise _invalid(["body"], "NUL bytes are not allowed in a request body", "nul_character")

@@ -43,6 +43,7 @@ class RefusalType(StrEnum):
     UNSIGNED = "RequestNotSigned"  # not signed by the API (or a key the worker lacks): 503 from the API
     EXPIRED = "RequestExpired"  # reached the ticket after its expiry: never applied (504)
     KEY_REUSED = "IdempotencyKeyReused"  # the request id was used for another request (422)
+    TOO_FAR = "TooFarFromSite"  # a check-in farther from the site than the template allows (422)
 
 
 # Refusal.kind → its type.
@@ -54,6 +55,7 @@ REFUSAL_TYPES = {
     "form": RefusalType.FORM,
     "frozen": RefusalType.FROZEN,
     "event": RefusalType.EVENT,
+    "too_far": RefusalType.TOO_FAR,
 }
 
 
@@ -112,6 +114,8 @@ def _node_ok(action: Action, node: NodeState) -> bool:
             A.DELEGATE: node.status in HELD,
             A.RETURN: node.status in HELD and bool(node.delegations),
             A.REQUEST_INFO: node.status in HELD and node.awaiting_info is None,
+            A.CHECK_IN: node.on_site and node.status in HELD and not _on_site_now(node),
+            A.CHECK_OUT: node.on_site and _on_site_now(node),
         }.get(action, False)
     if node.type == "approval":
         if node.status != NodeStatus.OPEN:
@@ -120,7 +124,14 @@ def _node_ok(action: Action, node: NodeState) -> bool:
     return False
 
 
+def _on_site_now(node: NodeState) -> bool:
+    """Checked in and not out yet."""
+    return bool(node.visits) and node.visits[-1].checked_out_at is None
+
+
 NODE_ACTIONS = (
+    A.CHECK_IN,
+    A.CHECK_OUT,
     A.CLAIM,
     A.ASSIGN,
     A.START,
@@ -255,6 +266,8 @@ def check_actor(state: TicketState, action: Action, actor: ActorRef, node: NodeS
         ok = (holder and actor.id in node.delegations) or coordinator
     elif action == A.REQUEST_INFO and node is not None:
         ok = node.assignee == actor.id or _has(actor, OVERRIDE)
+    elif action in (A.CHECK_IN, A.CHECK_OUT) and node is not None:
+        ok = node.assignee == actor.id  # only whoever holds the task is on site: nobody checks in for them
     elif action == A.CHANGE_PRIORITY:
         ok = coordinator
     elif action in (A.REOPEN, A.CLOSE, A.CANCEL):

@@ -178,6 +178,7 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
                 ctx.add(("nodes", i, "required", j), f"{name!r} is required here but not in this task's form")
         if node.dispatch is not None:
             _dispatch(ctx, i, node)
+        _on_site(ctx, i, node)
     elif kind == "approval":
         for j, level in enumerate(node.levels):
             _one_of(ctx, ("nodes", i, "levels", j, "approvers"), level.approvers, ("user", "role", "manager_of"))
@@ -234,6 +235,15 @@ def _node_rules(ctx: _Ctx, i: int, node: Any, ids: set[str]) -> None:
             f = ctx.spec.field(node.location_field)
             if f is None or f.type != FieldType.LOCATION:
                 ctx.add(("nodes", i, "location_field"), f"{node.location_field!r} is not a location field")
+
+
+def _on_site(ctx: _Ctx, i: int, node: Any) -> None:
+    """A task's check-in site is a location field."""
+    if node.on_site is None:
+        return
+    f = ctx.spec.field(node.on_site.site_field)
+    if f is None or f.type != FieldType.LOCATION:
+        ctx.add(("nodes", i, "on_site", "site_field"), f"{node.on_site.site_field!r} is not a location field")
 
 
 def _dispatch(ctx: _Ctx, i: int, node: Any) -> None:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Below this length a secret (signing key, webhook secret) is refused in production.
@@ -89,6 +89,22 @@ class Settings(BaseSettings):
     notify_amount_threshold: str = "100000"
     finance_cc: list[str] = ["finance@localhost"]
     legal_cc: list[str] = ["legal@localhost"]
+
+    # Customer tracking pages (docs/tracking.md): links expire after this many days; the address
+    # customers reach the API at (links are built on it; None: the address a request came to).
+    tracking_ttl_days: int = Field(default=30, ge=1, le=366)
+    public_base_url: str | None = None
+    # Attachments (photos, signatures): a local directory (default: <data_dir>/attachments) or an
+    # S3-compatible bucket (docs/tracking.md); the largest file taken.
+    attachments_backend: Literal["local", "s3"] = "local"
+    attachments_dir: str | None = None
+    attachment_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None  # None: AWS; else e.g. http://minio:9000
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None  # None: boto3's own chain (AWS_* variables, an instance role…)
+    s3_secret_access_key: SecretStr | None = None
+    s3_url_ttl_s: int = 300  # how long a presigned GET URL works
 
     log_level: str = "INFO"
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.common import Priority
+from models.schedules import FollowUp
 
 IDENT = r"^[a-z][a-z0-9_]{0,63}$"
 
@@ -131,6 +132,15 @@ class _Node(_Spec):
     name: str = ""
 
 
+class OnSite(_Spec):
+    """Check-in and check-out at a task: the site is the ``site_field`` location; a check-in
+    farther than ``radius_m`` is refused, or recorded as far (``outside: flag``)."""
+
+    site_field: str
+    radius_m: int = Field(default=500, ge=10, le=100_000)
+    outside: Literal["refuse", "flag"] = "flag"
+
+
 class TaskNode(_Node):
     type: Literal["task"] = "task"
     assignee: AssigneeRule
@@ -139,6 +149,7 @@ class TaskNode(_Node):
     required: list[str] = Field(default_factory=list)
     sla: SLA | None = None
     dispatch: DispatchSpec | None = None  # pick the assignee among the role / group members
+    on_site: OnSite | None = None  # check-in / check-out at the site (engineers in the field)
     next: str
 
 
@@ -268,6 +279,27 @@ class ConsumePartsNode(_Node):
     next: str
 
 
+class ChildSpec(_Spec):
+    """One child ticket a ``spawn`` node opens: its type, title and form values (expressions
+    over the parent ticket, like an action node's inputs)."""
+
+    ticket_type: str = Field(pattern=IDENT)
+    title: str = Field(min_length=1, max_length=200)  # a plain title; "{title}" is the parent's
+    fields: dict[str, str] = Field(default_factory=dict)  # child form field → expression over the parent
+
+
+class SpawnNode(_Node):
+    """Open child tickets of other types (child workflows) and wait for all of them, or for the
+    first to finish; when the parent is cancelled, ``on_cancel`` says what happens to the children
+    still open: ``cancel`` them (the default) or ``leave`` them running."""
+
+    type: Literal["spawn"] = "spawn"
+    children: list[ChildSpec] = Field(min_length=1, max_length=20)
+    wait: Literal["all", "any"] = "all"
+    on_cancel: Literal["cancel", "leave"] = "cancel"
+    next: str
+
+
 class EndNode(_Node):
     type: Literal["end"] = "end"
 
@@ -283,6 +315,7 @@ Node = Annotated[
     | SettleNode
     | ReservePartsNode
     | ConsumePartsNode
+    | SpawnNode
     | EndNode,
     Field(discriminator="type"),
 ]
@@ -316,6 +349,11 @@ BUILTIN_EVENTS = (
         name="customer_photo",
         description="The customer sends a photo (its address in the text), e.g. through a channel",
         senders=["requester", "channel"],
+    ),
+    EventSpec(
+        name="customer_signature",
+        description="The customer signs (the signature image's address in the text)",
+        senders=["requester", "channel", "assignee"],
     ),
     EventSpec(
         name="retry_settlement",
@@ -357,6 +395,9 @@ class TemplateSpec(_Spec):
     # The events tickets of this type accept. None (templates written before events were
     # declared): each wait's event from the requester or a channel gateway, setting no field.
     events: list[EventSpec] | None = None
+    # Tickets opened some time after one of this template's tickets ends (Temporal Schedules,
+    # docs/schedules.md): a call back three days after close, say.
+    follow_ups: list[FollowUp] = Field(default_factory=list)
     # Form fields intake fills from the ticket's asset when the request leaves them empty
     # (field → what of the asset): e.g. {device_id: serial, site: site} for a QR scan.
     from_asset: dict[str, AssetAttribute] = Field(default_factory=dict)

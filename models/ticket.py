@@ -32,6 +32,8 @@ class Action(StrEnum):
     RETURN = "return"  # give a delegated task (or vote) back
     REQUEST_INFO = "request_info"  # ask the customer; the SLA pauses until they reply
     CHANGE_PRIORITY = "change_priority"  # the SLA deadlines are recomputed
+    CHECK_IN = "check_in"  # the engineer arrives on site (coordinates, photos before)
+    CHECK_OUT = "check_out"  # … and leaves (photos after, the customer's signature)
 
 
 class NodeStatus(StrEnum):
@@ -66,6 +68,23 @@ class Vote(BaseModel):
     at: datetime
 
 
+class Visit(BaseModel):
+    """One stay on site at a task: where and when the engineer checked in and out."""
+
+    by: str
+    checked_in_at: datetime
+    lat: float
+    lon: float
+    distance_m: float | None = None  # from the site, when the ticket has one
+    far: bool = False  # farther than the template's radius (recorded when the template flags)
+    photos_before: list[str] = Field(default_factory=list)
+    checked_out_at: datetime | None = None
+    out_lat: float | None = None
+    out_lon: float | None = None
+    photos_after: list[str] = Field(default_factory=list)
+    signature: str | None = None  # the customer's signature (an image's address)
+
+
 class NodeState(BaseModel):
     """Where one node of the ticket's process stands (the latest visit of that node)."""
 
@@ -98,6 +117,8 @@ class NodeState(BaseModel):
     decided: dict[int, Literal["approved", "rejected"]] = Field(default_factory=dict)  # level → decided by itself
     # waits
     signals_before: int = 0  # events this run had taken when the wait opened (later ones count)
+    on_site: bool = False  # a task whose template asks for check-in / check-out
+    visits: list[Visit] = Field(default_factory=list)  # check-in / check-out on site (tasks)
     # what the node's activity answered: a reservation, the parts consumed, a statement, an action's outputs
     result: dict[str, Any] = Field(default_factory=dict)
 
@@ -151,6 +172,7 @@ class TicketFacts(BaseModel):
     asset_id: str | None = None
     # The SLA a service contract buys: its targets replace the template's.
     contract_sla: ContractSla | None = None
+    parent_id: str | None = None  # the ticket whose spawn node opened this one
 
 
 class SlaClock(BaseModel):
@@ -169,6 +191,15 @@ class SlaClock(BaseModel):
     # Who this clock's escalation levels reach beyond the region's role holders: the holder's
     # manager, their manager, and theirs (found at the breach from the people's manager links).
     chain: list[str] = Field(default_factory=list)
+
+
+class ChildTicket(BaseModel):
+    """A child ticket a spawn node opened."""
+
+    node: str  # the spawn node
+    ticket_type: str
+    status: TicketStatus = TicketStatus.NEW  # as last heard: the child's result when it ended
+    cancel_with_parent: bool = True
 
 
 class SeenRequest(BaseModel):
@@ -240,6 +271,8 @@ class TicketState(TicketFacts):
     frozen: dict[str, str] = Field(default_factory=dict)
     # Recent request ids (de-duplication of actions and events, kept across continue-as-new).
     requests: dict[str, SeenRequest] = Field(default_factory=dict)
+    # Child tickets spawn nodes opened (id → the spawn node, its type, its last known status).
+    children: dict[str, ChildTicket] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -382,6 +415,24 @@ class CloseInput(ActorInput):
 
 class CancelInput(ActorInput):
     reason: Reason
+
+
+FileRef = Annotated[str, Field(min_length=1, max_length=2_000, pattern=r"^(https?://|/t/|/files/)\S+$")]
+
+
+class CheckInInput(NodeInput):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    photos: list[FileRef] = Field(default_factory=list, max_length=10, description="Photos before the work")
+    note: str | None = Field(default=None, max_length=2_000)
+
+
+class CheckOutInput(NodeInput):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    photos: list[FileRef] = Field(default_factory=list, max_length=10, description="Photos after the work")
+    signature: FileRef | None = Field(default=None, description="The customer's signature (an image)")
+    note: str | None = Field(default=None, max_length=2_000)
 
 
 class CommentInput(ActorInput):

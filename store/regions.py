@@ -1,8 +1,13 @@
-"""Regions: every query on the ``region`` reference table (code, name, timezone, calendar)."""
+"""Regions: every query on the ``region`` reference table (code, name, timezone, calendar), and
+the business calendar a ticket of the region is opened with (``calendar_for``)."""
+
+from datetime import UTC, datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.calendar import freeze_holidays
+from models.calendar import BusinessCalendar
 from models.tables import Region
 
 
@@ -20,3 +25,15 @@ async def names(session: AsyncSession, codes: list[str] | None = None) -> list[t
     if codes is not None:
         q = q.where(col(Region.code).in_(codes))
     return [(code, name) for code, name in (await session.exec(q)).all()]
+
+
+def calendar_for(region: Region) -> BusinessCalendar:
+    """The region's business calendar, its holidays frozen for this year and the next so the
+    ticket's deadlines never change on replay (even after a ``holidays`` upgrade). None stored:
+    Mon–Fri 09:00–18:00 in the region's timezone."""
+    if region.calendar:
+        cal = BusinessCalendar.model_validate(region.calendar)
+    else:
+        cal = BusinessCalendar.weekly(region.timezone, "09:00-18:00", "mon-fri")
+    year = datetime.now(UTC).year
+    return freeze_holidays(cal, year, year + 1)

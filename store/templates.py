@@ -6,6 +6,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import Template
+from models.template import TemplateSpec, TemplateVersion
+
+
+def to_version(row: Template) -> TemplateVersion:
+    """The stored row as the immutable version tickets pin (its spec parsed)."""
+    return TemplateVersion(key=row.key, version=row.version, spec=TemplateSpec.model_validate(row.spec))
 
 
 async def latest(session: AsyncSession, key: str) -> Template | None:

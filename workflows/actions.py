@@ -22,6 +22,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import lifecycle
+    from domain.geo import haversine_km
     from domain.lifecycle import TERMINAL, Refusal
     from domain.roles import is_machine
     from models.template import FieldType
@@ -32,12 +33,15 @@ with workflow.unsafe.imports_passed_through():
         AssignInput,
         CancelInput,
         ChangePriorityInput,
+        CheckInInput,
+        CheckOutInput,
         ClaimInput,
         CloseInput,
         CommentInput,
         CompleteInput,
         DelegateInput,
         EventInput,
+        NodeState,
         NodeStatus,
         RejectInput,
         ReopenInput,
@@ -48,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         TicketSignal,
         TicketState,
         TicketStatus,
+        Visit,
     )
     from workflows import sla
     from workflows.run import TicketRun
@@ -193,6 +198,56 @@ def validate_request_info(run: TicketRun, input: RequestInfoInput) -> None:
         run.check_info_request(run.check(Action.REQUEST_INFO, input.actor, input.node))
 
 
+def _distance_m(run: TicketRun, node: NodeState, lat: float, lon: float) -> tuple[float | None, bool]:
+    """How far (lat, lon) is from the task's site, and whether that is beyond its radius; a
+    check-in beyond it under ``outside: refuse`` is refused naming the distance."""
+    spec = run.spec.node(node.id).on_site
+    site = run.state.fields.get(spec.site_field) if spec is not None else None
+    if spec is None or not isinstance(site, dict) or "lat" not in site or "lon" not in site:
+        return None, False
+    metres = round(haversine_km(lat, lon, float(site["lat"]), float(site["lon"])) * 1000, 1)
+    far = metres > spec.radius_m
+    if far and spec.outside == "refuse":
+        message = f"{metres:.0f} m from the site: check in within {spec.radius_m} m"
+        raise run.refused(Refusal("too_far", message, field="lat", distance_m=metres, radius_m=spec.radius_m))
+    return metres, far
+
+
+async def check_in(run: TicketRun, input: CheckInInput) -> TicketState:
+    node = await run.ready(Action.CHECK_IN, input, input.node, remember=False)
+    metres, far = _distance_m(run, node, input.lat, input.lon)
+    run.remember(Action.CHECK_IN.value, input)
+    node.visits.append(
+        Visit(
+            by=input.actor.id,
+            checked_in_at=workflow.now(),
+            lat=input.lat,
+            lon=input.lon,
+            distance_m=metres,
+            far=far,
+            photos_before=list(input.photos),
+        )
+    )
+    data = {"node": node.id, "lat": input.lat, "lon": input.lon, "distance_m": metres, "far": far}
+    return await run.record("check_in", input.actor, {**data, "photos": list(input.photos), "note": input.note})
+
+
+def validate_check_in(run: TicketRun, input: CheckInInput) -> None:
+    if run.state.status in TERMINAL or run.settled():
+        _distance_m(run, run.check(Action.CHECK_IN, input.actor, input.node), input.lat, input.lon)
+
+
+async def check_out(run: TicketRun, input: CheckOutInput) -> TicketState:
+    node = await run.ready(Action.CHECK_OUT, input, input.node)
+    visit = node.visits[-1]
+    visit.checked_out_at, visit.out_lat, visit.out_lon = workflow.now(), input.lat, input.lon
+    visit.photos_after, visit.signature = list(input.photos), input.signature
+    minutes = (visit.checked_out_at - visit.checked_in_at).total_seconds() / 60
+    data = {"node": node.id, "lat": input.lat, "lon": input.lon, "minutes_on_site": round(minutes, 1)}
+    extra = {"photos": list(input.photos), "signature": input.signature, "note": input.note}
+    return await run.record("check_out", input.actor, {**data, **extra})
+
+
 async def change_priority(run: TicketRun, input: ChangePriorityInput) -> TicketState:
     await run.ready(Action.CHANGE_PRIORITY, input, None)
     previous = run.state.priority
@@ -309,6 +364,21 @@ ACTIONS: dict[str, ActionDef] = {
             "Change the priority; the SLA deadlines are recomputed.",
             A.CHANGE_PRIORITY,
             validate_change_priority,
+        ),
+        ActionDef(
+            "check_in",
+            CheckInInput,
+            check_in,
+            "Arrive on site at your task (coordinates, photos before).",
+            A.CHECK_IN,
+            validate_check_in,
+        ),
+        ActionDef(
+            "check_out",
+            CheckOutInput,
+            check_out,
+            "Leave the site (photos after, the customer's signature); the time on site is priced.",
+            A.CHECK_OUT,
         ),
         ActionDef(
             "request_info",

@@ -2,10 +2,11 @@
 
 from activities.catalog import catalog
 from domain.template_validation import ActivitySignature
+from workflows.maintenance import MaintenanceWorkflow
 from workflows.person_left import PersonLeftWorkflow
 from workflows.ticket import TicketWorkflow
 
-WORKFLOWS = [TicketWorkflow, PersonLeftWorkflow]
+WORKFLOWS = [TicketWorkflow, PersonLeftWorkflow, MaintenanceWorkflow]
 
 
 def activity_signatures() -> dict[str, ActivitySignature]:

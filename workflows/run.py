@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         Vote,
         initial_state,
     )
-    from workflows import assignment, sla
+    from workflows import aftercare, assignment, sla
     from workflows.nodes import END, HANDLERS
     from workflows.nodes.approval import replace_approver
     from workflows.nodes.notify import deliver, message
@@ -137,6 +137,8 @@ class TicketRun:
         if self.state.status == TicketStatus.CANCELLED and self.state.reservations:
             released = await asyncio.shield(release_all(self))
             await self.record("parts_released", SYSTEM, {"released": released})
+        if self.state.status == TicketStatus.CLOSED:
+            await aftercare.on_closed(self)
         # Let in-flight updates finish (and reply) before completing or continuing as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
         await workflow.wait_condition(lambda: not self._untold and not self._telling)
@@ -155,6 +157,7 @@ class TicketRun:
                 self.reached_end = True
                 await self.record("resolved", SYSTEM, {})
                 self.tell("resolved", "normal", [self.state.created_by], self.state.resolution)
+                await aftercare.on_resolved(self)
             self.reopened = False
             await self.wait(lambda: self.reopened)
 

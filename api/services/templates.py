@@ -16,6 +16,7 @@ from domain.template_validation import Problem, validate_template
 from models.tables import Template
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import ActorRef
+from store.templates import to_version  # re-exported: callers use templates.to_version
 from workflows.registry import activity_signatures
 
 AUTHORS = frozenset({"admin", "process_admin"})
@@ -66,10 +67,6 @@ def parse_yaml(text: str) -> TemplateSpec:
         raise ProblemList(
             [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         ) from exc
-
-
-def to_version(row: Template) -> TemplateVersion:
-    return TemplateVersion(key=row.key, version=row.version, spec=TemplateSpec.model_validate(row.spec))
 
 
 async def get_version(session: AsyncSession, key: str, version: int | None = None) -> TemplateVersion:

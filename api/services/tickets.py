@@ -44,17 +44,15 @@ from api.services import customer360, templates, ticket_parties
 from api.services.paging import cursor_key
 from api.signing import seal, update_id
 from domain.access import can_access_region, visible_regions
-from domain.calendar import freeze_holidays
 from domain.classification import classify
 from domain.forms import validate_values, visible_values
 from domain.ids import new_ticket_id, ticket_id_for_key
 from domain.lifecycle import TERMINAL, RefusalType, allowed_actions, allowed_for
 from domain.roles import is_machine
 from models import search_attributes as attrs
-from models.calendar import BusinessCalendar
 from models.schemas import Channel, TicketCreate, TicketEventOut, TicketEventPage, TicketOut, TicketPage, TicketSummary
 from models.settings import Settings
-from models.tables import Region, Ticket, TicketEventRow
+from models.tables import Ticket, TicketEventRow
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import (
     Action,
@@ -160,7 +158,7 @@ async def create_ticket(
         customer_id=parties.customer.id if parties.customer is not None else None,
         asset_id=parties.asset.id if parties.asset is not None else None,
         contract_sla=await ticket_parties.contract_sla(session, parties, region.timezone),
-        calendar=region_calendar(region),
+        calendar=store.regions.calendar_for(region),
     )
     state = initial_state(ticket_input)
     # The row first: if the database cannot take it, nothing has started (503, no ghost ticket);
@@ -202,17 +200,6 @@ async def _forget_intake(session: AsyncSession, ticket_id: str) -> None:
     """The workflow did not start: the intake row goes, unless the projection already wrote to it."""
     await store.tickets.forget_intake(session, ticket_id)
     await session.commit()
-
-
-def region_calendar(region: Region) -> BusinessCalendar:
-    """The region's business calendar, its holidays frozen for this year and the next so the
-    ticket's deadlines never change on replay (even after a ``holidays`` upgrade)."""
-    if region.calendar:
-        cal = BusinessCalendar.model_validate(region.calendar)
-    else:
-        cal = BusinessCalendar.weekly(region.timezone, "09:00-18:00", "mon-fri")
-    year = datetime.now(UTC).year
-    return freeze_holidays(cal, year, year + 1)
 
 
 async def _pick_template(session: AsyncSession, body: TicketCreate) -> tuple[TemplateVersion, Priority]:

@@ -7,6 +7,7 @@ final amount above the pre-settlement agreed before the work, the ticket goes to
 error leaves the node waiting for a ``retry_settlement`` event (after the rules are fixed).
 """
 
+import math
 from datetime import timedelta
 from decimal import Decimal
 
@@ -28,7 +29,9 @@ RETRY_EVENT = "retry_settlement"
 def _items(wf: Run, node: SettleNode) -> SettleItems:
     services = [ServiceItem(code=code) for code in node.services]
     if node.hourly_service:
-        minutes = int(Decimal(str(wf.state.fields.get(node.minutes_field or "", 0) or 0)))
+        entered = wf.state.fields.get(node.minutes_field or "")
+        # The minutes entered on the form, else the time on site (check-in to check-out).
+        minutes = int(Decimal(str(entered))) if entered not in (None, "") else _minutes_on_site(wf)
         services.append(ServiceItem(code=node.hourly_service, minutes=minutes))
     used: dict[str, int] = {}
     for other in wf.state.nodes.values():
@@ -45,6 +48,17 @@ def _items(wf: Run, node: SettleNode) -> SettleItems:
     parts = [PartItem(sku=sku, quantity=Decimal(q)) for sku, q in sorted(used.items()) if q > 0]
     conditions = tuple(name for name, when in sorted(node.pricing_conditions.items()) if wf.holds(when))
     return SettleItems(services=tuple(services), parts=tuple(parts), conditions=conditions)
+
+
+def _minutes_on_site(wf: Run) -> int:
+    """Whole minutes (rounded up) between each check-in and its check-out, over every task."""
+    seconds = sum(
+        (v.checked_out_at - v.checked_in_at).total_seconds()
+        for n in wf.state.nodes.values()
+        for v in n.visits
+        if v.checked_out_at is not None
+    )
+    return math.ceil(seconds / 60)
 
 
 def _context(wf: Run, node: SettleNode) -> SettleContext:

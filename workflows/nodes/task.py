@@ -18,7 +18,13 @@ async def run(wf: Run, node: TaskNode, branch: str | None) -> str:
     user, candidates = assignment.rule_of(wf, node)
     assignee, status = (user, NodeStatus.ASSIGNED) if user else (None, NodeStatus.OPEN)
     state, new = wf.open_node(
-        node, branch, status, assignee=assignee, candidates=candidates, backups=node.assignee.backups
+        node,
+        branch,
+        status,
+        assignee=assignee,
+        candidates=candidates,
+        backups=node.assignee.backups,
+        on_site=node.on_site is not None,
     )
     if new:
         wf.start_clocks(sla.start_node_clocks(wf, node))

@@ -1,0 +1,56 @@
+"""What a ticket sets going when its work ends (issue #12): the template's follow-ups, scheduled
+as Temporal Schedules by the ``schedules.follow_up`` activity (docs/schedules.md), and the
+satisfaction survey, a ``SurveyWorkflow`` of its own (docs/surveys.md).
+
+Both depend only on the template a ticket pinned at intake, so a ticket started before a template
+declared them never runs these steps, and recorded histories replay unchanged. A failure here is
+logged and recorded, never fails the ticket: the customer's ticket is done either way.
+"""
+
+from datetime import timedelta
+from typing import Literal
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from models.schedules import FollowUpInput, FollowUpScheduled
+    from models.ticket import SYSTEM
+    from workflows.protocol import Run
+
+Moment = Literal["resolve", "close"]
+
+
+async def follow_ups(wf: Run, after: Moment) -> None:
+    """Schedule the template's follow-ups of this moment (idempotent by ticket and name)."""
+    for f in wf.spec.follow_ups:
+        if f.after != after:
+            continue
+        try:
+            scheduled: FollowUpScheduled = await workflow.execute_activity(
+                "schedules.follow_up",
+                FollowUpInput(ticket_id=wf.state.ticket_id, follow_up=f, at=wf.state.closed_at or workflow.now()),
+                result_type=FollowUpScheduled,
+                start_to_close_timeout=timedelta(seconds=30),
+                summary=f"follow-up {f.name}: a {f.ticket_type} ticket {f.delay} after {after}",
+            )
+        except ActivityError as exc:  # e.g. an unknown ticket type: the ticket is done regardless
+            await wf.record("follow_up_failed", SYSTEM, {"name": f.name, "reason": str(exc.cause or exc)})
+            continue
+        await wf.record(
+            "follow_up_scheduled",
+            SYSTEM,
+            {"name": f.name, "schedule": scheduled.schedule_id, "due_at": scheduled.due_at.isoformat()},
+        )
+
+
+async def on_resolved(wf: Run) -> None:
+    """The walk reached its end (the ticket is resolved)."""
+    if wf.spec.follow_ups:
+        await follow_ups(wf, "resolve")
+
+
+async def on_closed(wf: Run) -> None:
+    """The ticket closed (final)."""
+    if wf.spec.follow_ups:
+        await follow_ups(wf, "close")
