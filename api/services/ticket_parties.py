@@ -25,7 +25,6 @@ from models.schemas import TicketCreate
 from models.template import TemplateSpec
 from models.ticket import ActorRef, ContractSla
 
-
 CUSTOMER_CHANNELS = frozenset({"qr", "bot", "app", "web"})  # where customers speak (not business systems)
 
 
