@@ -17,6 +17,7 @@ from api.routers import (
     integrations,
     inventory,
     me,
+    message_templates,
     people,
     reports,
     schedules,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     middleware.install(app, settings)
     app.include_router(tickets.router)
     app.include_router(templates.router)
+    app.include_router(message_templates.router)
     app.include_router(me.router)
     app.include_router(inventory.router)
     app.include_router(assets.router)

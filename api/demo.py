@@ -15,6 +15,7 @@ import store.channels
 import store.demo
 import store.demo_customers
 from api.services import audit, channel_registry, identity, integrations, templates
+from api.services.message_templates import load_message_templates
 from models import demo
 from models.channels import ChannelPut
 from models.db import Database
@@ -73,6 +74,7 @@ async def load_all(db: Database) -> list[tuple[str, int, bool]]:
     await store.demo.load_pricing(db)
     await store.demo_customers.load_customers(db)  # customers, assets, contracts, orders, rates
     published = await publish_presets(db)
+    await load_message_templates(db)  # customer message texts (templates/messages/*.yaml)
     await load_channels(db)
     sources = await integrations.load_presets(db, secrets={code: demo_secret(code) for code in DEMO_SOURCES})
     print(f"demo channels: {', '.join(DEMO_CHANNELS)}; business sources: {', '.join(s[0] for s in sources)}")

@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import models.channel_tables  # noqa: F401  (inbound channels, their deliveries)
+import models.customer_message_tables  # noqa: F401  (customer messages: outbox, templates)
 import models.customer_tables  # noqa: F401  (customers, assets, contracts, orders, rates)
 import models.integration_tables  # noqa: F401  (business-system sources, mappings, events)
 import models.inventory_tables  # noqa: F401

@@ -15,8 +15,10 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import notify, resources
+import store.customer_messages
+from activities import customer_messages, notify, resources
 from activities.registry import ACTIVITIES
+from api.services import tracking
 from domain import signing
 from models.db import Database
 from models.settings import Settings, get_settings
@@ -42,6 +44,11 @@ async def run_worker(settings: Settings) -> None:
     db = Database(settings.database_url, settings.db_statement_timeout_ms)
     resources.use_database(db)
     notify.configure(settings)
+    # Customer messages carry a tracking link when the service knows the address customers reach
+    # it at (a worker has no request to take it from).
+    if settings.public_base_url:
+        links = customer_messages.tracking_links(tracking.link_for, settings.public_base_url)
+        store.customer_messages.configure(tracking_link=links)
     client = await connect(settings.temporal_address, settings.temporal_namespace, settings.temporal_connect_timeout_s)
     worker = build_worker(client, settings)
 
@@ -52,11 +59,14 @@ async def run_worker(settings: Settings) -> None:
 
     log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
     run = asyncio.create_task(worker.run())
+    messages = asyncio.create_task(customer_messages.run(db, settings, stop))  # the customer outbox
     await asyncio.wait([run, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     if not run.done():
         log.info("worker.stopping", grace_s=settings.worker_shutdown_grace_s)
         await worker.shutdown()
     await run
+    stop.set()
+    await messages
     await db.dispose()
     log.info("worker.stopped")
 
