@@ -1,0 +1,50 @@
+"""What a ticket sets going when its work ends: the template's follow-ups become Temporal
+Schedules (listed by GET /schedules, visible in the Temporal UI) when the ticket closes."""
+
+import pytest
+
+from activities.schedules import follow_up_id
+
+pytestmark = pytest.mark.asyncio
+
+
+async def finish_repair(stack) -> str:
+    r = await stack.create(
+        ticket_type="equipment_repair",
+        fields={"device_id": "CMP-7777", "fault": "noise", "site": {"lat": 31.23, "lon": 121.47}},
+    )
+    assert r.status_code == 201, r.text
+    tid = r.json()["ticket_id"]
+    await stack.until(tid, lambda t: "diagnose" in t["active"])
+    assert (await stack.act(tid, "assign", "sup-zhou", assignee="eng-li", node="diagnose")).status_code == 200
+    for action, body in (("start", {}), ("complete", {"fields": {"diagnosis": "ok", "parts_needed": False}})):
+        assert (await stack.act(tid, action, "eng-li", **body)).status_code == 200, action
+    await stack.until(tid, lambda t: "repair" in t["active"])
+    for action, body in (
+        ("claim", {}),
+        ("start", {}),
+        ("complete", {"fields": {"minutes_worked": 30, "repair_cost": {"amount": "100", "currency": "CNY"}}}),
+    ):
+        assert (await stack.act(tid, action, "eng-li", **body)).status_code == 200, action
+    await stack.until(tid, lambda t: "confirm" in t["active"])
+    r = await stack.http.post(
+        f"/tickets/{tid}/events", json={"name": "customer_confirmed"}, headers=stack.as_actor("agent-wang")
+    )
+    assert r.status_code in (200, 202), r.text
+    await stack.until(tid, lambda t: t["status"] == "resolved")
+    assert (await stack.act(tid, "close", "agent-wang")).status_code == 200
+    return tid
+
+
+async def test_closing_a_repair_schedules_its_call_back(stack):
+    tid = await finish_repair(stack)
+    t = await stack.until(tid, lambda t: any(e["action"] == "follow_up_scheduled" for e in t["events"]), "admin")
+    (scheduled,) = [e for e in t["events"] if e["action"] == "follow_up_scheduled"]
+    assert scheduled["data"]["schedule"] == follow_up_id(tid, "call_back")
+    handle = stack.client.get_schedule_handle(follow_up_id(tid, "call_back"))
+    described = await handle.describe()
+    assert described.schedule.state.remaining_actions == 1
+    listed = (
+        await stack.http.get("/schedules", params={"source_ticket": tid}, headers=stack.as_actor("sup-zhou"))
+    ).json()
+    assert [s["id"] for s in listed["items"]] == [follow_up_id(tid, "call_back")]
