@@ -22,6 +22,7 @@ from api.routers import (
     reports,
     schedules,
     settlement,
+    surveys,
     templates,
     tickets,
     tracking,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     errors.install(app)
     middleware.install(app, settings)
     app.include_router(tickets.router)
+    app.include_router(surveys.router)
     app.include_router(templates.router)
     app.include_router(message_templates.router)
     app.include_router(me.router)

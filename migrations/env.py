@@ -16,6 +16,7 @@ import models.inventory_tables  # noqa: F401
 import models.notifications_tables  # noqa: F401  (notification outbox, inbox, contact)
 import models.schedule_tables  # noqa: F401  (maintenance plans and follow-ups: Temporal Schedules)
 import models.settlement_tables  # noqa: F401  (price_rules, statement)
+import models.survey_tables  # noqa: F401  (satisfaction surveys)
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 import models.tracking_tables  # noqa: F401  (customers' tracking links)
 from models.db import sync_url

@@ -105,3 +105,26 @@ class Workload(BaseModel):
         "highest first; then load, highest first; then id"
     )
     teams: list[TeamWorkload] = Field(description="The same people per primary team, by utilisation, highest first")
+
+
+class CsatFigures(BaseModel):
+    answered: int = Field(description="Surveys answered in the period (answered_at)")
+    average: float | None = Field(description="Mean rating (1-5), rounded to 2 decimals; null without answers")
+    csat: float | None = Field(description="Share of ratings 4 or 5 (CSAT); null without answers")
+    dissatisfied: float | None = Field(description="Share of ratings 2 or less; null without answers")
+
+
+class CsatGroup(CsatFigures):
+    key: str | None = Field(
+        description="The region code, team, engineer id or ticket type; null: surveys without one (no engineer or team)"
+    )
+    name: str | None = Field(description="The region's or the engineer's name, where there is one")
+
+
+class CsatReport(BaseModel):
+    since: datetime = Field(description="Start of the period (inclusive)")
+    until: datetime = Field(description="End of the period (exclusive)")
+    group_by: str = Field(description="region | team | engineer | ticket_type")
+    regions: list[str] = Field(description="The report's regions")
+    groups: list[CsatGroup] = Field(description="One per value of group_by with answers in the period, by key")
+    total: CsatFigures = Field(description="The report's regions together")

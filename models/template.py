@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.common import Priority
 from models.schedules import FollowUp
+from models.survey_spec import SurveySpec
 
 IDENT = r"^[a-z][a-z0-9_]{0,63}$"
 
@@ -398,6 +399,8 @@ class TemplateSpec(_Spec):
     # Tickets opened some time after one of this template's tickets ends (Temporal Schedules,
     # docs/schedules.md): a call back three days after close, say.
     follow_ups: list[FollowUp] = Field(default_factory=list)
+    # The satisfaction survey sent when a ticket resolves or closes (docs/surveys.md).
+    survey: SurveySpec | None = None
     # Form fields intake fills from the ticket's asset when the request leaves them empty
     # (field → what of the asset): e.g. {device_id: serial, site: site} for a QR scan.
     from_asset: dict[str, AssetAttribute] = Field(default_factory=dict)

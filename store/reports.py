@@ -1,11 +1,11 @@
-"""The manager reports' queries: aggregates over ``ticket``, ``ticket_event`` and ``actor`` for
-the regions of a report (``codes``). Every count, sum and mean is a ``GROUP BY`` here; the
+"""The manager reports' queries: aggregates over ``ticket``, ``ticket_event``, ``actor`` and
+``survey`` (CSAT) for the regions of a report (``codes``). Every count, sum and mean is a ``GROUP BY`` here; the
 tallies, percentiles and totals are ``api/services/reports.py``'s.
 """
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -14,10 +14,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.access import ALL_REGIONS
 from models.common import TicketStatus
 from models.db import json_text_contains
+from models.survey_tables import Survey
 from models.tables import Actor, Ticket, TicketEventRow
 from store.people import mentions
 from store.tickets import OPEN_STATUSES, load_query
 
+CsatDimension = Literal["region", "team", "engineer", "ticket_type"]
 RESOLVED, CLOSED, CANCELLED = TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value, TicketStatus.CANCELLED.value
 
 
@@ -176,3 +178,25 @@ async def held_per_region(session: AsyncSession, person_ids: list[str]) -> Seque
     breached part: rows (assignee, count, region, breached)."""
     held = load_query(person_ids).add_columns(col(Ticket.region), _count_if(col(Ticket.sla_breached)))
     return (await session.exec(held.group_by(col(Ticket.region)))).all()
+
+
+async def csat(
+    session: AsyncSession, codes: list[str], since: datetime, until: datetime, by: CsatDimension
+) -> Sequence[Any]:
+    """Surveys answered in [since, until) in the regions ``codes``, per value of ``by`` (the
+    survey's region, the engineer's team, the engineer, the ticket type): rows (value, answers,
+    sum of ratings, ratings 4-5, ratings at most 2)."""
+    s = Survey
+    key = col(getattr(s, by))
+    rating = col(s.rating)
+    q = (
+        select(key, sa.func.count(), sa.func.sum(rating), _count_if(rating >= 4), _count_if(rating <= 2))  # type: ignore[call-overload]
+        .where(
+            col(s.region).in_(codes),
+            col(s.status) == "answered",
+            col(s.answered_at) >= since,
+            col(s.answered_at) < until,
+        )
+        .group_by(key)
+    )
+    return (await session.exec(q)).all()

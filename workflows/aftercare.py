@@ -11,10 +11,14 @@ from datetime import timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from models.schedules import FollowUpInput, FollowUpScheduled
+    from models.surveys import SurveyInput
+    from models.surveys import workflow_id as survey_id
     from models.ticket import SYSTEM
     from workflows.protocol import Run
 
@@ -44,13 +48,40 @@ async def follow_ups(wf: Run, after: Moment) -> None:
         )
 
 
+async def survey(wf: Run) -> None:
+    """Start the ticket's satisfaction survey: a workflow of its own (``survey-<ticket>``) that
+    outlives the ticket; one per ticket (resolved again after a reopen: the first one stands)."""
+    spec, s = wf.spec.survey, wf.state
+    assert spec is not None
+    worked = [n for n in s.nodes.values() if n.type == "task" and n.completed_at is not None and n.assignee]
+    engineer = max(worked, key=lambda n: n.completed_at or workflow.now()).assignee if worked else s.assignee
+    ticket = {"ticket_id": s.ticket_id, "region": s.region, "ticket_type": s.ticket_type, "title": s.title}
+    try:
+        await workflow.start_child_workflow(
+            "Survey",
+            SurveyInput.of(spec, **ticket, customer_id=s.customer_id, assignee=engineer, channel=s.channel),
+            id=survey_id(s.ticket_id),
+            task_queue=workflow.info().task_queue,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"Satisfaction survey of {s.ticket_id}",
+        )
+    except WorkflowAlreadyStartedError:
+        return
+    await wf.record("survey_sent", SYSTEM, {"survey": survey_id(s.ticket_id)})
+
+
 async def on_resolved(wf: Run) -> None:
     """The walk reached its end (the ticket is resolved)."""
     if wf.spec.follow_ups:
         await follow_ups(wf, "resolve")
+    if wf.spec.survey is not None and wf.spec.survey.after == "resolved":
+        await survey(wf)
 
 
 async def on_closed(wf: Run) -> None:
     """The ticket closed (final)."""
     if wf.spec.follow_ups:
         await follow_ups(wf, "close")
+    if wf.spec.survey is not None and wf.spec.survey.after == "closed":
+        await survey(wf)

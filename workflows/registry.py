@@ -4,9 +4,10 @@ from activities.catalog import catalog
 from domain.template_validation import ActivitySignature
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.person_left import PersonLeftWorkflow
+from workflows.survey import SurveyWorkflow
 from workflows.ticket import TicketWorkflow
 
-WORKFLOWS = [TicketWorkflow, PersonLeftWorkflow, MaintenanceWorkflow]
+WORKFLOWS = [TicketWorkflow, PersonLeftWorkflow, MaintenanceWorkflow, SurveyWorkflow]
 
 
 def activity_signatures() -> dict[str, ActivitySignature]:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import store.people
 import store.regions
 import store.reports
 from api.errors import FieldInvalid, Forbidden
@@ -27,6 +28,9 @@ from domain.access import ALL_REGIONS, can_access_region, visible_regions
 from domain.roles import takes_tickets
 from models.common import Priority, TicketStatus
 from models.reports import (
+    CsatFigures,
+    CsatGroup,
+    CsatReport,
     Figures,
     OpenTickets,
     Overview,
@@ -341,3 +345,44 @@ def _teams(people: list[PersonWorkload]) -> list[TeamWorkload]:
         )
     teams.sort(key=lambda t: (_busiest_first(t.utilisation, t.load), -t.load, t.team is None, t.team or ""))
     return teams
+
+
+# --- customer satisfaction ---
+
+
+def _csat_figures(answered: int, total: int, high: int, low: int) -> CsatFigures:
+    if not answered:
+        return CsatFigures(answered=0, average=None, csat=None, dissatisfied=None)
+    return CsatFigures(
+        answered=answered, average=round(total / answered, 2), csat=high / answered, dissatisfied=low / answered
+    )
+
+
+async def csat(
+    session: AsyncSession,
+    actor: ActorRef,
+    region: str | None,
+    group_by: store.reports.CsatDimension,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime | None = None,
+) -> CsatReport:
+    """Survey answers in the period per region, team, engineer or ticket type (docs/surveys.md):
+    count, mean rating, share of 4-5 (CSAT) and of 1-2, over the caller's report regions."""
+    regions = await report_regions(session, actor, region)
+    start, end = report_period(since, until, now or datetime.now(UTC))
+    codes = [code for code, _ in regions]
+    rows = await store.reports.csat(session, codes, start, end, group_by) if codes else []
+    names: dict[str, str] = {}
+    if group_by == "region":
+        names = dict(regions)
+    elif group_by == "engineer":
+        people = await store.people.by_ids(session, [r[0] for r in rows if r[0] is not None])
+        names = {p.id: p.name for p in people.values()}
+    groups = [
+        CsatGroup(key=key, name=names.get(key) if key else None, **dict(_csat_figures(n, int(t), int(hi), int(lo))))
+        for key, n, t, hi, lo in rows
+    ]
+    groups.sort(key=lambda g: (g.key is None, g.key or ""))
+    total = _csat_figures(*(sum(int(r[i] or 0) for r in rows) for i in range(1, 5)))
+    return CsatReport(since=start, until=end, group_by=group_by, regions=codes, groups=groups, total=total)

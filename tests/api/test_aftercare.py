@@ -1,9 +1,12 @@
-"""What a ticket sets going when its work ends: the template's follow-ups become Temporal
-Schedules (listed by GET /schedules, visible in the Temporal UI) when the ticket closes."""
+"""What a ticket sets going when its work ends: the satisfaction survey (a workflow of its own)
+when it resolves, and the template's follow-ups as Temporal Schedules (listed by GET /schedules,
+visible in the Temporal UI) when it closes."""
 
 import pytest
 
 from activities.schedules import follow_up_id
+from domain.ids import ticket_id_for_key
+from models.surveys import follow_up_key
 
 pytestmark = pytest.mark.asyncio
 
@@ -48,3 +51,23 @@ async def test_closing_a_repair_schedules_its_call_back(stack):
         await stack.http.get("/schedules", params={"source_ticket": tid}, headers=stack.as_actor("sup-zhou"))
     ).json()
     assert [s["id"] for s in listed["items"]] == [follow_up_id(tid, "call_back")]
+
+
+async def test_resolving_a_repair_sends_its_survey_once(stack):
+    tid = await finish_repair(stack)
+    t = await stack.until(tid, lambda t: any(e["action"] == "survey_sent" for e in t["events"]), "admin")
+    assert [e["data"]["survey"] for e in t["events"] if e["action"] == "survey_sent"] == [f"survey-{tid}"]
+    survey = await stack.http.get(f"/tickets/{tid}/survey", headers=stack.as_actor("sup-zhou"))
+    assert survey.status_code == 200 and survey.json()["status"] == "sent", survey.text
+    # The agent answers for the customer on the phone: a 2 opens the supervisor's call-back.
+    r = await stack.http.post(
+        f"/tickets/{tid}/survey/answer",
+        json={"rating": 2, "comment": "took too long"},
+        headers=stack.as_actor("agent-wang"),
+    )
+    assert r.status_code == 200, r.text
+    follow_up = ticket_id_for_key(follow_up_key(tid))
+    seen = await stack.until(follow_up, lambda t: t.get("ticket_type") == "satisfaction_follow_up", "sup-zhou")
+    assert seen.get("ticket_type") == "satisfaction_follow_up", seen
+    answered = (await stack.http.get(f"/tickets/{tid}/survey", headers=stack.as_actor("sup-zhou"))).json()
+    assert (answered["status"], answered["rating"]) == ("answered", 2)

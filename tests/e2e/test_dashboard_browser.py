@@ -316,7 +316,7 @@ async def test_manager_sees_exact_figures_and_the_busiest_first(page: Any, site:
         "document.dispatchEvent(new Event('visibilitychange'))"
     )
     await expect(kpi(page, "open_total")).to_have_text("7")
-    assert len(asked) == 2  # overview and workload, once
+    assert len(asked) == 3  # overview, workload and csat, once
 
     # The key (and the filters) live in sessionStorage: a reload shows the figures again.
     assert await page.evaluate("sessionStorage.getItem('ticketflow.dashboard.apiKey')") == site.key("mgr")

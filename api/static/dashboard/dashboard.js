@@ -1,4 +1,4 @@
-// Ticketflow manager dashboard: vanilla JS over GET /reports/overview and GET /reports/workload.
+// Ticketflow manager dashboard: vanilla JS over GET /reports/overview, /reports/workload and /reports/csat.
 //
 // Every piece of text that comes from the API reaches the DOM through textContent (el() below),
 // never through innerHTML, so a name such as "<img onerror=…>" is shown as it is.
@@ -109,6 +109,14 @@
 
   function setKpi(name, text) {
     document.querySelector(`[data-kpi="${name}"] .value`).textContent = text;
+  }
+
+  // Survey answers in the period: the share of 4-5 ratings, with the mean and the count beside it.
+  function renderCsat(csat) {
+    const t = csat.total;
+    setKpi("csat", fmtPercent(t.csat));
+    const note = document.querySelector('[data-kpi="csat"] .note');
+    note.textContent = t.answered ? `avg ${t.average.toFixed(2)} · ${t.answered} answers` : "no answers";
   }
 
   function renderKpis(total) {
@@ -236,13 +244,14 @@
     ui.region.value = knownRegions.has(selected) ? selected : "";
   }
 
-  function render(overview, workload) {
+  function render(overview, workload, csat) {
     ui.error.hidden = true;
     rememberRegions(overview);
     ui.period.textContent =
       `Period ${fmtUtc(overview.since)} → ${fmtUtc(overview.until)} (end exclusive) · ` +
       `regions: ${overview.regions.map((r) => r.region).join(", ") || "none"}`;
     renderKpis(overview.total);
+    renderCsat(csat);
     renderDimension($("open-by-status"), overview, (f) => f.open.by_status);
     renderDimension($("open-by-priority"), overview, (f) => f.open.by_priority);
     renderDimension($("open-by-type"), overview, (f) => f.open.by_type);
@@ -296,12 +305,13 @@
     };
     const workloadParams = { region, role: ui.role.value.trim() };
     try {
-      const [overview, workload] = await Promise.all([
+      const [overview, workload, csat] = await Promise.all([
         getJson("reports/overview", overviewParams, key),
         getJson("reports/workload", workloadParams, key),
+        getJson("reports/csat", overviewParams, key),
       ]);
       if (mine !== seq) return;
-      render(overview, workload);
+      render(overview, workload, csat);
       ui.status.textContent = `Updated at ${new Date().toLocaleTimeString()}.`;
     } catch (err) {
       if (mine !== seq) return;
