@@ -12,12 +12,16 @@ way, so one verification snippet serves both directions.
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 
 SIGNATURE_HEADER = "X-Ticketflow-Signature"
 TIMESTAMP_HEADER = "X-Ticketflow-Timestamp"
 DEFAULT_WINDOW_S = 300  # ±5 minutes
+# Unix seconds in ASCII digits only: ``str.isdigit`` takes "²" (which ``int`` cannot read) and
+# ``int`` takes any script's digits ("１２３"); one spelling of a time, nothing else.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,12 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"v1={mac.hexdigest()}"
 
 
+def parse_timestamp(value: str) -> int | None:
+    """``value`` as unix seconds if it is 1-12 ASCII digits, else None (also for the WeChat
+    handshake's ``timestamp`` parameter)."""
+    return int(value) if _TIMESTAMP.fullmatch(value) else None
+
+
 def verify(
     secrets: list[str],
     timestamp: str | None,
@@ -46,9 +56,9 @@ def verify(
     ``BadSignature``. Every secret and every offered signature is compared, in constant time."""
     if not timestamp or not signature:
         raise BadSignature("missing signature or timestamp header")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    sent = parse_timestamp(timestamp)
+    if sent is None:
         raise BadSignature("malformed timestamp")
-    sent = int(timestamp)
     current = time.time() if now is None else now
     if abs(current - sent) > window_s:
         raise BadSignature("timestamp outside the replay window")

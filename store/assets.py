@@ -2,11 +2,13 @@
 
 ``coverage`` answers what pays for work on an asset on a given day: its warranty (until
 ``warranty_end``, inclusive) and the valid contracts naming the asset or covering all of its
-customer's assets. Rules are ``api/services/assets.py``'s.
+customer's assets — for pricing, only those written by the time of the work (``created_before``),
+so a contract dated back over a repair already done cannot make it free. Rules are
+``api/services/assets.py``'s.
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import col, or_, select
@@ -41,9 +43,15 @@ class Coverage:
 
 
 async def contracts_on(
-    session: AsyncSession, customer_ids: list[str], asset_id: str | None, day: date
+    session: AsyncSession,
+    customer_ids: list[str],
+    asset_id: str | None,
+    day: date,
+    *,
+    created_before: datetime | None = None,
 ) -> list[ServiceContract]:
-    """The customer's contracts valid on ``day`` that cover ``asset_id`` (or all their assets)."""
+    """The customer's contracts valid on ``day`` that cover ``asset_id`` (or all their assets);
+    with ``created_before``, only those written (``created_at``) at or before that instant."""
     scope: Any = col(ServiceContract.asset_id).is_(None)
     if asset_id is not None:
         scope = or_(scope, col(ServiceContract.asset_id) == asset_id)
@@ -53,6 +61,8 @@ async def contracts_on(
         col(ServiceContract.valid_to) >= day,
         scope,
     )
+    if created_before is not None:
+        q = q.where(col(ServiceContract.created_at) <= created_before)
     return list((await session.exec(q)).all())
 
 
@@ -63,9 +73,19 @@ def best_contract(contracts: list[ServiceContract]) -> ServiceContract | None:
     return max(contracts, key=lambda c: (c.covers_labour + c.covers_parts, c.valid_to, c.id))
 
 
-async def coverage(session: AsyncSession, customer_ids: list[str], asset: Asset | None, day: date) -> Coverage:
+async def coverage(
+    session: AsyncSession,
+    customer_ids: list[str],
+    asset: Asset | None,
+    day: date,
+    *,
+    created_before: datetime | None = None,
+) -> Coverage:
+    """What covers work on ``asset`` on ``day``; ``created_before`` (settlement: the moment of the
+    work) leaves out contracts written after it."""
     in_warranty = asset is not None and asset.warranty_end is not None and day <= asset.warranty_end
-    contract = best_contract(await contracts_on(session, customer_ids, asset.id if asset else None, day))
+    found = await contracts_on(session, customer_ids, asset.id if asset else None, day, created_before=created_before)
+    contract = best_contract(found)
     tier = await session.get(SlaTier, contract.sla_tier) if contract is not None and contract.sla_tier else None
     return Coverage(
         in_warranty=in_warranty,

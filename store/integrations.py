@@ -180,15 +180,24 @@ async def occurrences_for(session: AsyncSession, ticket_id: str) -> list[Occurre
 # --- orders ---
 
 
-async def upsert_order(session: AsyncSession, values: dict[str, Any]) -> None:
+async def upsert_order(session: AsyncSession, values: dict[str, Any], family: list[str]) -> bool:
     """Add the order, or update what the event says of it (status, amount…) — never its customer
-    or when it was placed."""
+    or when it was placed — if the stored order is the event's customer's: one of ``family`` (the
+    customer and the records merged into it), checked in the same statement. False: the order is
+    recorded for another customer, and is left as it is."""
     insert = upsert_statement(await _dialect(session), _ORDER).values(**values)
     keep = {"source", "external_ref", "customer_id", "placed_at"}
     changed = {k: insert.excluded[k] for k in values if k not in keep}
     stmt = (
-        insert.on_conflict_do_update(index_elements=["source", "external_ref"], set_=changed)
+        insert.on_conflict_do_update(
+            index_elements=["source", "external_ref"], set_=changed, where=_ORDER.c.customer_id.in_(family)
+        )
         if changed
         else insert.on_conflict_do_nothing(index_elements=["source", "external_ref"])
     )
-    await session.exec(stmt)
+    if (await session.exec(stmt.returning(_ORDER.c.id))).scalar_one_or_none() is not None:
+        return True  # inserted, or updated
+    q = select(CustomerOrder.customer_id).where(
+        CustomerOrder.source == values["source"], CustomerOrder.external_ref == values["external_ref"]
+    )
+    return (await session.exec(q)).first() in family

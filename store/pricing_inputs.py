@@ -56,7 +56,8 @@ class TicketFacts:
 
 async def gather(session: AsyncSession, region: str, ctx: SettleContext, now: datetime) -> TicketFacts:
     """The ticket's pricing facts. The customer is the context's, else the asset's owner; the
-    coverage is that of ``worked_at``'s local date in the region (``now``'s without it); the
+    coverage is that of ``worked_at``'s local date in the region (``now``'s without it), counting
+    only contracts written by that moment (one dated back over finished work prices nothing); the
     conditions are the region calendar's at ``worked_at`` (none without it). Something the
     context names that is not in the database is left out, with a note."""
     notes: list[str] = []
@@ -73,8 +74,10 @@ async def gather(session: AsyncSession, region: str, ctx: SettleContext, now: da
         worked_at = worked_at.replace(tzinfo=UTC)  # a naive instant is read as UTC
     coverage: tuple[Coverage, ...] = ()
     if asset is not None or found is not None:
-        day = (worked_at or now).astimezone(ZoneInfo(cal.timezone)).date()
-        coverage = covered_by(await assets.coverage(session, found.family if found else [], asset, day))
+        moment = worked_at or now
+        day = moment.astimezone(ZoneInfo(cal.timezone)).date()
+        family = found.family if found else []
+        coverage = covered_by(await assets.coverage(session, family, asset, day, created_before=moment))
     travel_km = await _travel_km(session, ctx, asset, notes)
     return TicketFacts(
         context=ctx,

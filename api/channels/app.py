@@ -4,7 +4,9 @@ Body: ``message_id`` (the delivery id), ``user_id`` (the app's id of the user, v
 the app), ``name``, ``text``, ``photo_url``, ``intent`` (``new``, ``answer``, ``confirm``,
 ``reject``: the app's buttons say it; omitted, the text and the customer's state decide),
 ``rating`` (1-5, with a confirmation), ``serial`` or ``qr_code`` (the asset a new report is
-about) and ``fault``.
+about) and ``fault``. A ``serial`` names one of the user's own machines only (the dispatcher
+turns it into that machine's QR code; anyone else's is a 422 on ``serial``): a serial can be
+read off any plate, the QR code proves more.
 """
 
 from collections.abc import Mapping

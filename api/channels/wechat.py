@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from api.channels.base import MAX_TEXT, MAX_URL, Adapter, InboundMessage, Intent
-from api.inbound_auth import DEFAULT_WINDOW_S
+from api.inbound_auth import DEFAULT_WINDOW_S, parse_timestamp
 
 BUTTONS = {"confirm": Intent.CONFIRM, "reject": Intent.REJECT, "new": Intent.NEW}
 MAX_ECHO = 128
@@ -71,7 +71,8 @@ class WeChatAdapter(Adapter):
     def handshake(self, params: Mapping[str, str], secrets: list[str], now: float) -> str | None:
         signature, timestamp = params.get("signature", ""), params.get("timestamp", "")
         nonce, echo = params.get("nonce", ""), params.get("echostr", "")
-        if not (signature and timestamp.isdigit() and len(timestamp) <= 12 and nonce and len(nonce) <= 64):
+        sent = parse_timestamp(timestamp)  # ASCII digits only: "²" passes isdigit, not int
+        if not (signature and sent is not None and nonce and len(nonce) <= 64):
             return None
         if (
             not echo
@@ -80,7 +81,7 @@ class WeChatAdapter(Adapter):
             or not echo.replace("-", "").replace("_", "").isalnum()
         ):
             return None
-        if abs(now - int(timestamp)) > DEFAULT_WINDOW_S:
+        if abs(now - sent) > DEFAULT_WINDOW_S:
             return None
         matched = False
         for token in secrets:

@@ -6,8 +6,12 @@ Scope: an asset is seen by staff of its region, a contract by staff of its custo
 the caller may not see is reported like one that does not exist: a 422 naming the field.
 Channel (machine) accounts are refused by the routers (``StaffActor``).
 
-Writes: assets and contracts by ``WRITERS``; SLA tiers (global) by ``TIER_WRITERS``; exchange
-rates by ``RATE_WRITERS``. Each change is recorded in the audit log in its own transaction.
+Writes: assets by ``WRITERS``; SLA tiers (global) by ``TIER_WRITERS``; exchange rates by
+``RATE_WRITERS``. What makes a repair free or cheaper is ``PRICING``'s (leads and finance), never
+the front line's: an asset's warranty (``warranty_end``, ``warranty_covers``) and service
+contracts — creating one at all, and its coverage, validity and tier. A refused field is a 403
+naming it; a warranty field sent back unchanged is no change. Each change is recorded in the
+audit log in its own transaction.
 
 Every asset read shows its warranty status and its valid contract today — today being the date
 in the asset's region — as ``store.assets.coverage`` (what intake and settlement use) finds it.
@@ -30,6 +34,7 @@ import store.regions
 import store.tickets
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
 from api.services import audit
+from api.services.customers import PRICING, require_pricing
 from api.services.paging import cursor_key
 from domain.access import can_access_region, visible_regions
 from models.assets_http import (
@@ -56,6 +61,7 @@ from models.ticket import ActorRef
 from store import customer360 as batch
 
 WRITERS = frozenset({"agent", "sales", "supervisor", "manager", "admin"})
+WARRANTY = ("warranty_end", "warranty_covers")  # an asset's fields that price its repairs
 TIER_WRITERS = frozenset({"admin", "manager"})
 RATE_WRITERS = frozenset({"finance", "admin"})
 MAX_TIERS = 500  # GET /sla-tiers lists at most this many (a handful in practice)
@@ -180,6 +186,9 @@ async def _serial_free(session: AsyncSession, serial: str) -> None:
 
 async def create_asset(session: AsyncSession, actor: ActorRef, body: AssetCreate) -> AssetOut:
     _require(actor, WRITERS, "register assets")
+    for field in WARRANTY:
+        if field in body.model_fields_set and getattr(body, field) != AssetCreate.model_fields[field].default:
+            require_pricing(actor, field)
     customer = await _writable_customer(session, actor, body.customer_id)
     region = body.region or customer.region
     if body.region is not None:
@@ -219,7 +228,8 @@ FIELDS = tuple(AssetFields.model_fields)
 
 
 async def patch_asset(session: AsyncSession, actor: ActorRef, asset_id: str, body: AssetPatch) -> AssetOut:
-    _require(actor, WRITERS, "change assets")
+    """Writers change the asset; its warranty is ``PRICING``'s (finance may change only that)."""
+    _require(actor, WRITERS | PRICING, "change assets")
     row = _visible_asset(actor, await store.assets.get(session, asset_id), asset_id)
     before = {k: getattr(row, k) for k in FIELDS}
     try:
@@ -227,6 +237,12 @@ async def patch_asset(session: AsyncSession, actor: ActorRef, asset_id: str, bod
     except ValidationError as exc:
         raise _invalid(exc) from None
     after = merged.model_dump()
+    changed = {k for k in FIELDS if after[k] != before[k]}
+    for field in WARRANTY:
+        if field in changed:
+            require_pricing(actor, field)
+    if changed - set(WARRANTY):
+        _require(actor, WRITERS, "change assets")
     if after["region"] != row.region:
         await _placeable_region(session, actor, after["region"])
     if after["serial"] != row.serial:
@@ -336,7 +352,8 @@ async def _known_tier(session: AsyncSession, code: str | None) -> None:
 
 
 async def create_contract(session: AsyncSession, actor: ActorRef, body: ContractCreate) -> ContractOut:
-    _require(actor, WRITERS, "write service contracts")
+    """A contract prices work at zero (or sets its SLA): a money decision, ``PRICING``'s alone."""
+    _require(actor, PRICING, "write service contracts")
     customer = await _writable_customer(session, actor, body.customer_id)
     if body.asset_id is not None:
         asset = await store.assets.get(session, body.asset_id)
@@ -365,9 +382,12 @@ async def get_contract(session: AsyncSession, actor: ActorRef, contract_id: str)
 
 
 async def patch_contract(session: AsyncSession, actor: ActorRef, contract_id: str, body: ContractPatch) -> ContractOut:
-    _require(actor, WRITERS, "change service contracts")
-    row, customer = await _visible_contract(session, actor, contract_id)
+    """Every field of a contract (coverage, validity, tier) is ``PRICING``'s: 403 naming the first."""
     given = body.model_dump(exclude_unset=True)
+    for field in given:
+        require_pricing(actor, field)
+    _require(actor, PRICING, "change service contracts")
+    row, customer = await _visible_contract(session, actor, contract_id)
     if "sla_tier" in given:
         await _known_tier(session, given["sla_tier"])
     before = {k: getattr(row, k) for k in ContractPatch.model_fields}

@@ -14,6 +14,8 @@ theirs) that is not closed: the newest one waiting on them, else the newest. An 
 becomes a new customer in the channel's default region — unless the message names an asset:
 then the ticket is the asset owner's and nobody is created (a phone typed into a form proves
 nothing). A customer or asset of a region the channel's account does not serve is refused (403).
+A ``serial`` (the app's) names only a machine of the sender's own and goes on as its QR code —
+intake takes a machine from a customer channel by its QR code only.
 
 Each delivery id counts once. The plan is recorded (``channel_delivery``) before the ticket is
 touched and completed after; the action carries the idempotency key ``<channel>:<delivery id>``,
@@ -80,6 +82,9 @@ async def receive(
     msg: InboundMessage,
 ) -> InboundResult:
     row = await store.channels.delivery(session, channel.code, msg.delivery_id)
+    if row is not None and row.completed_at is not None:
+        return _result(row, duplicate=True)
+    msg = await _serial_as_qr(session, msg)
     if row is None:
         row = await _claim(session, channel, msg, await _decide(session, channel, actor, msg))
     if row.completed_at is not None:
@@ -229,15 +234,26 @@ async def _family(session: AsyncSession, customer: Customer) -> list[str]:
     return await store.customers.family(session, customer.id)
 
 
+async def _serial_as_qr(session: AsyncSession, msg: InboundMessage) -> InboundMessage:
+    """A serial can be read off any machine's plate, so from a customer it names only a machine
+    of the sender's own (their record or one merged into it): that machine's QR code, what intake
+    takes from a customer channel, goes on in its place. Someone else's, an unknown serial or an
+    unknown sender is one 422 on ``serial`` — never a hint whose machine it is."""
+    if not msg.serial:
+        return msg
+    sender = await store.customers.resolve(session, *_identity(msg))
+    asset = await store.assets.by_serial(session, msg.serial)
+    if sender is None or asset is None or asset.customer_id not in await _family(session, sender):
+        raise FieldInvalid("serial", "none of the sender's machines has this serial", "unknown_asset")
+    return msg.model_copy(update={"serial": None, "qr_code": asset.qr_code})
+
+
 async def _asset(session: AsyncSession, actor: ActorRef, msg: InboundMessage) -> Asset | None:
-    if msg.qr_code:
-        asset, where = await store.assets.by_qr(session, msg.qr_code), "qr_code"
-    elif msg.serial:
-        asset, where = await store.assets.by_serial(session, msg.serial), "serial"
-    else:
+    if not msg.qr_code:  # a serial was made the QR code of the sender's machine (``_serial_as_qr``)
         return None
+    asset = await store.assets.by_qr(session, msg.qr_code)
     if asset is None:
-        raise FieldInvalid(where, "no such asset", "unknown_asset")
+        raise FieldInvalid("qr_code", "no such asset", "unknown_asset")
     if not can_access_region(actor, asset.region):
         raise Forbidden(f"channel account {actor.id!r} does not serve region {asset.region!r}")
     return asset
@@ -331,11 +347,7 @@ async def _ticket_body(
     title = _title(msg)
     spec, priority = await _template(session, channel, ticket_channel.value, title, msg)
     fields = {k: v for k, v in msg.fields.items() if spec is not None and spec.field(k) is not None}
-    asset = None
-    if msg.qr_code:
-        asset = AssetLookup(qr_code=msg.qr_code)
-    elif msg.serial:
-        asset = AssetLookup(serial=msg.serial)
+    asset = AssetLookup(qr_code=msg.qr_code) if msg.qr_code else None
     return TicketCreate(
         ticket_type=spec.key if spec is not None else None,
         priority=priority,

@@ -4,7 +4,9 @@ import, and the orders the business systems report (docs/customers.md).
 Scope: a customer is seen by staff of its region (``["*"]``: every region); anyone else gets
 ``NotFound``, and a merged-away record is seen through its survivor. Channel accounts never get
 here (``StaffActor``). Reads are any staff's; creating, changing, identities and orders are
-``WRITERS``'; merging, importing and moving a customer to another region are ``LEADS'``.
+``WRITERS``'; merging, importing and moving a customer to another region are ``LEADS'``. What
+moves money — the member level, a discount on every statement — is ``PRICING``'s alone (leads
+and finance): the front line may not make a customer's repairs cheaper (a 403 naming the field).
 
 A write addressed to a merged-away record is a ``Conflict`` naming the survivor: the client
 writes to the survivor (reads follow the merge by themselves). Every change is recorded in the
@@ -22,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 import store.assets
 import store.customers
+import store.integrations
 import store.regions
 import store.statements
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound
@@ -48,6 +51,8 @@ from models.ticket import ActorRef
 
 WRITERS = frozenset({"agent", "sales", "supervisor", "manager", "admin"})
 LEADS = frozenset({"supervisor", "manager", "admin"})
+# Who decides what a customer pays: the member level here; contracts and warranties in assets.py.
+PRICING = LEADS | {"finance"}
 TAKEN = "identity already registered"
 # Referral codes drawn before giving up on a free one (40 random bits each: a clash is rare).
 CODE_ATTEMPTS = 8
@@ -59,6 +64,16 @@ CODE_ATTEMPTS = 8
 def require(actor: ActorRef, roles: frozenset[str], what: str) -> None:
     if roles.isdisjoint(actor.roles):
         raise Forbidden(f"actor {actor.id!r} may not {what} (roles: {', '.join(sorted(roles))})")
+
+
+def require_pricing(actor: ActorRef, field: str) -> None:
+    """``field`` changes what the customer pays: ``PRICING`` only (403 naming the field)."""
+    if PRICING.isdisjoint(actor.roles):
+        raise Forbidden(
+            f"actor {actor.id!r} may not set {field}: it changes what the customer pays "
+            f"(roles: {', '.join(sorted(PRICING))})",
+            field=field,
+        )
 
 
 def visible(actor: ActorRef, row: Customer) -> bool:
@@ -77,9 +92,11 @@ async def visible_customer(session: AsyncSession, actor: ActorRef, customer_id: 
     return row
 
 
-async def writable_customer(session: AsyncSession, actor: ActorRef, customer_id: str) -> Customer:
+async def writable_customer(
+    session: AsyncSession, actor: ActorRef, customer_id: str, roles: frozenset[str] = WRITERS
+) -> Customer:
     """The record itself, locked until the commit; a merged one is a ``Conflict`` naming the survivor."""
-    require(actor, WRITERS, "change customers")
+    require(actor, roles, "change customers")
     row = await store.customers.get_row(session, customer_id, lock=True)
     if row is not None and row.merged_into is not None:
         survivor = await store.customers.get(session, row.id)
@@ -294,6 +311,8 @@ async def search(
 
 async def create(session: AsyncSession, actor: ActorRef, body: CustomerCreate) -> CustomerOut:
     require(actor, WRITERS, "create customers")
+    if body.member_level is not None:
+        require_pricing(actor, "member_level")
     await check_region(session, actor, body.region, "region")
     await check_level(session, body.member_level, body.region, "member_level")
     referred_by = (
@@ -345,8 +364,12 @@ NOT_NULL = ("name", "consent", "language", "notes", "region")
 
 
 async def patch(session: AsyncSession, actor: ActorRef, customer_id: str, body: CustomerPatch) -> CustomerOut:
-    row = await writable_customer(session, actor, customer_id)
+    """Writers change the record; the member level is ``PRICING``'s (finance may change only it).
+    A field sent back unchanged is no change, whoever sends it."""
+    row = await writable_customer(session, actor, customer_id, WRITERS | PRICING)
     given = body.model_fields_set
+    if "member_level" in given and body.member_level != row.member_level:
+        require_pricing(actor, "member_level")
     for field in NOT_NULL:
         if field in given and getattr(body, field) is None:
             raise FieldInvalid(field, f"{field} cannot be null")
@@ -367,6 +390,8 @@ async def patch(session: AsyncSession, actor: ActorRef, customer_id: str, body: 
         if field in given:
             setattr(row, field, getattr(body, field))
     old, new = audit.changes(before, snapshot(row))
+    if set(new) - {"member_level"}:
+        require(actor, WRITERS, "change customers")
     if new:
         row.updated_at = datetime.now(UTC)
         store.customers.save(session, row)
@@ -532,8 +557,17 @@ async def record_order(
     session: AsyncSession, actor: ActorRef, customer_id: str, body: OrderIn
 ) -> tuple[OrderOut, bool]:
     """Record an order, or bring a known one (same source and external_ref) up to date: a
-    repeat with the same body changes nothing; ``True`` when the row is new."""
+    repeat with the same body changes nothing; ``True`` when the row is new. The orders of a
+    registered business source (its code as ``source``, active or not) are written by its signed
+    events only: staff could otherwise pre-create one on another customer, or overwrite what the
+    source reported (422 on ``source``)."""
     row = await writable_customer(session, actor, customer_id)
+    if await store.integrations.source(session, body.source) is not None:
+        raise FieldInvalid(
+            "source",
+            f"{body.source!r} is a registered business source: its orders come from its signed events only",
+            "integration_source",
+        )
     family = await store.customers.family(session, row.id)
     if body.asset_id is not None:
         asset = await store.assets.get(session, body.asset_id)

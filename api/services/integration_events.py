@@ -482,9 +482,20 @@ async def _decide(
         received_at=now,
     )
     if plan.order is not None:
-        await store.integrations.upsert_order(session, _order_row(code, plan.order))
+        await _record_order(session, code, plan.order, decision.row_id)
     await session.commit()
     return decision
+
+
+async def _record_order(session: AsyncSession, code: str, order: dict[str, Any], row_id: int) -> None:
+    """Write the event's order row. An order of this source and reference already recorded for a
+    customer outside the event customer's family is left as it is — the ticket still goes ahead —
+    and the event's record says so (docs/integrations.md, *Orders*)."""
+    family = await store.customers.family(session, order["customer_id"])
+    if not await store.integrations.upsert_order(session, _order_row(code, order), family):
+        note = f"order {code}/{order['source_ref']} is recorded for another customer: left unchanged"
+        log.warning("integration %s: %s (event customer %s)", code, note, order["customer_id"])
+        await store.integrations.set_event(session, row_id, detail={"order": note})
 
 
 def _order_row(code: str, order: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from models.demo_pricing import DEMO_PRICING
 from models.pricing import CURRENCIES, PricingRequest, RegionPricing
 from models.settlement import SettleContext, SettleInput, SettleItems, SettleResult
 from models.tables import Actor, Region
+from store import assets as store_assets
 from store import pricing_inputs
 from tests.activities.test_settlement import publish, rows, ticket, uid
 
@@ -106,7 +107,7 @@ async def world(db: Database) -> World:
         covers_labour=True,
         valid_from=date(2026, 1, 1),
         valid_to=date(2026, 12, 31),
-        created_at=datetime.now(UTC),
+        created_at=datetime(2025, 12, 15, tzinfo=UTC),  # signed before it runs, long before the work
     )
     async with db.session() as s:
         s.add(
@@ -303,6 +304,46 @@ async def test_explicit_items_win_and_conditions_add_up(db: Database, world: Wor
         ("REPAIR-ONSITE", None),
         ("FAN-120", "warranty until 2027-03-31"),
     ]
+
+
+async def test_a_contract_written_after_the_work_does_not_price_it(db: Database, world: World):
+    """A contract dated back over a repair already done would make that repair free: coverage on
+    ``worked_at`` counts only contracts written (``created_at``) by then."""
+    w = world
+    late = ServiceContract(
+        id=new_id("ctr"),
+        number=f"SC-LATE-{uid()}",
+        customer_id=w.customer,
+        asset_id=None,  # all the customer's assets, labour and parts: it would beat the labour-only one
+        covers_labour=True,
+        covers_parts=True,
+        valid_from=date(2026, 1, 1),
+        valid_to=date(2026, 12, 31),
+        created_at=FRIDAY_10 + timedelta(hours=2),
+    )
+    async with db.session() as s:
+        s.add(late)
+        await s.commit()
+    ctx = {"customer_id": w.customer, "asset_id": w.asset, "engineer_id": w.engineer, "worked_at": FRIDAY_10}
+    result = await settlement.settle(db, settle_input(w, ticket(), ctx))
+    named = {line.coverage for line in result.statement.lines if line.kind in ("service", "part")}
+    assert named == {f"contract {w.contract}", "warranty until 2027-03-31"}
+    assert result.statement.inputs is not None
+    assert f"contract {late.number}" not in [c.name for c in result.statement.inputs.coverage]
+    # Work done after the contract was written: it counts (it covers most).
+    after = await settlement.settle(db, settle_input(w, ticket(), ctx | {"worked_at": SATURDAY_10}))
+    assert after.statement.inputs is not None
+    assert f"contract {late.number}" in [c.name for c in after.statement.inputs.coverage]
+    # The store: without ``created_before`` every valid contract counts (asset reads, intake's SLA).
+    async with db.session() as s:
+        family = [w.customer, w.merged]
+        asset = await s.get(Asset, w.asset)
+        day = date(2026, 12, 11)
+        assert (await store_assets.coverage(s, family, asset, day)).contract.number == late.number  # type: ignore[union-attr]
+        before = await store_assets.coverage(s, family, asset, day, created_before=FRIDAY_10)
+        assert before.contract is not None and before.contract.number == w.contract
+        found = await store_assets.contracts_on(s, family, w.asset, day, created_before=FRIDAY_10)
+        assert [c.number for c in found] == [w.contract]
 
 
 async def test_unknown_facts_are_left_out_with_a_note(db: Database, world: World):

@@ -121,7 +121,9 @@ class World:
             await s.commit()
         return ref
 
-    async def asset(self, customer_id: str, actor: str = "agent-wang", **fields: Any) -> dict[str, Any]:
+    async def asset(self, customer_id: str, actor: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Registered by an agent; with warranty fields, by a supervisor (a warranty moves money)."""
+        actor = actor or ("sup-zhou" if {"warranty_end", "warranty_covers"} & fields.keys() else "agent-wang")
         body = {"customer_id": customer_id, "serial": self.unique("SN"), "model": "Carrier 30XA", **fields}
         r = await self.http.post("/assets", json=body, headers=who(actor))
         assert r.status_code == 201, r.text
@@ -134,7 +136,7 @@ class World:
         assert r.status_code == 201, r.text
         return code
 
-    async def contract(self, customer_id: str, actor: str = "agent-wang", **fields: Any) -> dict[str, Any]:
+    async def contract(self, customer_id: str, actor: str = "sup-zhou", **fields: Any) -> dict[str, Any]:
         body = {
             "number": self.unique("SC"),
             "customer_id": customer_id,
@@ -446,7 +448,7 @@ async def test_contract_negatives(world: World):
     tier = await world.tier()
     base = {"number": world.unique("SC"), "customer_id": cus, "valid_from": "2026-01-01", "valid_to": "2026-12-31"}
 
-    async def post(actor: str = "agent-wang", **body: Any) -> httpx.Response:
+    async def post(actor: str = "sup-zhou", **body: Any) -> httpx.Response:
         return await world.http.post("/contracts", json={**base, **body}, headers=who(actor))
 
     r = await post(asset_id=theirs["id"])
@@ -459,6 +461,7 @@ async def test_contract_negatives(world: World):
     assert problem_locs(await post(number="SC 1")) == [["body", "number"]]
     assert (await post("gateway-qr")).status_code == 403
     assert (await post("eng-li")).status_code == 403
+    assert (await post("agent-wang")).status_code == 403  # a contract is a money decision
     assert (await post(asset_id=mine["id"], sla_tier=tier)).status_code == 201
     r = await post()
     assert r.status_code == 409 and "taken" in r.json()["detail"]
@@ -469,15 +472,89 @@ async def test_contract_negatives(world: World):
     assert (await world.get(f"/contracts/{cid}", "gateway-qr")).status_code == 403
     assert (await world.get("/contracts", "agent-chen", customer_id=cus)).status_code == 404
     assert (await world.get("/contracts", "agent-chen", number=created["number"])).json()["items"] == []
-    r = await world.http.patch(f"/contracts/{cid}", json={"valid_to": "2025-06-30"}, headers=who("agent-wang"))
+    r = await world.http.patch(f"/contracts/{cid}", json={"valid_to": "2025-06-30"}, headers=who("sup-zhou"))
     assert problem_locs(r) == [["body", "valid_to"]]
-    r = await world.http.patch(f"/contracts/{cid}", json={"sla_tier": "nope"}, headers=who("agent-wang"))
+    r = await world.http.patch(f"/contracts/{cid}", json={"sla_tier": "nope"}, headers=who("sup-zhou"))
     assert problem_locs(r) == [["body", "sla_tier"]]
-    r = await world.http.patch(f"/contracts/{cid}", json={"asset_id": None}, headers=who("agent-wang"))
+    r = await world.http.patch(f"/contracts/{cid}", json={"asset_id": None}, headers=who("sup-zhou"))
     assert problem_locs(r) == [["body", "asset_id"]]
-    r = await world.http.patch(f"/contracts/{cid}", json={"valid_to": "2027-06-30"}, headers=who("agent-chen"))
-    assert r.status_code == 404
+    r = await world.http.patch(f"/contracts/{cid}", json={"valid_to": "2027-06-30"}, headers=who("sup-lin"))
+    assert r.status_code == 404  # a supervisor of south does not see an east customer's contract
     assert (await world.get(f"/contracts/{cid}")).json() == created  # nothing changed
+
+
+async def test_what_moves_money_is_for_leads_and_finance_only(world: World):
+    """A contract, a warranty's end and what it covers price a repair at zero: the front line
+    (agents, sales) registers and edits assets but may not make work free; supervisors, managers,
+    admins and finance may. Each refusal is a 403 naming the field, and leaves nothing behind."""
+    cus = await world.customer()
+    until = str(TODAY + timedelta(days=3650))
+    contract = {"number": world.unique("SC"), "customer_id": cus, "covers_labour": True, "covers_parts": True}
+    contract |= {"valid_from": str(TODAY - timedelta(days=30)), "valid_to": until}
+    for front in ("agent-wang", "sales-gao"):
+        r = await world.http.post("/contracts", json=contract, headers=who(front))
+        assert r.status_code == 403 and r.json()["code"] == "forbidden", (front, r.text)
+    assert (await world.get("/contracts", customer_id=cus)).json()["items"] == []
+    made = {}
+    for lead in ("sup-zhou", "mgr-sun", "admin", "fin-qian"):
+        r = await world.http.post("/contracts", json={**contract, "number": world.unique("SC")}, headers=who(lead))
+        assert r.status_code == 201, (lead, r.text)
+        made[lead] = r.json()
+    cid = made["sup-zhou"]["id"]
+    changes = {
+        "covers_labour": False,
+        "covers_parts": False,
+        "valid_from": str(TODAY - timedelta(days=400)),
+        "valid_to": str(TODAY + timedelta(days=4000)),
+        "sla_tier": await world.tier(),
+    }
+    for field, value in changes.items():
+        for front in ("agent-wang", "sales-gao"):
+            r = await world.http.patch(f"/contracts/{cid}", json={field: value}, headers=who(front))
+            assert r.status_code == 403 and field in r.json()["detail"], (field, front, r.text)
+    assert (await world.get(f"/contracts/{cid}")).json() == made["sup-zhou"]  # nothing changed
+    r = await world.http.patch(
+        f"/contracts/{cid}", json={"valid_to": str(TODAY + timedelta(days=10))}, headers=who("fin-qian")
+    )
+    assert r.status_code == 200, r.text
+
+    # Assets: the front line registers and edits them, but not their warranty.
+    serial = world.unique("SN")
+    base = {"customer_id": cus, "serial": serial, "model": "Carrier 30XA"}
+    for field, value in (("warranty_end", "2199-12-31"), ("warranty_covers", "parts")):
+        for front in ("agent-wang", "sales-gao"):
+            r = await world.http.post("/assets", json={**base, field: value}, headers=who(front))
+            assert r.status_code == 403 and field in r.json()["detail"] and r.json()["field"] == field, r.text
+    assert (await world.get(f"/assets/by-serial/{serial}")).status_code == 404  # not registered
+    plain = await world.asset(cus, actor="agent-wang")  # no warranty fields: the front line's to register
+    assert plain["warranty"]["in_warranty"] is False and plain["warranty_end"] is None
+    aid = plain["id"]
+    for field, value in (("warranty_end", "2199-12-31"), ("warranty_covers", "parts")):
+        for front in ("agent-wang", "sales-gao"):
+            r = await world.http.patch(f"/assets/{aid}", json={field: value, "model": "X"}, headers=who(front))
+            assert r.status_code == 403 and field in r.json()["detail"] and r.json()["field"] == field, r.text
+    assert (await world.get(f"/assets/{aid}")).json() == plain  # nothing changed, not even the model
+    # Unchanged warranty fields sent back with an edit are not a change.
+    same = {"warranty_end": None, "warranty_covers": plain["warranty_covers"], "model": "Carrier 30XB"}
+    r = await world.http.patch(f"/assets/{aid}", json=same, headers=who("agent-wang"))
+    assert r.status_code == 200 and r.json()["model"] == "Carrier 30XB", r.text
+    r = await world.http.patch(f"/assets/{aid}", json={"warranty_end": until}, headers=who("fin-qian"))
+    assert r.status_code == 200 and r.json()["warranty"]["in_warranty"] is True, r.text
+    r = await world.http.patch(f"/assets/{aid}", json={"model": "Y"}, headers=who("fin-qian"))
+    assert r.status_code == 403  # finance sets what pays, not what the machine is
+    covered = await world.asset(cus, actor="sup-zhou", warranty_end=until, warranty_covers="labour")
+    assert covered["warranty"]["covers"] == "labour"
+    async with world.db.session() as s:
+        actions = (
+            await s.exec(
+                select(AuditLog.action, AuditLog.actor_id).where(AuditLog.target_id == aid).order_by(col(AuditLog.id))
+            )
+        ).all()
+    assert [tuple(a) for a in actions] == [
+        ("asset.create", "agent-wang"),
+        ("asset.update", "agent-wang"),
+        ("asset.update", "fin-qian"),
+    ]
 
 
 async def test_sla_tiers_are_put_by_admins_and_managers_with_bounded_targets(world: World):

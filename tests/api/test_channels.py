@@ -278,6 +278,38 @@ async def test_wechat_echo_handshake(plain: httpx.AsyncClient):
         assert r.status_code == 200 and r.text == "echo123"
 
 
+async def test_a_timestamp_of_non_ascii_digits_is_the_one_401_for_known_and_unknown_channels(
+    plain: httpx.AsyncClient, db: Database
+):
+    """``²`` passes ``str.isdigit`` but not ``int``: it was a 500 for a channel that exists and a
+    401 for one that does not (telling which codes exist). Now one 401 for both, nothing written."""
+    code = f"wx-{_suffix()}"
+    token = await register(plain, code, "wechat", default_ticket_type="general")
+    unknown = f"nope-{_suffix()}"
+    body = json.dumps(wechat_text(f"o{_suffix()}", "The heater is broken")).encode()
+    before = await table_counts(db)
+    for ts in (b"\xb2", b"1\xb2", b"\xb9\xb2\xb3"):  # ², 1², ¹²³ as the header's latin-1 bytes
+        for where in (code, unknown):
+            r = await plain.post(
+                f"/channels/{where}/inbound",
+                content=body,
+                headers=[
+                    (SIGNATURE_HEADER.encode(), sign(token, int(time.time()), body).encode()),
+                    (TIMESTAMP_HEADER.encode(), ts),
+                ],
+            )
+            assert r.status_code == 401, (where, ts, r.status_code, r.text)
+            assert r.json() == {"detail": "invalid signature", "code": "unauthenticated"}
+    for ts_text in ("²", "¹²³", "１２３", "١٢٣"):
+        nonce = "n0nce"
+        sig = hashlib.sha1("".join(sorted([token, ts_text, nonce])).encode()).hexdigest()
+        params = {"signature": sig, "timestamp": ts_text, "nonce": nonce, "echostr": "echo123"}
+        answers = [await plain.get(f"/channels/{where}/inbound", params=params) for where in (code, unknown)]
+        assert [a.status_code for a in answers] == [401, 401], (ts_text, [a.text for a in answers])
+        assert answers[0].json() == answers[1].json()
+    assert await table_counts(db) == before
+
+
 # --- the registry ---
 
 
@@ -606,3 +638,47 @@ async def test_an_unknown_phone_scanning_a_machine_reports_for_its_owner(stack, 
     assert (t["customer_id"], t["asset_id"], t["reporter"]) == (owner, asset, stranger)
     assert t["fields"]["contact_phone"] == stranger and t["title"] == "Fault reported: no_power"
     assert await customers_of(db, "phone", normalize("phone", stranger)) == []
+
+
+async def test_the_app_names_the_users_own_machine_by_serial_and_no_one_elses(stack, db: Database):
+    """Intake takes a machine from a customer channel by its QR code only (a serial can be read off
+    any plate). The app's ``serial`` names one of the signed-in user's own machines (their record
+    or one merged into it) and goes on as that machine's QR code; anyone else's serial, an unknown
+    one, or a serial from a user nobody knows is one 422 on ``serial``, and nothing is written."""
+    code = f"app-{_suffix()}"
+    secret = await register(stack.http, code, "app", default_ticket_type="equipment_repair")
+    user = f"user-{_suffix()}"
+    owner = await add_customer(db)
+    async with db.session() as s:
+        s.add(
+            CustomerIdentity(
+                customer_id=owner, kind="app_user", value=normalize("app_user", user), created_at=datetime.now(UTC)
+            )
+        )
+        await s.commit()
+    mine, _ = await add_asset(db, owner)
+    theirs, _ = await add_asset(db, await add_customer(db))
+    async with db.session() as s:
+        serial_of = {a: (await s.get(Asset, a)).serial for a in (mine, theirs)}  # type: ignore[union-attr]
+
+    def report(serial: str, sender: str = user) -> dict[str, Any]:
+        return {"message_id": f"m-{_suffix()}", "user_id": sender, "serial": serial, "fault": "noise", "text": "Loud"}
+
+    before = await table_counts(db)
+    refused = [
+        await inbound(stack.http, code, secret, report(serial_of[theirs])),  # someone else's machine
+        await inbound(stack.http, code, secret, report("TF-NO-SUCH-1")),
+        await inbound(stack.http, code, secret, report(serial_of[mine], sender=f"user-{_suffix()}")),  # a stranger
+    ]
+    for r in refused:
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == refused[0].json()["detail"]  # one answer: never whose it is
+        assert r.json()["detail"][0]["loc"] == ["body", "serial"] and r.json()["detail"][0]["type"] == "unknown_asset"
+    assert await table_counts(db) == before  # no delivery, no customer, no ticket
+
+    r = await inbound(stack.http, code, secret, report(serial_of[mine]))
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "created"
+    t = (await stack.get(r.json()["ticket_id"], "admin")).json()
+    assert (t["customer_id"], t["asset_id"], t["channel"]) == (owner, mine, "app")
+    assert t["fields"]["device_id"] == serial_of[mine] and t["fields"]["fault"] == "noise"

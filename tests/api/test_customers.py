@@ -44,6 +44,7 @@ ACTORS = {  # name: (roles, regions: "R" and "R2" are the test's own)
     "sup-both": (["supervisor"], ["R", "R2"]),
     "agent2": (["agent"], ["R2"]),
     "sup2": (["supervisor"], ["R2"]),
+    "fin": (["finance"], ["R"]),
 }
 DEMO = ("admin", "agent-wang", "gateway-qr")
 CODE = r"^[A-Z2-7]{8}$"
@@ -190,10 +191,10 @@ async def test_bad_fields_are_422_naming_the_field(api: Api) -> None:
         assert r.status_code == 422, (fields, r.text)
         assert loc in [p["loc"] for p in r.json()["detail"]], (fields, r.json())
     # Member levels are the region's price rules' (east: silver, gold, …).
-    r = await api.post("/customers", {"name": "Gold", "region": "east", "member_level": "tin"}, "agent-wang")
+    r = await api.post("/customers", {"name": "Gold", "region": "east", "member_level": "tin"}, "admin")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "member_level"], r.text
     assert "(levels: silver, gold" in r.json()["detail"][0]["msg"]
-    ok = await api.post("/customers", {"name": "Gold", "region": "east", "member_level": "gold"}, "agent-wang")
+    ok = await api.post("/customers", {"name": "Gold", "region": "east", "member_level": "gold"}, "admin")
     assert ok.status_code == 201 and ok.json()["member_level"] == "gold", ok.text
     # Malformed JSON and a body over the API's limit.
     r = await api.http.post(
@@ -257,9 +258,11 @@ async def test_identities_are_added_resolved_and_removed(api: Api) -> None:
 
 
 async def test_patch_changes_fields_and_only_leads_move_regions(api: Api) -> None:
-    c = await api.create(consent={"sms": True}, member_level="silver")
+    c = await api.create("sup", consent={"sms": True}, member_level="silver")
     r = await api.patch(
-        f"/customers/{c['id']}", {"name": "Renamed", "consent": {"wechat": True}, "member_level": None, "notes": "VIP"}
+        f"/customers/{c['id']}",
+        {"name": "Renamed", "consent": {"wechat": True}, "member_level": None, "notes": "VIP"},
+        "sup",
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -289,6 +292,42 @@ async def test_patch_changes_fields_and_only_leads_move_regions(api: Api) -> Non
 
 
 # --- scope and roles ---
+
+
+async def test_member_level_is_set_by_leads_and_finance_only(api: Api) -> None:
+    """The member level is a discount on every statement: agents and sales keep the rest of the
+    record, but setting the level (on create or by PATCH) is a 403 naming it."""
+    for front in ("agent", "sales"):
+        r = await api.post("/customers", {"name": "Gold", "region": api.R, "member_level": "gold"}, front)
+        assert r.status_code == 403 and r.json()["field"] == "member_level", r.text
+        assert "member_level" in r.json()["detail"]
+    assert await api.count(api.R) == 0
+    c = await api.create("sup", member_level="silver")
+    assert c["member_level"] == "silver"
+    for front in ("agent", "sales"):
+        for level in ("gold", None):
+            r = await api.patch(f"/customers/{c['id']}", {"member_level": level, "notes": "x"}, front)
+            assert r.status_code == 403 and r.json()["field"] == "member_level", r.text
+    r = await api.get(f"/customers/{c['id']}")
+    assert (r.json()["member_level"], r.json()["notes"]) == ("silver", c["notes"])  # nothing changed
+    assert await api.audit(c["id"], "customer.update") == []
+    # The same level sent back with an edit is not a change.
+    r = await api.patch(f"/customers/{c['id']}", {"member_level": "silver", "notes": "VIP"}, "agent")
+    assert r.status_code == 200 and r.json()["notes"] == "VIP", r.text
+    r = await api.patch(f"/customers/{c['id']}", {"member_level": "gold"}, "fin")
+    assert r.status_code == 200 and r.json()["member_level"] == "gold", r.text
+    r = await api.patch(f"/customers/{c['id']}", {"notes": "finance"}, "fin")
+    assert r.status_code == 403  # finance sets the level, not the rest of the record
+    r = await api.post("/customers", {"name": "Fin", "region": api.R}, "fin")
+    assert r.status_code == 403
+    r = await api.patch(f"/customers/{c['id']}", {"member_level": None}, "sup")
+    assert r.status_code == 200 and r.json()["member_level"] is None, r.text
+    entries = await api.audit(c["id"], "customer.update")
+    assert [(e.actor_id, e.after) for e in entries] == [
+        (f"agent-{api.suffix}", {"notes": "VIP"}),
+        (f"fin-{api.suffix}", {"member_level": "gold"}),
+        (f"sup-{api.suffix}", {"member_level": None}),
+    ]
 
 
 async def test_another_region_is_404_and_channel_accounts_403(api: Api) -> None:
@@ -369,7 +408,9 @@ async def test_search_by_name_and_identity_in_keyset_pages(api: Api) -> None:
 
 
 async def order(api: Api, cid: str, ref: str, placed_at: str, **fields: Any) -> httpx.Response:
-    body = {"source": "erp", "external_ref": ref, "placed_at": placed_at, "status": "paid", **fields}
+    """An order staff record (source ``crm``: not a registered business source, whose orders only
+    its signed events write)."""
+    body = {"source": "crm", "external_ref": ref, "placed_at": placed_at, "status": "paid", **fields}
     return await api.post(f"/customers/{cid}/orders", body)
 
 
@@ -466,7 +507,7 @@ async def test_orders_are_idempotent_by_source_and_ref_and_follow_status(api: Ap
         ({"source": "ERP!"}, ["body", "source"]),
     ):
         body = {
-            "source": "erp",
+            "source": "crm",
             "external_ref": f"X-{uuid.uuid4().hex[:6]}",
             "placed_at": "2026-05-01T09:00:00Z",
             **fields,
@@ -502,6 +543,29 @@ def csv_text(rows: list[dict[str, str]]) -> str:
 
 def row(region: str, **cells: str) -> dict[str, str]:
     return {"name": f"Imported {uuid.uuid4().hex[:6]}", "region": region, "phone": phone(), **cells}
+
+
+async def test_orders_of_a_registered_business_source_are_not_recorded_by_staff(api: Api) -> None:
+    """A registered source's orders come from its signed events only: staff naming its code (to
+    pre-create one on another customer, or to overwrite what the source reported) get a 422 on
+    ``source`` — whoever they are, and whether the source is active or not."""
+    code = f"erp-{api.suffix}"
+    source = {"name": "ERP", "channel": "erp", "actor_id": "gateway-erp"}
+    r = await api.http.put(f"/integrations/{code}", json=source, headers=api.who("admin"))
+    assert r.status_code == 201, r.text
+    c = await api.create()
+    body = {"source": code, "external_ref": f"SO-{api.suffix}", "placed_at": "2026-05-01T09:00:00Z"}
+    for actor in ("agent", "sales", "sup"):
+        r = await api.post(f"/customers/{c['id']}/orders", body, actor)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "source"], r.text
+        assert r.json()["detail"][0]["type"] == "integration_source"
+    r = await api.http.put(f"/integrations/{code}", json=source | {"active": False}, headers=api.who("admin"))
+    assert r.status_code == 200, r.text
+    r = await order(api, c["id"], f"SO-{api.suffix}", "2026-05-01T09:00:00Z", source=code)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "source"], r.text
+    assert (await api.get(f"/customers/{c['id']}/orders")).json()["items"] == []
+    r = await order(api, c["id"], f"SO-{api.suffix}", "2026-05-01T09:00:00Z", source="store-counter")
+    assert r.status_code == 201, r.text  # any other source is staff's to record
 
 
 async def test_import_with_bad_rows_writes_nothing_and_reports_each(api: Api) -> None:

@@ -205,6 +205,22 @@ async def test_unsigned_stale_or_unknown_events_are_refused_and_leave_nothing(st
     assert await rows(db, IntegrationOccurrence, IntegrationOccurrence.source == code) == []
 
 
+async def test_a_timestamp_of_non_ascii_digits_is_a_401_not_a_500(stack, db):
+    """``²`` passes ``str.isdigit`` but ``int`` cannot read it: an unauthenticated 500 before."""
+    code, secret = await source_with(stack, "iot", preset_rules("iot"))
+    raw = json.dumps(alarm("CMP-00000001")).encode()
+    signature = sign(secret, int(time.time()), raw).encode()
+    for where in (code, f"nope-{uuid.uuid4().hex[:6]}"):
+        for ts in (b"\xb2", b"1\xb2", b"\xb9\xb2\xb3"):  # ², 1², ¹²³ as the header's latin-1 bytes
+            headers = [(b"Content-Type", b"application/json"), (b"X-Ticketflow-Signature", signature)]
+            r = await stack.http.post(
+                f"/integrations/{where}/events", content=raw, headers=[*headers, (b"X-Ticketflow-Timestamp", ts)]
+            )
+            assert r.status_code == 401, (where, ts, r.status_code, r.text)
+    assert await rows(db, IntegrationEvent, IntegrationEvent.source == code) == []
+    assert await rows(db, IntegrationOccurrence, IntegrationOccurrence.source == code) == []
+
+
 async def test_malformed_events_are_4xx_naming_the_field(stack):
     code, secret = await source_with(stack, "iot", preset_rules("iot"))
     good = alarm("CMP-00000001")
@@ -342,6 +358,95 @@ async def test_erp_order_paid_raises_an_installation_and_records_the_order(stack
     stranger = event("order.paid", data | {"customer": {"phone": "+8613000000000"}})
     r = await post(stack, code, secret, stranger)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "data", "customer", "phone"], r.text
+
+
+async def test_an_order_recorded_for_another_customer_is_not_taken_over_by_the_event(stack, db):
+    """Staff recorded an order under a code before that code was a registered source (the only
+    way left: a registered source's code is refused on POST /customers/{id}/orders). The source's
+    event for the same order but another customer raises its ticket for its own customer and leaves
+    that order row alone (noted on the event); an order of a merged record of the event's customer
+    is the customer's own, and is updated."""
+    victim, decoy = await people(db, asset=False), await people(db, asset=False)
+    code = f"erp-{uuid.uuid4().hex[:8]}"
+    decoy_no, merged_no = f"SO-{uuid.uuid4().hex[:8]}", f"SO-{uuid.uuid4().hex[:8]}"
+    merged = f"cus_int_m{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        session.add(
+            Customer(
+                id=merged,
+                name="Merged record",
+                region="east",
+                referral_code=f"RM{uuid.uuid4().hex[:8]}",
+                merged_into=victim["customer"],
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await session.commit()
+    pre = {"placed_at": "2026-12-01T00:00:00+00:00", "status": "draft", "summary": "pre", "amount": "1.00"}
+    r = await stack.http.post(
+        f"/customers/{decoy['customer']}/orders",
+        json={"source": code, "external_ref": decoy_no, **pre, "currency": "CNY"},
+        headers=stack.as_actor("agent-wang"),
+    )
+    assert r.status_code == 201, r.text  # not a registered source yet
+    async with db.session() as session:  # reported on a record since merged into the victim's
+        session.add(
+            CustomerOrder(
+                customer_id=merged,
+                source=code,
+                external_ref=merged_no,
+                placed_at=datetime(2026, 12, 1, tzinfo=UTC),
+                status="draft",
+                amount=Decimal("1.00"),
+                currency="CNY",
+                summary="pre",
+            )
+        )
+        await session.commit()
+    r = await stack.http.put(
+        f"/integrations/{code}",
+        json={"name": "ERP", "channel": "erp", "actor_id": "gateway-erp"},
+        headers=stack.as_actor(ADMIN),
+    )
+    assert r.status_code == 201, r.text
+    secret = r.json()["secret"]
+    r = await stack.http.put(
+        f"/integrations/{code}/mapping", json=preset_rules("erp"), headers=stack.as_actor("tmpl-admin")
+    )
+    assert r.status_code == 201, r.text
+
+    def paid(number: str) -> dict[str, object]:
+        data = {"order_no": number, "product": "AC X2", "installation": True, "customer": {"phone": victim["phone"]}}
+        data |= {"shipping": {"lat": 31.23, "lon": 121.47, "address": "88 Century Ave"}, "amount": "4999.50"}
+        return event("order.paid", data | {"currency": "CNY", "placed_at": "2026-12-09T10:00:00+08:00"})
+
+    squatted = paid(decoy_no)
+    r = await post(stack, code, secret, squatted)
+    assert r.status_code == 201 and r.json()["outcome"] == "created", r.text  # the installation still comes
+    assert (await stack.get(r.json()["ticket_id"], ADMIN)).json()["customer_id"] == victim["customer"]
+    (o,) = await rows(db, CustomerOrder, CustomerOrder.source == code, CustomerOrder.external_ref == decoy_no)
+    assert (o.customer_id, o.status, o.amount, o.summary) == (decoy["customer"], "draft", Decimal("1.00"), "pre")
+    (ev,) = await rows(db, IntegrationEvent, IntegrationEvent.event_id == squatted["event_id"])
+    assert ev.outcome == "created" and ev.detail is not None and "another customer" in ev.detail["order"]
+
+    r = await post(stack, code, secret, paid(merged_no))
+    assert r.status_code == 201, r.text
+    (o,) = await rows(db, CustomerOrder, CustomerOrder.source == code, CustomerOrder.external_ref == merged_no)
+    assert (o.customer_id, o.status, o.amount, o.summary) == (merged, "paid", Decimal("4999.50"), "AC X2")
+
+    # And staff may no longer write an order of the source: neither a new one nor over the ERP's.
+    for owner, number in ((decoy["customer"], decoy_no), (victim["customer"], merged_no), (decoy["customer"], "X1")):
+        r = await stack.http.post(
+            f"/customers/{owner}/orders",
+            json={"source": code, "external_ref": number, **pre, "status": "refunded", "currency": "CNY"},
+            headers=stack.as_actor("agent-wang"),
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "source"], r.text
+    (o,) = await rows(db, CustomerOrder, CustomerOrder.source == code, CustomerOrder.external_ref == merged_no)
+    assert o.status == "paid"
+    assert await rows(db, CustomerOrder, CustomerOrder.source == code, CustomerOrder.external_ref == "X1") == []
 
 
 async def test_ecommerce_return_raises_a_return_ticket_and_marks_the_order(stack, db):
