@@ -204,7 +204,7 @@ def nonce_for(settings: Settings, link: TrackingToken) -> str:
 def check_nonce(settings: Settings, link: TrackingToken, nonce: str | None) -> None:
     """Forbidden unless ``nonce`` was made for this link's page, by us, within ``NONCE_TTL_S``."""
     parts = (nonce or "").split(".")
-    if len(parts) == 4 and parts[1].isdigit() and len(nonce or "") <= 200:
+    if len(parts) == 4 and parts[1].isascii() and parts[1].isdigit() and len(nonce or "") <= 200:
         kid, issued, rand, mac = parts
         found = _nonce_key(settings, kid)
         age = time.time() - int(issued)

@@ -259,6 +259,7 @@ async def test_the_customer_answers_a_question_then_confirms_with_a_rating(stack
         {"text": "the left one"},
         {"nonce": "k1.1.x.y", "text": "the left one"},
         {"nonce": nonce + "0", "text": "x"},
+        {"nonce": "k1.².x.y", "text": "x"},  # a superscript digit: refused, not a 500
     ):
         r = await post(stack.http, token, "reply", bad)
         assert r.status_code == 403 and "expired" in r.text, bad
