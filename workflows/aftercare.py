@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -36,6 +36,9 @@ async def follow_ups(wf: Run, after: Moment) -> None:
                 FollowUpInput(ticket_id=wf.state.ticket_id, follow_up=f, at=wf.state.closed_at or workflow.now()),
                 result_type=FollowUpScheduled,
                 start_to_close_timeout=timedelta(seconds=30),
+                # Bounded: a Temporal that cannot take schedules never keeps the ticket from ending.
+                schedule_to_close_timeout=timedelta(minutes=15),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=2), maximum_attempts=8),
                 summary=f"follow-up {f.name}: a {f.ticket_type} ticket {f.delay} after {after}",
             )
         except ActivityError as exc:  # e.g. an unknown ticket type: the ticket is done regardless

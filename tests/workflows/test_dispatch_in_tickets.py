@@ -38,6 +38,7 @@ from models.ticket import (
     TicketInput,
     TicketState,
 )
+from workflows.registry import WORKFLOWS
 from workflows.ticket import INVALID_TRANSITION, TicketWorkflow
 
 SITE = {"lat": 31.2400, "lon": 121.4903, "address": "The Bund, Shanghai"}
@@ -125,7 +126,7 @@ class Region:
 @pytest.fixture
 async def run(tsenv, db):
     queue = f"tq-dispatch-{uuid.uuid4().hex[:8]}"
-    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=ACTIVITIES):
+    async with Worker(tsenv.client, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
 
         async def go(region: Region, tmpl: TemplateVersion, **fields: Any) -> WorkflowHandle:
             inp = TicketInput(

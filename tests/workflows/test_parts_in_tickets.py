@@ -16,6 +16,7 @@ from models.inventory_tables import Part, StockLevel, Warehouse
 from models.template import TemplateSpec, TemplateVersion
 from models.ticket import ActorRef, CancelInput, ClaimInput, CompleteInput, Priority, StartInput, TicketInput
 from store.inventory import receive
+from workflows.registry import WORKFLOWS
 from workflows.ticket import TicketWorkflow
 
 AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
@@ -66,7 +67,7 @@ async def stock(db: Database):
 @pytest.fixture
 async def run(tsenv, db):
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=ACTIVITIES):
+    async with Worker(tsenv.client, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
 
         async def start(sku: str, quantity: int):
             inp = TicketInput(
@@ -180,7 +181,7 @@ async def test_final_settlement_above_the_pre_settlement_needs_approval(tsenv, d
     from models.ticket import ApproveInput
 
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=ACTIVITIES):
+    async with Worker(tsenv.client, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
         inp = TicketInput(
             ticket_id=f"TS{uuid.uuid4().hex[:10].upper()}", ticket_type="presettled", region="east",
             priority=Priority.NORMAL, title="inspect", created_by=AGENT, created_at=datetime.now(UTC),

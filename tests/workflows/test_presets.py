@@ -47,6 +47,7 @@ from models.ticket import (
 )
 from store.inventory import receive
 from tests.support import preset
+from workflows.registry import WORKFLOWS
 from workflows.ticket import TicketWorkflow
 
 # The demo actors (models/demo.py) as the API would pass them to the workflow.
@@ -74,7 +75,7 @@ class Env:
 @pytest.fixture
 async def env(tsenv: WorkflowEnvironment, db: Database):
     queue = f"tq-presets-{uuid.uuid4().hex[:8]}"
-    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=ACTIVITIES):
+    async with Worker(tsenv.client, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
         yield Env(tsenv, queue, db)
 
 

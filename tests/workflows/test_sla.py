@@ -29,6 +29,7 @@ from models.ticket import (
     TicketInput,
 )
 from tests.support import preset
+from workflows.registry import WORKFLOWS
 from workflows.ticket import TicketWorkflow
 
 AGENT = ActorRef(id="agent-wang", roles=["agent"], regions=["east"])
@@ -41,7 +42,7 @@ SHANGHAI = freeze_holidays(
 @pytest.fixture
 async def start(tsenv, db):
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    async with Worker(tsenv.client, task_queue=queue, workflows=[TicketWorkflow], activities=ACTIVITIES):
+    async with Worker(tsenv.client, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
 
         async def go(template: TemplateVersion, calendar: BusinessCalendar | None):
             inp = TicketInput(
