@@ -205,7 +205,10 @@ async def test_nearest_qualified_available_engineer_gets_the_job_and_the_why_is_
     assert [c["id"] for c in why["candidates"]] == [chosen, far]  # ranked, with scores and distances
     assert why["candidates"][0]["score"] > why["candidates"][1]["score"]
     assert 4.4 < why["candidates"][0]["distance_km"] < 4.8 and 15 < why["candidates"][1]["distance_km"] < 16
-    assert why["rejections"]["availability"] == 1 and why["rejections"]["capacity"] == 1
+    # The region's own: `away` on leave, `full` at capacity (people of every region whom other tests
+    # left at capacity count too, so at least one).
+    assert why["rejections"]["availability"] == 1 and why["rejections"]["capacity"] >= 1
+    assert full not in [c["id"] for c in why["candidates"]]
     assert why["rejections"]["skills"] >= 1  # unskilled (and everyone of other roles)
     assert why["qualified"] == 2
 
