@@ -16,6 +16,7 @@ from api.routers import (
     health,
     integrations,
     inventory,
+    links,
     me,
     message_templates,
     people,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     middleware.install(app, settings)
     app.include_router(tickets.router)
     app.include_router(surveys.router)
+    app.include_router(links.router)
     app.include_router(templates.router)
     app.include_router(message_templates.router)
     app.include_router(me.router)

@@ -13,6 +13,7 @@ import models.customer_message_tables  # noqa: F401  (customer messages: outbox,
 import models.customer_tables  # noqa: F401  (customers, assets, contracts, orders, rates)
 import models.integration_tables  # noqa: F401  (business-system sources, mappings, events)
 import models.inventory_tables  # noqa: F401
+import models.link_tables  # noqa: F401  (links between tickets: duplicate of, related to, caused by)
 import models.notifications_tables  # noqa: F401  (notification outbox, inbox, contact)
 import models.schedule_tables  # noqa: F401  (maintenance plans and follow-ups: Temporal Schedules)
 import models.settlement_tables  # noqa: F401  (price_rules, statement)

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import store.customer_messages
-from activities import customer_messages, notify, resources
+from activities import children, customer_messages, notify, resources
 from activities.registry import ACTIVITIES
 from api.services import tracking
 from domain import signing
@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 
 def build_worker(client: Client, settings: Settings, task_queue: str | None = None) -> Worker:
     signing.install_keys(settings.signing_keys()[1])  # the ticket workflow checks actions with them
+    children.configure(settings)  # a parent's cancel reaches its children signed with the same key
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.nodes import END, HANDLERS
     from workflows.nodes.approval import replace_approver
     from workflows.nodes.notify import deliver, message
+    from workflows.nodes.spawn import cancel_children
     from workflows.nodes.stock import release_all
 
 PROJECTION_TIMEOUT = timedelta(seconds=15)
@@ -137,6 +138,8 @@ class TicketRun:
         if self.state.status == TicketStatus.CANCELLED and self.state.reservations:
             released = await asyncio.shield(release_all(self))
             await self.record("parts_released", SYSTEM, {"released": released})
+        if self.state.status == TicketStatus.CANCELLED and self.state.children:
+            await asyncio.shield(cancel_children(self))  # per the spawn node's on_cancel
         if self.state.status == TicketStatus.CLOSED:
             await aftercare.on_closed(self)
         # Let in-flight updates finish (and reply) before completing or continuing as new.

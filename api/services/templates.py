@@ -1,5 +1,6 @@
 """Templates: publish immutable versions, read them, import/export YAML, validate."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ import store.templates
 from api.bounds import MAX_DEPTH, find_nul
 from api.errors import Conflict, Forbidden, NotFound, ProblemList
 from api.services import audit
+from domain.spawn_validation import spawn_problems
 from domain.template_validation import Problem, validate_template
 from models.tables import Template
 from models.template import TemplateSpec, TemplateVersion
@@ -22,8 +24,10 @@ from workflows.registry import activity_signatures
 AUTHORS = frozenset({"admin", "process_admin"})
 
 
-def check(spec: TemplateSpec) -> list[Problem]:
-    return validate_template(spec, activity_signatures())
+def check(spec: TemplateSpec, published: Mapping[str, TemplateSpec] | None = None) -> list[Problem]:
+    """Every problem of ``spec``; with the published templates, also its spawn nodes' children
+    against the templates they open (domain/spawn_validation.py)."""
+    return validate_template(spec, activity_signatures()) + spawn_problems(spec, published)
 
 
 def _raise_problems(problems: list[Problem]) -> None:
@@ -83,7 +87,7 @@ async def publish(session: AsyncSession, actor: ActorRef, spec: TemplateSpec) ->
     """Validate and publish as version N+1; the same spec as the latest version publishes nothing."""
     if not set(actor.roles) & AUTHORS:
         raise Forbidden("only admin or process_admin may publish templates")
-    _raise_problems(check(spec))
+    _raise_problems(check(spec, {v.key: v.spec for v in await all_latest_specs(session)}))
     current = await store.templates.latest(session, spec.key)
     body = spec.model_dump(mode="json")
     if current is not None and current.spec == body:

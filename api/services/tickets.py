@@ -40,7 +40,7 @@ from api.errors import (
     ProblemList,
     ServiceUnavailable,
 )
-from api.services import customer360, templates, ticket_parties
+from api.services import customer360, links, templates, ticket_parties
 from api.services.paging import cursor_key
 from api.signing import seal, update_id
 from domain.access import can_access_region, visible_regions
@@ -477,8 +477,10 @@ async def send_event(
     caller must be one of its senders and it may set only its declared fields. Answered once
     the workflow has taken it (its validator checked all that) and recorded it."""
     row = await _visible_row(session, actor, ticket_id, to_send_event=True)
+    if row.status in TERMINAL and (master := await links.forward_target(session, row.id)) is not None:
+        row = await _visible_row(session, actor, master, to_send_event=True)  # merged: its master takes it
     if row.status in TERMINAL:
-        raise InvalidTransition(f"ticket {ticket_id} is {row.status}", status=row.status, allowed_actions=[])
+        raise InvalidTransition(f"ticket {row.id} is {row.status}", status=row.status, allowed_actions=[])
     version = await _template_of_row(session, row)
     declared = version.spec.event(name)
     if declared is None:

@@ -3,7 +3,7 @@
 They are deterministic workflow code (called from TicketWorkflow), never I/O.
 """
 
-from workflows.nodes import action, approval, gateway, notify, parallel, settle, stock, task, wait
+from workflows.nodes import action, approval, gateway, notify, parallel, settle, spawn, stock, task, wait
 
 END = "$end"
 
@@ -18,4 +18,5 @@ HANDLERS = {
     "settle": settle.run,
     "reserve_parts": stock.reserve_parts,
     "consume_parts": stock.consume_parts,
+    "spawn": spawn.run,
 }
