@@ -307,10 +307,14 @@ def _details(spec: TemplateSpec, state: TicketState) -> list[tuple[str, str]]:
     return out
 
 
+ETA_FIELD = "eta"
+
+
 def _arrival(spec: TemplateSpec, state: TicketState, zone: ZoneInfo) -> str | None:
-    """An ``expected_arrival`` datetime field of the template, when it is set and not hidden."""
-    f = spec.field("expected_arrival")
-    value = visible_values(spec, state.fields, CUSTOMER_ROLES).get("expected_arrival")
+    """The template's ``eta`` datetime field (the engineer's expected arrival, set by their
+    ``on_the_way`` event: the same field the customer's message quotes), when set and not hidden."""
+    f = spec.field(ETA_FIELD)
+    value = visible_values(spec, state.fields, CUSTOMER_ROLES).get(ETA_FIELD)
     if (
         f is None
         or f.type != FieldType.DATETIME

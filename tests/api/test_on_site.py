@@ -126,3 +126,23 @@ async def test_time_on_site_is_what_the_repair_charges_without_minutes_entered(s
     # tests/workflows/test_settle_items.py prices 95 minutes on site).
     billed = next(line for line in st["lines"] if line["rule"] == "services.REPAIR-ONSITE.hourly_rate")
     assert Decimal(billed["quantity"]) == 0
+
+
+async def test_the_engineer_on_the_way_sets_the_arrival_the_customer_sees(stack):
+    r = await stack.create(
+        ticket_type="equipment_repair", fields={"device_id": "CMP-5151", "fault": "leak", "site": SITE}
+    )
+    tid = r.json()["ticket_id"]
+    await stack.until(tid, lambda t: "diagnose" in t["active"])
+    assert (await stack.act(tid, "assign", "sup-zhou", assignee="eng-li", node="diagnose")).status_code == 200
+    eta = {"name": "on_the_way", "fields": {"eta": "2026-12-07T14:30:00+08:00"}}
+    other = await stack.http.post(f"/tickets/{tid}/events", json=eta, headers=stack.as_actor("eng-zhao"))
+    assert other.status_code == 403, other.text  # only whoever holds the work
+    r = await stack.http.post(f"/tickets/{tid}/events", json=eta, headers=stack.as_actor("eng-li"))
+    assert r.status_code in (200, 202), r.text
+    t = await stack.until(tid, lambda t: t["fields"].get("eta"), "agent-wang")
+    assert t["fields"]["eta"].startswith("2026-12-07T")
+    link = await stack.http.post(f"/tickets/{tid}/tracking-links", json={}, headers=stack.as_actor("agent-wang"))
+    assert link.status_code == 201, link.text
+    page = await stack.http.get(link.json()["url"].split("ticketflow.test", 1)[-1])
+    assert page.status_code == 200 and "14:30" in page.text
