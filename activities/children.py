@@ -29,10 +29,10 @@ import store.regions
 import store.templates
 import store.tickets
 from activities.resources import database
-from api.signing import seal, update_id
 from domain.forms import validate_values
 from domain.ids import ticket_id_for_key
 from domain.lifecycle import TERMINAL, RefusalType
+from domain.signing import seal, update_id
 from models.children import CancelChildren, CancelledChildren, ChildIds, ChildStatuses, PrepareChild
 from models.settings import Settings, get_settings
 from models.tables import Ticket

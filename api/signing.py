@@ -1,47 +1,20 @@
-"""Signing actions for the ticket workflow (``domain/signing.py`` explains why).
-
-``seal`` signs one update input; the API calls it for every action and event. ``SigningInterceptor``
+"""Signing actions for the ticket workflow (``domain/signing.py`` explains why, and holds ``seal``
+and ``update_id``, re-exported here). The API seals every action and event. ``SigningInterceptor``
 does the same for any other trusted Temporal client (tests, benchmarks, operator scripts):
 every update it sends to a ticket gets a proof, a request id and an expiry.
 """
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import client
 
-from domain import signing
-from models.ticket import ActorInput, Proof
+from domain.signing import seal, update_id
+from models.ticket import ActorInput
+
+__all__ = ["SigningInterceptor", "seal", "signing_client", "update_id"]
 
 TICKET_PREFIX = "ticket-"
-
-
-def update_id(name: str, input: ActorInput) -> str:
-    """The Temporal update id of a sealed input: the same request (id and body) → the same id,
-    so Temporal answers a repeat with the first outcome; the same request id with another body
-    → another id, which the workflow refuses as a reused key."""
-    assert input.proof is not None
-    body = signing.digest(input.model_dump(mode="json", exclude={"proof"}))
-    return f"{name}-{signing.digest({'r': input.proof.request_id})[:24]}-{body[:16]}"
-
-
-def seal(
-    input: ActorInput,
-    ticket_id: str,
-    name: str,
-    key_id: str,
-    key: bytes,
-    expires_at: datetime,
-    request_id: str | None = None,
-) -> ActorInput:
-    """``input`` with the proof the workflow checks: signed over the ticket, the update's name
-    and the whole input."""
-    proof = Proof(request_id=request_id or uuid.uuid4().hex, expires_at=expires_at, key_id=key_id)
-    unsigned = input.model_copy(update={"proof": proof})
-    payload = unsigned.model_dump(mode="json")
-    signed = proof.model_copy(update={"signature": signing.signature(key, ticket_id, name, payload)})
-    return input.model_copy(update={"proof": signed})
 
 
 class SigningInterceptor(client.Interceptor):

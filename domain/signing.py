@@ -16,8 +16,12 @@ so rotating keys never breaks a recorded history.
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+from models.ticket import ActorInput, Proof
 
 _KEYS: dict[str, bytes] = {}
 
@@ -59,3 +63,34 @@ def verify(key_id: str, given: str, ticket_id: str, name: str, payload: Mapping[
     if not hmac.compare_digest(signature(key, ticket_id, name, payload), given):
         return "the signature does not match the request"
     return None
+
+
+# --- sealing: the API, and activities acting on tickets as the system (never workflow code:
+# ``seal`` draws a random request id) ---
+
+
+def update_id(name: str, input: ActorInput) -> str:
+    """The Temporal update id of a sealed input: the same request (id and body) → the same id,
+    so Temporal answers a repeat with the first outcome; the same request id with another body
+    → another id, which the workflow refuses as a reused key."""
+    assert input.proof is not None
+    body = digest(input.model_dump(mode="json", exclude={"proof"}))
+    return f"{name}-{digest({'r': input.proof.request_id})[:24]}-{body[:16]}"
+
+
+def seal(
+    input: ActorInput,
+    ticket_id: str,
+    name: str,
+    key_id: str,
+    key: bytes,
+    expires_at: datetime,
+    request_id: str | None = None,
+) -> ActorInput:
+    """``input`` with the proof the workflow checks: signed over the ticket, the update's name
+    and the whole input."""
+    proof = Proof(request_id=request_id or uuid.uuid4().hex, expires_at=expires_at, key_id=key_id)
+    unsigned = input.model_copy(update={"proof": proof})
+    payload = unsigned.model_dump(mode="json")
+    signed = proof.model_copy(update={"signature": signature(key, ticket_id, name, payload)})
+    return input.model_copy(update={"proof": signed})
