@@ -159,9 +159,9 @@ async def calendar(session: AsyncSession, region: str) -> BusinessCalendar:
     """The region's business calendar; without one, Mon–Fri 09:00–18:00 in the region's timezone
     (``Region.calendar``'s documented default; UTC for an unknown region)."""
     row = await regions.get(session, region)
-    if row is not None and row.calendar:
-        return BusinessCalendar.model_validate(row.calendar)
-    return BusinessCalendar.weekly(row.timezone if row is not None else "UTC", "09:00-18:00", "mon-fri")
+    if row is None:
+        return BusinessCalendar.weekly("UTC", "09:00-18:00", "mon-fri")
+    return regions.calendar_of(row)
 
 
 async def latest_rate(session: AsyncSession, base: str, quote: str, at: datetime) -> ExchangeRateRow | None:

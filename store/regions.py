@@ -27,13 +27,16 @@ async def names(session: AsyncSession, codes: list[str] | None = None) -> list[t
     return [(code, name) for code, name in (await session.exec(q)).all()]
 
 
-def calendar_for(region: Region) -> BusinessCalendar:
-    """The region's business calendar, its holidays frozen for this year and the next so the
-    ticket's deadlines never change on replay (even after a ``holidays`` upgrade). None stored:
-    Mon–Fri 09:00–18:00 in the region's timezone."""
+def calendar_of(region: Region) -> BusinessCalendar:
+    """The region's business calendar as stored; none stored: Mon–Fri 09:00–18:00 in the region's
+    timezone."""
     if region.calendar:
-        cal = BusinessCalendar.model_validate(region.calendar)
-    else:
-        cal = BusinessCalendar.weekly(region.timezone, "09:00-18:00", "mon-fri")
+        return BusinessCalendar.model_validate(region.calendar)
+    return BusinessCalendar.weekly(region.timezone, "09:00-18:00", "mon-fri")
+
+
+def calendar_for(region: Region) -> BusinessCalendar:
+    """The region's calendar for a new ticket: its holidays frozen for this year and the next so
+    the ticket's deadlines never change on replay (even after a ``holidays`` upgrade)."""
     year = datetime.now(UTC).year
-    return freeze_holidays(cal, year, year + 1)
+    return freeze_holidays(calendar_of(region), year, year + 1)
