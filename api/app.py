@@ -23,6 +23,7 @@ from api.routers import (
     reports,
     schedules,
     settlement,
+    subscriptions,
     surveys,
     templates,
     tickets,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     app.include_router(customers.router)
     app.include_router(channels.router)
     app.include_router(integrations.router)
+    app.include_router(subscriptions.router)
     app.include_router(schedules.router)
     app.include_router(settlement.router)
     app.include_router(people.router)

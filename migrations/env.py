@@ -17,6 +17,7 @@ import models.link_tables  # noqa: F401  (links between tickets: duplicate of, r
 import models.notifications_tables  # noqa: F401  (notification outbox, inbox, contact)
 import models.schedule_tables  # noqa: F401  (maintenance plans and follow-ups: Temporal Schedules)
 import models.settlement_tables  # noqa: F401  (price_rules, statement)
+import models.subscription_tables  # noqa: F401  (webhook subscriptions and their deliveries)
 import models.survey_tables  # noqa: F401  (satisfaction surveys)
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 import models.tracking_tables  # noqa: F401  (customers' tracking links)

@@ -91,11 +91,27 @@ class Rule(_Spec):
     order: OrderSource | None = None
 
 
+StatusSyncEvent = Literal[
+    "created", "assigned", "status_changed", "sla_breached", "approval_decided", "resolved", "closed"
+]
+
+
+class StatusSync(_Spec):
+    """Progress reported back to the source (docs/integrations.md, "Status sync"): for each
+    listed ticket event of the tickets this source raised, a POST to ``url`` whose body is the
+    event's Jinja2 template (sandboxed) rendered over the webhook body (``ticket``, ``event``…),
+    signed with the source's own secret."""
+
+    url: str = Field(min_length=8, max_length=2_000)
+    statuses: dict[StatusSyncEvent, Annotated[str, Field(min_length=1, max_length=4_000)]] = Field(min_length=1)
+
+
 class MappingSpec(_Spec):
     """A source's rules, tried in order: the first whose event type and condition match wins."""
 
     description: str = Field(default="", max_length=2_000)
     rules: list[Rule] = Field(min_length=1, max_length=50)
+    status_sync: StatusSync | None = None
 
 
 class MappingVersion(BaseModel):

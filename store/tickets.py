@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.db import Database, json_text_contains, upsert_statement
 from models.tables import Ticket, TicketEventRow
 from models.ticket import TicketEvent, TicketState
-from store import customer_messages, keyset
+from store import customer_messages, keyset, subscriptions
 
 OPEN_STATUSES = ("new", "assigned", "in_progress")  # a ticket in one of these counts towards its assignee's load
 
@@ -122,6 +122,7 @@ async def record_changes(db: Database, state: TicketState, events: Sequence[Tick
         await conn.execute(upsert)  # ticket row first: the event row references it
         await conn.execute(append)
         await customer_messages.record(conn, state, events)  # what the customer is told, in the same commit
+        await subscriptions.record(conn, state, events)  # webhook deliveries to subscribers, in the same commit
 
 
 # --- reads ---

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import store.customer_messages
-from activities import children, customer_messages, notify, resources
+from activities import children, customer_messages, notify, resources, webhooks
 from activities.registry import ACTIVITIES
 from api.services import tracking
 from domain import signing
@@ -61,6 +61,7 @@ async def run_worker(settings: Settings) -> None:
     log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
     run = asyncio.create_task(worker.run())
     messages = asyncio.create_task(customer_messages.run(db, settings, stop))  # the customer outbox
+    hooks = asyncio.create_task(webhooks.run(db, settings, stop))  # subscribers' webhooks
     await asyncio.wait([run, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     if not run.done():
         log.info("worker.stopping", grace_s=settings.worker_shutdown_grace_s)
@@ -68,6 +69,7 @@ async def run_worker(settings: Settings) -> None:
     await run
     stop.set()
     await messages
+    await hooks
     await db.dispose()
     log.info("worker.stopped")
 

@@ -19,7 +19,7 @@ import store.people
 import store.regions
 import store.templates
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList
-from api.services import audit
+from api.services import audit, subscriptions
 from api.services import templates as template_service
 from domain import mapping
 from domain.access import ALL_REGIONS
@@ -27,6 +27,7 @@ from domain.roles import is_machine
 from models.db import Database
 from models.integration_tables import IntegrationMapping, IntegrationSource
 from models.integrations import MappingSpec, MappingVersion, SourceOut, SourceUpsert
+from models.settings import get_settings
 from models.ticket import ActorRef
 
 MAPPING_AUTHORS = frozenset({"admin", "process_admin"})
@@ -127,6 +128,7 @@ async def publish_mapping(
         raise Forbidden("only admin or process_admin may publish mapping rules")
     source = await _source(session, code)
     await check_mapping(session, source, spec)
+    subscriptions.check_status_sync(spec.status_sync, get_settings().environment == "development")
     current = await store.integrations.latest_mapping(session, code)
     body = spec.model_dump(mode="json")
     if current is not None and current.spec == body:
@@ -139,6 +141,7 @@ async def publish_mapping(
         created_at=datetime.now(UTC),
     )
     store.integrations.add(session, row)
+    await subscriptions.sync_status_subscription(session, source, spec.status_sync)  # progress back to the source
     before = {"version": current.version} if current else None
     audit.record(
         session, actor, "integration_mapping.publish", "integration_source", code, before, {"version": row.version}
