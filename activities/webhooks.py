@@ -15,7 +15,7 @@ delays only its own deliveries, never a ticket nor another subscriber.
   jitter, up to a cap) and, older than ``webhook_give_up_after_s`` (6 h), is given up as
   ``dead``; a 410 Gone gives it up at once. After ``webhook_pause_after`` failures in a row the
   subscription is paused and its owner finds a notification in their inbox.
-- Signed as inbound requests are (``api/inbound_auth.py``): ``X-Ticketflow-Signature: v1=<hex
+- Signed as inbound requests are (``domain/inbound_auth.py``): ``X-Ticketflow-Signature: v1=<hex
   HMAC-SHA256(secret, "<timestamp>.<body>")>`` with ``X-Ticketflow-Timestamp``.
 
 The worker starts it with ``run(db, settings, stop)``; tests drive ``Sender.deliver_due``.
@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from api.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from domain import subscriptions as rules
+from domain.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from models.db import Database
 from models.settings import Settings
 from models.subscription_tables import Subscription, WebhookDelivery

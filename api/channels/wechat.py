@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from api.channels.base import MAX_TEXT, MAX_URL, Adapter, InboundMessage, Intent
-from api.inbound_auth import DEFAULT_WINDOW_S, parse_timestamp
+from domain.inbound_auth import DEFAULT_WINDOW_S, parse_timestamp
 
 BUTTONS = {"confirm": Intent.CONFIRM, "reject": Intent.REJECT, "new": Intent.NEW}
 MAX_ECHO = 128

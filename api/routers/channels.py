@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from api import channels as adapters
 from api.deps import AppSettings, DbSession, StaffActor, TemporalClient
 from api.errors import PayloadTooLarge, ProblemList, validation_problems
-from api.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from api.services import channel_registry as registry
 from api.services import channels as service
+from domain.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from models.channels import CODE, ChannelIssued, ChannelOut, ChannelPut, InboundResult, SecretRotation
 from models.schemas import Problem
 

@@ -27,9 +27,9 @@ import store.regions
 import store.templates
 from api import channels as adapters
 from api.errors import FieldInvalid, Forbidden, NotFound, Unauthenticated
-from api.inbound_auth import BadSignature, verify
 from api.services import audit, templates
 from domain.access import can_access_region
+from domain.inbound_auth import BadSignature, verify
 from domain.roles import is_machine
 from models.channel_tables import InboundChannel
 from models.channels import ChannelIssued, ChannelOut, ChannelPut, SecretRotation

@@ -38,7 +38,6 @@ import store.integrations
 import store.people
 import store.regions
 import store.templates
-from api import inbound_auth
 from api.errors import (
     DomainError,
     FieldInvalid,
@@ -51,7 +50,7 @@ from api.errors import (
 )
 from api.services import templates as template_service
 from api.services import ticket_parties, tickets
-from domain import mapping
+from domain import inbound_auth, mapping
 from domain.access import can_access_region
 from domain.forms import validate_values
 from domain.identities import BadIdentity, normalize

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from activities import webhooks
-from api.inbound_auth import BadSignature, verify
+from domain.inbound_auth import BadSignature, verify
 from models.common import Priority, TicketStatus
 from models.db import Database
 from models.notifications_tables import NotificationInbox

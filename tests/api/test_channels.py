@@ -23,8 +23,8 @@ from sqlmodel import SQLModel, select
 from temporalio.client import Client
 
 from api.app import create_app
-from api.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from domain.identities import normalize
+from domain.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from models import demo
 from models.channel_tables import ChannelDelivery
 from models.customer_tables import Asset, Customer, CustomerIdentity

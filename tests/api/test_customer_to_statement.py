@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 
 from api.demo import demo_secret
-from api.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from domain.geo import haversine_km
+from domain.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from models.demo import ACTORS
 from models.demo_customers import WALKTHROUGH_ASSET, WALKTHROUGH_CONTRACT, WALKTHROUGH_CUSTOMER, WALKTHROUGH_PHONE
 

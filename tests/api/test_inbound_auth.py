@@ -1,4 +1,4 @@
-"""The inbound signature scheme (api/inbound_auth.py) on its own: what a timestamp header may be.
+"""The inbound signature scheme (domain/inbound_auth.py) on its own: what a timestamp header may be.
 
 A timestamp is 1-12 ASCII digits. ``str.isdigit`` also takes superscripts (``²``, which ``int``
 cannot read: a 500 before the fix) and ``int`` takes any script's digits (``١٢٣``, ``１２３``), so
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from api.inbound_auth import BadSignature, sign, verify
+from domain.inbound_auth import BadSignature, sign, verify
 
 SECRET = "s3cret-for-tests"
 BODY = b'{"hello": "world"}'

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 import yaml
 
 import store.integrations
-from api.inbound_auth import sign
 from api.services.integrations import load_presets
+from domain.inbound_auth import sign
 from models.customer_tables import Asset, Customer, CustomerIdentity, CustomerOrder
 from models.db import Database
 from models.integration_tables import IntegrationEvent, IntegrationOccurrence

@@ -24,8 +24,8 @@ from ticketflow_client import (
     verify_webhook,
 )
 
-from api import inbound_auth
 from api.app import create_app
+from domain import inbound_auth
 from models import demo
 
 
