@@ -18,7 +18,7 @@ OUTCOMES = ("created", "added", "reopened", "ignored", "rejected")
 
 class IntegrationSource(SQLModel, table=True):
     """A business system that sends us events (an ERP, a shop, a fleet of devices): the secret it
-    signs with (``api/inbound_auth.py``) — the HMAC needs it in clear, so it is stored as given and
+    signs with (``domain/inbound_auth.py``) — the HMAC needs it in clear, so it is stored as given and
     shown once — the one before it while a rotation is under way, and the machine account (role
     ``channel``) its tickets are created by."""
 
