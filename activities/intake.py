@@ -17,9 +17,8 @@ names the problem (``Intake:…``).
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,7 +40,7 @@ from models import search_attributes as attrs
 from models.customer_tables import Asset, Customer
 from models.intake import OpenedTicket, OpenTicket
 from models.template import TemplateSpec
-from models.ticket import SYSTEM, ActorRef, ContractSla, TicketInput, initial_state
+from models.ticket import SYSTEM, ActorRef, TicketInput, initial_state
 
 WORKFLOW = "TicketWorkflow"
 MAX_FIELDS_BYTES = 64 * 1024  # as POST /tickets: form values of one ticket
@@ -140,7 +139,7 @@ async def _ticket_input(session: AsyncSession, inp: OpenTicket, ticket_id: str) 
         raise _refuse(UNKNOWN_REGION, f"unknown region {inp.region!r}", field="region")
     actor = await _creator(session, inp.created_by)
     asset, customer, family = await _parties(session, inp)
-    fields = checked_fields(spec, from_asset(spec, inp.fields, asset), actor)
+    fields = checked_fields(spec, store.assets.fill_from_asset(spec, inp.fields, asset), actor)
     ticket_input = TicketInput(
         ticket_id=ticket_id,
         ticket_type=version.key,
@@ -157,7 +156,7 @@ async def _ticket_input(session: AsyncSession, inp: OpenTicket, ticket_id: str) 
         fields=fields,
         customer_id=customer.id if customer is not None else None,
         asset_id=asset.id if asset is not None else None,
-        contract_sla=await _contract_sla(session, family, asset, region.timezone),
+        contract_sla=await store.assets.contract_sla(session, family, asset, region.timezone),
         calendar=store.regions.calendar_for(region),
     )
     summary = f"{spec.name} · {region.name} · {ticket_input.priority.value}: {inp.title}"
@@ -215,42 +214,3 @@ def checked_fields(spec: TemplateSpec, submitted: dict[str, Any], actor: ActorRe
         problem = {"field": "fields", "msg": f"{size} bytes; at most {MAX_FIELDS_BYTES}", "type": "too_large"}
         raise _refuse(INVALID_FIELDS, f"{spec.key}: form values too large", problems=[problem])
     return fields
-
-
-# The two below do what api/services/ticket_parties.py's from_asset and contract_sla do for
-# POST /tickets (activities do not import api/).
-
-
-def from_asset(spec: TemplateSpec, fields: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
-    """``fields`` with the template's ``from_asset`` fields filled from the asset where left empty."""
-    if asset is None or not spec.from_asset:
-        return fields
-    filled = dict(fields)
-    for name, attribute in spec.from_asset.items():
-        if filled.get(name) not in (None, ""):
-            continue
-        if attribute == "site":
-            if asset.lat is not None and asset.lon is not None:
-                filled[name] = {"lat": asset.lat, "lon": asset.lon, "address": asset.site_address}
-        elif value := {"serial": asset.serial, "model": asset.model, "site_address": asset.site_address}[attribute]:
-            filled[name] = value
-    return filled
-
-
-async def _contract_sla(
-    session: AsyncSession, family: list[str], asset: Asset | None, timezone: str
-) -> ContractSla | None:
-    """The SLA tier of the contract covering this work today (the region's date), if any."""
-    if not family:
-        return None
-    today = datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
-    cover = await store.assets.coverage(session, family, asset, today)
-    if cover.contract is None or cover.tier is None:
-        return None
-    tier = cover.tier
-    return ContractSla(
-        contract=cover.contract.number,
-        tier=tier.code,
-        response=timedelta(minutes=tier.response_minutes) if tier.response_minutes else None,
-        resolution=timedelta(minutes=tier.resolution_minutes) if tier.resolution_minutes else None,
-    )

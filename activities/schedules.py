@@ -43,12 +43,13 @@ import store.assets
 import store.schedules
 import store.templates
 import store.tickets
-from activities.intake import checked_fields, from_asset
+from activities.intake import checked_fields
 from activities.resources import database
 from models import search_attributes as attrs
 from models.schedule_tables import MaintenanceSchedule
 from models.schedules import FollowUpInput, FollowUpScheduled, ScheduledTicket, ScheduleKind
 from models.ticket import SYSTEM
+from store.assets import fill_from_asset
 
 WORKFLOW = "ScheduledTicket"
 RUN_TIMEOUT = timedelta(days=1)  # one firing's workflow: opening the ticket, retried meanwhile
@@ -188,7 +189,7 @@ async def follow_up(inp: FollowUpInput) -> FollowUpScheduled:
         asset = await store.assets.get(session, ticket.asset_id) if ticket.asset_id else None
         # Its ticket could never open (required fields nobody fills): refused now, not at the firing.
         ticket_spec = store.templates.to_version(template).spec
-        checked_fields(ticket_spec, from_asset(ticket_spec, {}, asset), SYSTEM)
+        checked_fields(ticket_spec, fill_from_asset(ticket_spec, {}, asset), SYSTEM)
         now = datetime.now(UTC)
         row = MaintenanceSchedule(
             id=schedule_id,

@@ -8,14 +8,17 @@ so a contract dated back over a repair already done cannot make it free. Rules a
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.customer_tables import Asset, ServiceContract, SlaTier
 from models.tables import Region
+from models.template import TemplateSpec
+from models.ticket import ContractSla
 from store import keyset
 
 
@@ -220,3 +223,42 @@ async def tier(session: AsyncSession, code: str) -> SlaTier | None:
 async def tiers(session: AsyncSession, limit: int) -> list[SlaTier]:
     """By code, at most ``limit``."""
     return list((await session.exec(select(SlaTier).order_by(col(SlaTier.code)).limit(limit))).all())
+
+
+# --- what intake takes from an asset and its contracts (POST /tickets and intake.open_ticket) ---
+
+
+def fill_from_asset(spec: TemplateSpec, fields: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
+    """``fields`` with the template's ``from_asset`` fields filled from the asset where left empty."""
+    if asset is None or not spec.from_asset:
+        return fields
+    filled = dict(fields)
+    for name, attribute in spec.from_asset.items():
+        if filled.get(name) not in (None, ""):
+            continue
+        if attribute == "site":
+            if asset.lat is not None and asset.lon is not None:
+                filled[name] = {"lat": asset.lat, "lon": asset.lon, "address": asset.site_address}
+        elif value := {"serial": asset.serial, "model": asset.model, "site_address": asset.site_address}[attribute]:
+            filled[name] = value
+    return filled
+
+
+async def contract_sla(
+    session: AsyncSession, family: list[str], asset: Asset | None, timezone: str
+) -> ContractSla | None:
+    """The SLA tier of the contract covering this work today (the region's date), if any;
+    ``family``: the customer and the records merged into it (empty: no customer)."""
+    if not family:
+        return None
+    today = datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
+    cover = await coverage(session, family, asset, today)
+    if cover.contract is None or cover.tier is None:
+        return None
+    tier = cover.tier
+    return ContractSla(
+        contract=cover.contract.number,
+        tier=tier.code,
+        response=timedelta(minutes=tier.response_minutes) if tier.response_minutes else None,
+        resolution=timedelta(minutes=tier.resolution_minutes) if tier.resolution_minutes else None,
+    )

@@ -31,7 +31,6 @@ import store.customers
 import store.regions
 import store.schedules
 import store.templates
-from activities.intake import from_asset
 from activities.schedules import create_schedule
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound, ProblemList, ServiceUnavailable
 from api.services import audit
@@ -51,6 +50,7 @@ from models.schedules import (
 )
 from models.settings import Settings
 from models.ticket import ActorRef
+from store.assets import fill_from_asset
 
 MANAGERS = frozenset({"supervisor", "manager", "admin"})
 SYSTEM_CHANNEL = "system"  # the channel of the tickets schedules open (models/intake.py)
@@ -233,7 +233,7 @@ async def _check_ticket(session: AsyncSession, actor: ActorRef, body: ScheduleCr
             f"{spec.key} tickets are raised through {', '.join(spec.channels)} only",
             "channel_not_allowed",
         )
-    _, problems = validate_values(spec, from_asset(spec, body.fields, asset), roles=actor.roles, intake=True)
+    _, problems = validate_values(spec, fill_from_asset(spec, body.fields, asset), roles=actor.roles, intake=True)
     if problems:
         raise ProblemList([{"loc": ["body", "fields", f], "msg": m, "type": t} for f, m, t in problems])
 

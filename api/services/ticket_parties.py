@@ -8,9 +8,7 @@ Anything the caller may not see is reported exactly like something that does not
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -98,32 +96,9 @@ async def _customer(session: AsyncSession, actor: ActorRef, body: TicketCreate) 
 
 async def contract_sla(session: AsyncSession, parties: Parties, timezone: str) -> ContractSla | None:
     """The SLA tier of the contract covering this work today (the region's date), if any."""
-    if parties.customer is None:
-        return None
-    today = datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
-    cover = await store.assets.coverage(session, parties.family, parties.asset, today)
-    if cover.contract is None or cover.tier is None:
-        return None
-    tier = cover.tier
-    return ContractSla(
-        contract=cover.contract.number,
-        tier=tier.code,
-        response=timedelta(minutes=tier.response_minutes) if tier.response_minutes else None,
-        resolution=timedelta(minutes=tier.resolution_minutes) if tier.resolution_minutes else None,
-    )
+    return await store.assets.contract_sla(session, parties.family, parties.asset, timezone)
 
 
 def from_asset(spec: TemplateSpec, fields: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
     """``fields`` with the template's ``from_asset`` fields filled from the asset where left empty."""
-    if asset is None or not spec.from_asset:
-        return fields
-    filled = dict(fields)
-    for name, attribute in spec.from_asset.items():
-        if filled.get(name) not in (None, ""):
-            continue
-        if attribute == "site":
-            if asset.lat is not None and asset.lon is not None:
-                filled[name] = {"lat": asset.lat, "lon": asset.lon, "address": asset.site_address}
-        elif value := {"serial": asset.serial, "model": asset.model, "site_address": asset.site_address}[attribute]:
-            filled[name] = value
-    return filled
+    return store.assets.fill_from_asset(spec, fields, asset)
