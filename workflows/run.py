@@ -66,6 +66,8 @@ PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), max
 # Patches (workflow.patched): histories recorded before them replay the old way.
 SIGNED_EVENTS = "events-are-signed-updates"  # the ``event`` signal is refused; events are an update
 VERIFIED_DEPARTURES = "departures-are-verified"  # person_left is acted on only for an inactive person
+NOTIFY_BUSINESS_KEYS = "notify-business-keys"  # notification keys from ticket, seq and event, not the run id
+# (and workflows/sla.py: SLA_FROM_INTAKE, clocks from the ticket's intake)
 
 
 class TicketRun:
@@ -85,7 +87,8 @@ class TicketRun:
         self.signals: list[TicketSignal] = []
         self._untold: list[dict[str, Any]] = []  # notifications queued for the notifier
         self._telling = False
-        self._told = 0
+        self._told = 0  # before NOTIFY_BUSINESS_KEYS
+        self._told_at: dict[tuple[str, str], int] = {}  # tells of one event after one change
         self._clocks: list[asyncio.Task[None]] = []
         self.firing = 0  # SLA milestones being fired (recorded, re-dispatched, told)
         self.draining = False  # handing over to the next run (continue-as-new): no new steps
@@ -321,10 +324,19 @@ class TicketRun:
     def tell(self, event: str, urgency: str, to: list[str], text: str | None = None) -> None:
         """Queue a notification (sent by the notifier in the background; updates never wait for it)."""
         to = [t for t in dict.fromkeys(to) if t]
-        if to:
-            self._told += 1  # with the run id: unique, and the same on replay
+        if not to:
+            return
+        if workflow.patched(NOTIFY_BUSINESS_KEYS):
+            # From business facts: the change it follows (seq) and the event; ``notify.send``
+            # adds channel and recipient. A reset or a later run telling the same fact makes
+            # the same keys, so the outbox sends it once.
+            key = f"s{self.state.seq}"
+            self._told_at[(key, event)] = n = self._told_at.get((key, event), 0) + 1
+            key += f".{n}" if n > 1 else ""
+        else:  # histories recorded before the patch: the run id (a reset sent again)
+            self._told += 1
             key = f"{workflow.info().run_id}:{self._told}"
-            self._untold.append(message(self, key, event, urgency, to, text))
+        self._untold.append(message(self, key, event, urgency, to, text))
 
     async def record(self, action: str, actor: ActorRef, data: dict[str, Any], **fields: Any) -> TicketState:
         """Apply a change now; return once the read model has it (with the state at that moment)."""

@@ -59,10 +59,19 @@ def targets(wf: Run) -> dict[str, timedelta]:
     return {k: v for k, v in found.items() if v}
 
 
+# Patch (workflow.patched; the others are listed in workflows/run.py).
+SLA_FROM_INTAKE = "sla-from-intake"  # the ticket's clocks start at created_at, not at the first task
+
+
 def start_clocks(wf: Run) -> None:
+    """The ticket's clocks run from intake (``created_at``, when the API or an intake activity
+    took the ticket), not from the workflow's first task: a ticket taken just before an outage
+    of the Temporal server or of every worker keeps its deadlines. Histories recorded before
+    the ``SLA_FROM_INTAKE`` patch started them at the first task."""
+    now = workflow.now()
+    since = min(wf.state.created_at, now) if workflow.patched(SLA_FROM_INTAKE) else now
     for kind, target in targets(wf).items():
-        # From the workflow's start (the intake's clock may differ by a moment).
-        wf.state.sla.clocks[kind] = SlaClock(target=target, running_since=workflow.now())
+        wf.state.sla.clocks[kind] = SlaClock(target=target, running_since=since)
 
 
 def retarget(wf: Run) -> dict[str, str]:

@@ -353,3 +353,22 @@ async def test_reminder_and_escalation_shares_come_from_the_template(start, tsen
     assert s.sla.escalation == "manager"
     with pytest.raises(ValueError, match="increasing"):
         TemplateSpec.model_validate({**body, "sla_policy": {"reminders": [0.8, 0.5]}})
+
+
+async def test_clocks_run_from_intake_not_from_the_first_workflow_task(tsenv, db):
+    """A ticket taken just before an outage (Temporal server or every worker down) is picked up
+    by a workflow task minutes later: its clocks still count from intake (``created_at``)."""
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    taken = datetime.now(UTC) - timedelta(minutes=40)  # the API took it 40 minutes before the first task
+    inp = TicketInput(
+        ticket_id=f"TS{uuid.uuid4().hex[:10].upper()}", ticket_type="general", region="east",
+        priority=Priority.NORMAL, title="SLA from intake", created_by=AGENT, created_at=taken,
+        template=preset("general"), calendar=None,
+    )  # fmt: skip
+    async with Worker(tsenv.client, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
+        h = await tsenv.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}", task_queue=queue)
+        s = await until(h, lambda s: s.active)
+    clock = s.sla.clocks["response"]
+    assert clock.running_since == taken
+    first = preset("general").spec.sla_policy.reminders[0]  # the next milestone: the first reminder
+    assert clock.due == taken + clock.target * first  # 24x7: intake + its share of the target, outage or not
