@@ -1,27 +1,49 @@
-"""``notify.send``: route a notification, write it to the outbox, deliver what is not sent yet.
+"""Notifications: ``notify.send`` (the activity) writes them, the delivery loop (``run``) sends them.
 
-1. Recipients are resolved (actor ids, ``role:``/``group:`` of the ticket's region, plain
-   addresses) and routed by the pure rules in ``domain/notify_rules.py``.
-2. Each (business key, channel, recipient) becomes one ``notification_outbox`` row with a
-   unique ``dedup_key``, inserted ``ON CONFLICT DO NOTHING``; the message text is rendered
-   once, into the row, so every attempt sends the same thing.
-3. The dispatcher claims each row not yet sent (a short lease: two concurrent attempts
-   never both send it), hands it to its channel adapter and marks it ``sent`` — or records
-   ``attempts`` and ``last_error``. A retry of the activity only re-sends rows not ``sent``.
-4. While any delivery is still retryable the activity raises a retryable
-   ``ApplicationError`` (type ``NotificationDeliveryPending``) so Temporal retries it.
-   Permanent failures (and rows past ``max_attempts``) are marked ``failed`` and reported
-   in the result instead: an undeliverable address must not wedge the ticket.
+``notify.send``
+  1. Recipients are resolved (actor ids, ``role:``/``group:`` of the ticket's region, plain
+     addresses) and routed by the pure rules in ``domain/notify_rules.py``.
+  2. Each (business key, channel, recipient) becomes one ``notification_outbox`` row with a
+     unique ``dedup_key``, inserted ``ON CONFLICT DO NOTHING``; the message text is rendered
+     once, into the row, so every attempt sends the same thing.
+  3. The in-app inbox rows are delivered at once (rows of our own database, unique by
+     ``dedup_key``: a repeat adds nothing). Email, SMS and IM rows are left to the delivery loop
+     and its lanes are woken. The activity never waits for an external channel: it returns what
+     it sent and what it queued, and raises only for its own failures (the database away:
+     retried by Temporal; a bad setting: ``NotificationConfigInvalid``).
 
-Configuration: the worker calls ``configure(settings)`` at start; without it the activity
-uses ``get_settings()``. Tests pass their own ``Settings`` (and may pass adapters).
+``run(db, settings, stop)`` — the delivery loop, a background task of the worker (like
+``activities/customer_messages.py`` and ``activities/webhooks.py``):
+
+- **One lane per channel**: a dead SMTP server holds up only email, never the inbox, SMS or IM.
+  Within a lane up to ``notify_concurrency`` sends run at once, each bounded by
+  ``notify_send_timeout_s``: one recipient whose server never answers takes one slot, for that
+  long, and the lane goes on with the next rows.
+- **Prompt**: ``notify.send`` wakes the lanes of this process (an ``asyncio.Event`` each), so a
+  message normally goes out within milliseconds; ``notify_poll_s`` is the fallback for rows other
+  processes wrote. Inbox rows reach the loop only if ``notify.send`` did not deliver them
+  (``INBOX_FALLBACK``).
+- **Once**: a row is claimed with a lease (a conditional update: two workers never both send
+  it), sent with its delivery id as ``Message-ID`` / ``Idempotency-Key`` /
+  ``X-Ticketflow-Delivery`` and marked ``sent``. On failure it backs off (``next_attempt_at``:
+  doubling, with jitter, up to a cap) and is given up as ``failed`` after
+  ``notify_max_attempts`` or a permanent refusal. A worker dying between a send and its mark
+  re-sends after the lease with the same delivery id, which receivers de-duplicate on.
+
+Configuration: the worker calls ``configure(settings)`` at start; without it the activity uses
+``get_settings()``. Tests pass their own ``Settings`` (and may pass adapters); they drive the
+loop through ``Deliverer`` (``deliver_due``, or ``run`` beside a worker).
 """
 
 import asyncio
+import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+import logging
+import random
+import weakref
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,18 +51,23 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import DeliveryError, NotificationChannel, OutboundMessage, build_channels
+from activities.channels.inbox import InboxChannel
 from activities.resources import database
 from domain import notify_rules as rules
 from domain.access import can_access_region
 from models.db import Database
-from models.notifications import Channel, DeliveryOutcome, NotifyInput, NotifyResult
+from models.notifications import Channel, DeliveryOutcome, NotifyInput, NotifyResult, NotifySettings
 from models.notifications_tables import DeliveryStatus, NotificationOutbox
 from models.settings import Settings, get_settings
 from models.ticket import ActorRef
 from store import notifications, people
 
-PENDING_ERROR = "NotificationDeliveryPending"
+log = logging.getLogger(__name__)
+
 CONFIG_ERROR = "NotificationConfigInvalid"
+# Inbox rows are delivered by notify.send itself; the loop takes one only if it is still
+# pending this long after it was written (the activity failed and was not retried).
+INBOX_FALLBACK = timedelta(seconds=60)
 
 # --- configuration (the worker calls configure(settings) at start) ---
 
@@ -49,23 +76,18 @@ CONFIG_ERROR = "NotificationConfigInvalid"
 class _Config:
     settings: Settings | None = None
     channels: Mapping[Channel, NotificationChannel] | None = None
-    max_attempts: int = 20  # claims per row before it is given up as failed
-    lease_s: float = 120.0  # how long a sender holds a row; longer than any single send
 
 
 _config = _Config()
 
 
 def configure(
-    settings: Settings | None = None,
-    *,
-    channels: Mapping[Channel, NotificationChannel] | None = None,
-    max_attempts: int = 20,
-    lease_s: float = 120.0,
+    settings: Settings | None = None, *, channels: Mapping[Channel, NotificationChannel] | None = None
 ) -> None:
-    """Install the settings (and, in tests, adapters) ``notify.send`` uses; ``configure()`` resets."""
+    """Install the settings (and, in tests, adapters: only the inbox's is used by ``notify.send``)
+    the activity uses; ``configure()`` resets."""
     global _config
-    _config = _Config(settings, channels, max_attempts, lease_s)
+    _config = _Config(settings, channels)
 
 
 def current_settings() -> Settings:
@@ -204,6 +226,7 @@ def outbox_rows(req: NotifyInput, deliveries: Sequence[rules.Delivery], threshol
                 },
                 "status": DeliveryStatus.PENDING.value,
                 "attempts": 0,
+                "next_attempt_at": now + INBOX_FALLBACK if d.channel is Channel.INBOX else now,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -226,9 +249,6 @@ def message_of(row: NotificationOutbox) -> OutboundMessage:
     )
 
 
-# --- dispatcher ---
-
-
 def _outcome(
     row: NotificationOutbox, status: str, error: str | None = None, attempts: int | None = None
 ) -> DeliveryOutcome:
@@ -242,56 +262,6 @@ def _outcome(
     )
 
 
-async def deliver(
-    db: Database, row: NotificationOutbox, channel: NotificationChannel, max_attempts: int, lease_s: float
-) -> DeliveryOutcome:
-    if row.status == DeliveryStatus.SENT:
-        return _outcome(row, "already_sent")
-    if row.status == DeliveryStatus.FAILED:
-        return _outcome(row, "failed", row.last_error)
-    attempts = await notifications.claim(db, row.id, lease_s)
-    if attempts is None:  # someone else finished it, gave it up, or is sending it right now
-        now_row = await notifications.outbox_row(db, row.id)
-        assert now_row is not None
-        if now_row.status == DeliveryStatus.SENT:
-            return _outcome(now_row, "already_sent")
-        if now_row.status == DeliveryStatus.FAILED:
-            return _outcome(now_row, "failed", now_row.last_error)
-        return _outcome(now_row, "pending", "being sent by another attempt")
-    try:
-        await channel.send(message_of(row))
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
-        permanent = isinstance(exc, DeliveryError) and exc.permanent
-        error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
-        give_up = permanent or attempts >= max_attempts
-        status = DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING
-        await notifications.finish(db, row.id, status=status.value, last_error=error[:2000], claimed_until=None)
-        return _outcome(row, "failed" if give_up else "pending", error, attempts)
-    await notifications.finish(
-        db, row.id, status=DeliveryStatus.SENT.value, sent_at=datetime.now(UTC), claimed_until=None
-    )
-    return _outcome(row, "sent", None, attempts)
-
-
-async def dispatch(
-    db: Database,
-    rows: Sequence[NotificationOutbox],
-    channels: Mapping[Channel, NotificationChannel],
-    *,
-    max_attempts: int,
-    lease_s: float,
-    concurrency: int = 8,
-) -> list[DeliveryOutcome]:
-    """Send every row not yet sent (at most ``concurrency`` at a time); outcomes in row order."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(row: NotificationOutbox) -> DeliveryOutcome:
-        async with gate:
-            return await deliver(db, row, channels[Channel(row.channel)], max_attempts, lease_s)
-
-    return list(await asyncio.gather(*(one(r) for r in rows)))
-
-
 # --- the activity ---
 
 
@@ -303,6 +273,38 @@ def _threshold(settings: Settings) -> Decimal:
             f"TICKETFLOW_NOTIFY_AMOUNT_THRESHOLD is not a decimal: {settings.notify_amount_threshold!r}",
             type=CONFIG_ERROR,
         ) from exc
+
+
+async def deliver_inline(db: Database, row: NotificationOutbox, inbox: NotificationChannel) -> DeliveryOutcome:
+    """An inbox row, now. The inbox item is unique by ``dedup_key``, so no claim is needed: a
+    repeat (a retry, the loop's fallback) adds nothing. The database failing raises (the
+    activity is retried); only a permanent refusal (no actor) is recorded as failed."""
+    if row.status == DeliveryStatus.SENT:
+        return _outcome(row, "already_sent")
+    if row.status == DeliveryStatus.FAILED:
+        return _outcome(row, "failed", row.last_error)
+    try:
+        await inbox.send(message_of(row))
+    except DeliveryError as exc:
+        if not exc.permanent:
+            raise
+        async with db.engine.begin() as conn:
+            await notifications.finish(
+                conn, row.id, status=DeliveryStatus.FAILED.value, last_error=str(exc)[:2000], attempts=row.attempts + 1
+            )
+        return _outcome(row, "failed", str(exc), row.attempts + 1)
+    async with db.engine.begin() as conn:
+        fresh = await notifications.mark_sent(conn, row.id, datetime.now(UTC))
+    return _outcome(row, "sent", None, row.attempts + 1) if fresh else _outcome(row, "already_sent")
+
+
+def _external(row: NotificationOutbox) -> DeliveryOutcome:
+    """Where an email / SMS / IM row stands: the loop sends it."""
+    if row.status == DeliveryStatus.SENT:
+        return _outcome(row, "already_sent")
+    if row.status == DeliveryStatus.FAILED:
+        return _outcome(row, "failed", row.last_error)
+    return _outcome(row, "queued", row.last_error)
 
 
 @activity.defn(name="notify.send")
@@ -321,21 +323,250 @@ async def send_notification(req: NotifyInput) -> NotifyResult:
     ]
 
     rows = await notifications.write_outbox(db, outbox_rows(req, plan.deliveries, threshold))
-    channels = _config.channels or build_channels(settings, db)
-    outcomes = await dispatch(db, rows, channels, max_attempts=_config.max_attempts, lease_s=_config.lease_s)
+    queued = {Channel(r.channel) for r in rows if r.channel != Channel.INBOX and r.status == DeliveryStatus.PENDING}
+    if queued:
+        wake(queued)  # the rows are committed: this process's lanes send them now
+    inbox = (_config.channels or {}).get(Channel.INBOX) or InboxChannel(db)
+    gate = asyncio.Semaphore(8)
 
-    pending = [o for o in outcomes if o.status == "pending"]
-    if pending:
-        detail = "; ".join(f"{o.channel.value} {o.recipient}: {o.error}" for o in pending)
-        raise ApplicationError(
-            f"{len(pending)} of {len(outcomes)} deliveries not done yet ({detail})", type=PENDING_ERROR
-        )
+    async def one(row: NotificationOutbox) -> DeliveryOutcome:
+        if row.channel != Channel.INBOX:
+            return _external(row)
+        async with gate:
+            return await deliver_inline(db, row, inbox)
+
+    done = await asyncio.gather(*(one(r) for r in rows), return_exceptions=True)
+    for d in done:
+        if isinstance(d, BaseException):
+            raise d  # the database: Temporal retries the activity (rows and inbox items are idempotent)
+    outcomes = [d for d in done if isinstance(d, DeliveryOutcome)]
     return NotifyResult(
         dedup_key=req.dedup_key,
         channels=list(route.channels),
         deliveries=[*outcomes, *skipped],
         sent=sum(o.status == "sent" for o in outcomes),
         already_sent=sum(o.status == "already_sent" for o in outcomes),
+        queued=sum(o.status == "queued" for o in outcomes),
         failed=sum(o.status == "failed" for o in outcomes),
         skipped=len(skipped),
     )
+
+
+# --- the delivery loop ---
+
+# The running loops of this process, woken by notify.send (weak: a loop that ended is gone).
+_loops: "weakref.WeakSet[Deliverer]" = weakref.WeakSet()
+
+
+def wake(channels: Iterable[Channel]) -> None:
+    """Rows of ``channels`` are due now: every delivery loop of this process looks at once."""
+    wanted = set(channels)
+    for loop in list(_loops):
+        loop.wake(wanted)
+
+
+class Deliverer:
+    """Sends due outbox rows, one lane per channel. ``clock`` lets tests set the time."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: NotifySettings,
+        channels: Mapping[Channel, NotificationChannel],
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.db, self.settings, self.channels = db, settings, channels
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._wakes = {c: asyncio.Event() for c in channels}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self, channels: Collection[Channel]) -> None:
+        events = [e for c, e in self._wakes.items() if c in channels]
+        running = self._loop
+        if running is None:
+            return
+        try:
+            same = asyncio.get_running_loop() is running
+        except RuntimeError:
+            same = False
+        for event in events:
+            if same:
+                event.set()
+            else:  # an activity on another thread (a sync activity executor)
+                running.call_soon_threadsafe(event.set)
+
+    # --- one row ---
+
+    async def deliver(self, row: NotificationOutbox) -> bool:
+        """Claim, send and record one row; False if another sender has it or it is done. Never raises."""
+        s = self.settings
+        try:
+            async with self.db.engine.begin() as conn:
+                attempts = await notifications.claim(conn, row.id, self.clock(), s.notify_lease_s)
+        except Exception:  # noqa: BLE001 - the database away: the row stays due, the next pass tries
+            log.exception("notifications: could not claim outbox row %s", row.id)
+            return False
+        if attempts is None:
+            return False
+        channel = Channel(row.channel)
+        adapter = self.channels.get(channel)
+        try:
+            if adapter is None:
+                raise DeliveryError(f"{channel.value} is not configured on this worker")
+            async with asyncio.timeout(s.notify_send_timeout_s):
+                await adapter.send(message_of(row))
+        except TimeoutError:
+            await self._failed(
+                row, DeliveryError(f"{channel.value}: no answer within {s.notify_send_timeout_s:g} s"), attempts
+            )
+            return True
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
+            await self._failed(row, exc, attempts)
+            return True
+        try:
+            async with self.db.engine.begin() as conn:
+                now = self.clock()
+                await notifications.finish(
+                    conn, row.id, status=DeliveryStatus.SENT.value, sent_at=now, last_error=None, updated_at=now
+                )
+        except Exception:  # noqa: BLE001 - sent but not marked: sent again after the lease (same delivery id)
+            log.exception("notifications: outbox row %s was sent but could not be marked", row.id)
+        return True
+
+    async def _failed(self, row: NotificationOutbox, exc: Exception, attempts: int) -> None:
+        s, now = self.settings, self.clock()
+        error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+        give_up = (isinstance(exc, DeliveryError) and exc.permanent) or attempts >= s.notify_max_attempts
+        delay = min(s.notify_backoff_s * 2 ** (attempts - 1), s.notify_backoff_max_s)
+        delay = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not a secret
+        log.warning(
+            "notification %s (%s %s) attempt %d failed%s: %s",
+            row.id,
+            row.channel,
+            row.event,
+            attempts,
+            " — given up" if give_up else "",
+            error,
+        )
+        try:
+            async with self.db.engine.begin() as conn:
+                await notifications.finish(
+                    conn,
+                    row.id,
+                    status=(DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING).value,
+                    last_error=error[:2000],
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    updated_at=now,
+                )
+        except Exception:  # noqa: BLE001 - the lease runs out and the row is tried again
+            log.exception("notifications: could not record the failure of outbox row %s", row.id)
+
+    async def _due(self, channel: Channel, limit: int, skip: Collection[int] = ()) -> list[NotificationOutbox]:
+        rows, _ = await self._look(channel, limit, skip, upcoming=False)
+        return rows
+
+    async def _look(
+        self, channel: Channel, limit: int, skip: Collection[int], *, upcoming: bool
+    ) -> tuple[list[NotificationOutbox], datetime | None]:
+        """The rows due now and (``upcoming``, when they do not fill ``limit``) when the next
+        backoff ends."""
+        now = self.clock()
+        async with self.db.engine.connect() as conn:
+            rows = await notifications.due(conn, channel.value, now, limit, skip)
+            following = (
+                await notifications.next_due(conn, channel.value, now) if upcoming and len(rows) < limit else None
+            )
+            await conn.rollback()
+        return rows, following
+
+    # --- passes (tests, ops) ---
+
+    async def pass_once(self, channel: Channel) -> int:
+        """Send the rows of one channel due now (at most ``notify_concurrency`` at once); how many moved."""
+        gate = asyncio.Semaphore(self.settings.notify_concurrency)
+
+        async def one(row: NotificationOutbox) -> bool:
+            async with gate:
+                return await self.deliver(row)
+
+        rows = await self._due(channel, self.settings.notify_concurrency * 4)
+        return sum(await asyncio.gather(*(one(r) for r in rows)))
+
+    async def deliver_due(self) -> int:
+        """Every channel at once, pass after pass, until nothing more is due now."""
+        total = 0
+        while True:
+            moved = sum(await asyncio.gather(*(self.pass_once(c) for c in self.channels)))
+            total += moved
+            if not moved:
+                return total
+
+    # --- the loop ---
+
+    async def lane(self, channel: Channel, stop: asyncio.Event) -> None:
+        """Keep up to ``notify_concurrency`` sends of ``channel`` going: a slot that frees up (a
+        send done, failed or timed out) takes the next due row at once."""
+        s, wake = self.settings, self._wakes[channel]
+        sending: dict[int, asyncio.Task[bool]] = {}
+
+        def done(row_id: int, task: asyncio.Task[bool]) -> None:
+            sending.pop(row_id, None)
+            wake.set()
+            if not task.cancelled() and task.exception() is not None:
+                log.error("notifications: the %s lane lost a send", channel.value, exc_info=task.exception())
+
+        while not stop.is_set():
+            wake.clear()
+            free = s.notify_concurrency - len(sending)
+            rows: list[NotificationOutbox] = []
+            following: datetime | None = None
+            if free > 0:
+                try:
+                    rows, following = await self._look(channel, free, set(sending), upcoming=True)
+                except Exception:  # noqa: BLE001 - the database away for a moment must not end the lane
+                    log.exception("notifications: the %s lane failed a pass", channel.value)
+            for row in rows:
+                assert row.id is not None
+                task = asyncio.create_task(self.deliver(row), name=f"notify-{channel.value}-{row.id}")
+                sending[row.id] = task
+                task.add_done_callback(functools.partial(done, row.id))
+            if free > 0 and len(rows) == free:
+                continue  # every free slot took a row: more may be due
+            # Until woken (a new row, a free slot, stop), the next backoff ends, or the poll.
+            pause = s.notify_poll_s
+            if following is not None:
+                pause = min(pause, max(0.01, (following - self.clock()).total_seconds()))
+            try:
+                await asyncio.wait_for(wake.wait(), pause)
+            except TimeoutError:
+                pass
+        await asyncio.gather(*sending.values(), return_exceptions=True)  # each bounded by the send timeout
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        _loops.add(self)
+
+        async def stopper() -> None:
+            await stop.wait()
+            for event in self._wakes.values():
+                event.set()
+
+        watch = asyncio.create_task(stopper())
+        try:
+            await asyncio.gather(*(self.lane(c, stop) for c in self.channels))
+        finally:
+            _loops.discard(self)
+            watch.cancel()
+
+
+async def run(
+    db: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    ns: NotifySettings | None = None,
+    channels: Mapping[Channel, NotificationChannel] | None = None,
+) -> None:
+    """The worker's background task: deliver notifications until ``stop`` is set."""
+    adapters = channels or build_channels(settings, db)
+    log.info("notifications: delivering on %s", ", ".join(c.value for c in adapters))
+    await Deliverer(db, ns or NotifySettings(), adapters).run(stop)

@@ -1,14 +1,15 @@
-"""Notification data shapes: the channels, urgencies and events, and the ``notify.send``
-activity payloads (plain Pydantic). The tables (outbox, inbox, contact) are in
-``models/notifications_tables.py``, the HTTP schemas of ``/me/notifications`` and ``/me/contact``
-in ``models/notifications_http.py``.
+"""Notification data shapes: the channels, urgencies and events, the ``notify.send``
+activity payloads (plain Pydantic) and the delivery loop's settings (``NotifySettings``). The
+tables (outbox, inbox, contact) are in ``models/notifications_tables.py``, the HTTP schemas of
+``/me/notifications`` and ``/me/contact`` in ``models/notifications_http.py``.
 """
 
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # tests/workflows still import the inbox table from here:
 
@@ -88,20 +89,45 @@ class DeliveryOutcome(BaseModel):
     channel: Channel
     recipient: str
     actor_id: str | None = None
-    # sent: delivered by this attempt; already_sent: by an earlier one; failed: given up;
-    # pending: failed now, retried with the activity; skipped: no address / channel off.
-    status: Literal["sent", "already_sent", "failed", "pending", "skipped"]
+    # sent: delivered by this call (the inbox); already_sent: before; queued: in the outbox, sent
+    # by the delivery loop (email, SMS, IM; ``error`` is the last attempt's, if any); failed: given
+    # up; skipped: no address / channel off.
+    status: Literal["sent", "already_sent", "queued", "failed", "skipped"]
     attempts: int = 0
     error: str | None = None
 
 
 class NotifyResult(BaseModel):
-    """Output of ``notify.send`` (it raises instead while any delivery is still retryable)."""
+    """Output of ``notify.send``: what it did at once (the inbox) and what it queued for the
+    delivery loop (external channels). It never waits for an external channel."""
 
     dedup_key: str
     channels: list[Channel]  # what the routing rules chose for the actors
     deliveries: list[DeliveryOutcome]
     sent: int = 0
     already_sent: int = 0
+    queued: int = 0
     failed: int = 0
     skipped: int = 0
+
+
+class NotifySettings(BaseSettings):
+    """``TICKETFLOW_NOTIFY_*``: the delivery loop of notifications (``activities/notify.py``
+    ``run``): one lane per channel, each with at most ``notify_concurrency`` sends at once."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKETFLOW_", env_file=".env", extra="ignore")
+
+    notify_poll_s: float = Field(default=2.0, gt=0)  # rows other processes wrote; this one wakes the lanes
+    notify_concurrency: int = Field(default=4, ge=1, le=64)  # sends at once, per channel
+    notify_send_timeout_s: float = Field(default=30.0, gt=0)  # one send; then it counts as failed
+    notify_lease_s: float = Field(default=120.0, gt=0)  # a claimed row is the sender's this long
+    notify_max_attempts: int = Field(default=20, ge=1)
+    notify_backoff_s: float = Field(default=5.0, gt=0)  # first retry; doubles up to the cap (with jitter)
+    notify_backoff_max_s: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> "NotifySettings":
+        # A send still running when its lease ends could be claimed and sent by another worker.
+        if self.notify_lease_s <= self.notify_send_timeout_s + 5:
+            raise ValueError("TICKETFLOW_NOTIFY_LEASE_S must exceed TICKETFLOW_NOTIFY_SEND_TIMEOUT_S by more than 5 s")
+        return self

@@ -17,16 +17,23 @@ from models.tables import UTC_DATETIME
 class DeliveryStatus(StrEnum):
     """``notification_outbox.status``."""
 
-    PENDING = "pending"  # not delivered yet (new, or failed and waiting for the activity's retry)
+    PENDING = "pending"  # not delivered yet (new, or failed and waiting for ``next_attempt_at``)
     SENT = "sent"  # the channel accepted it
     FAILED = "failed"  # given up: a permanent error, or too many attempts
 
 
 class NotificationOutbox(SQLModel, table=True):
     """One row per (notification, channel, recipient). ``dedup_key`` is unique: rows are
-    inserted ``ON CONFLICT DO NOTHING`` and only rows not yet ``sent`` are (re-)sent."""
+    inserted ``ON CONFLICT DO NOTHING`` and only rows not yet ``sent`` are (re-)sent.
+
+    ``notify.send`` writes the rows and delivers the inbox rows itself; the delivery loop
+    (``activities/notify.py`` ``run``) sends the others, one lane per channel: it claims a due
+    row with a lease, sends it and marks it ``sent`` — or backs off (``next_attempt_at``) and
+    finally gives up (``failed``)."""
 
     __tablename__ = "notification_outbox"
+    # the delivery loop: a channel's due rows
+    __table_args__ = (sa.Index("ix_notification_outbox_due", "channel", "status", "next_attempt_at"),)
 
     id: int | None = SQLField(default=None, primary_key=True)
     # "<business key>|<channel>|<recipient>", e.g. "T123:approve_l2:approval_needed|email|li@corp.cn"
@@ -45,6 +52,8 @@ class NotificationOutbox(SQLModel, table=True):
     status: str = SQLField(default=DeliveryStatus.PENDING.value, max_length=16, index=True)
     attempts: int = 0
     last_error: str | None = SQLField(default=None, sa_type=sa.Text)
+    # Not sent before then (the backoff after a failed attempt; inbox rows: the loop's fallback).
+    next_attempt_at: datetime = SQLField(sa_type=UTC_DATETIME)
     # A sender holds the row until then; a second sender leaves it alone (no double send).
     claimed_until: datetime | None = SQLField(default=None, sa_type=UTC_DATETIME)
     created_at: datetime = SQLField(sa_type=UTC_DATETIME)

@@ -1,21 +1,28 @@
 """Notifications: every query on ``notification_outbox`` (one row per message, channel and
-recipient, sent once: ``claim`` leases a row to one sender), ``notification_inbox`` (the in-app
-inbox, keyset-paged, newest first) and ``notification_contact`` (where a person is reached).
+recipient, sent once: ``due`` finds a channel's rows to send, ``claim`` leases a row to one
+sender), ``notification_inbox`` (the in-app inbox, keyset-paged, newest first) and
+``notification_contact`` (where a person is reached).
 
 Routing and rendering are ``domain/notify_rules.py`` and ``activities/notify.py``'s; the inbox
 is always read for one person within their regions.
 """
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy import and_, func, or_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.db import Database, upsert_statement
 from models.notifications_tables import DeliveryStatus, NotificationContact, NotificationInbox, NotificationOutbox
 from store import keyset
+
+OUTBOX = cast(sa.Table, NotificationOutbox.__table__)  # type: ignore[attr-defined]
+INBOX = cast(sa.Table, NotificationInbox.__table__)  # type: ignore[attr-defined]
 
 # --- the outbox ---
 
@@ -24,9 +31,8 @@ async def write_outbox(db: Database, rows: list[dict[str, Any]]) -> list[Notific
     """Insert the rows that are not there yet; answer all of them as stored (first write wins)."""
     if not rows:
         return []
-    table = NotificationOutbox.__table__
     insert = (
-        upsert_statement(db.engine.dialect.name, table)
+        upsert_statement(db.engine.dialect.name, OUTBOX)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["dedup_key"])
     )
@@ -39,37 +45,76 @@ async def write_outbox(db: Database, rows: list[dict[str, Any]]) -> list[Notific
     return [stored[k] for k in keys]
 
 
-async def claim(db: Database, row_id: int | None, lease_s: float) -> int | None:
+async def due(
+    conn: AsyncConnection, channel: str, now: datetime, limit: int, skip: Collection[int] = ()
+) -> list[NotificationOutbox]:
+    """Rows of ``channel`` to send now: pending, due, held by no sender (and not in ``skip``,
+    the ones this lane is sending), oldest due first."""
+    o = OUTBOX.c
+    q = sa.select(OUTBOX).where(
+        o.channel == channel,
+        o.status == DeliveryStatus.PENDING.value,
+        o.next_attempt_at <= now,
+        or_(o.claimed_until.is_(None), o.claimed_until < now),
+    )
+    if skip:
+        q = q.where(o.id.not_in(list(skip)))
+    q = q.order_by(o.next_attempt_at, o.id).limit(limit)
+    return [NotificationOutbox.model_validate(dict(r._mapping)) for r in (await conn.execute(q)).all()]
+
+
+async def next_due(conn: AsyncConnection, channel: str, now: datetime) -> datetime | None:
+    """When the next of ``channel``'s pending rows that is not due yet becomes due (its backoff ends)."""
+    o = OUTBOX.c
+    q = sa.select(func.min(o.next_attempt_at)).where(
+        o.channel == channel, o.status == DeliveryStatus.PENDING.value, o.next_attempt_at > now
+    )
+    found: datetime | None = (await conn.execute(q)).scalar()
+    return found
+
+
+async def claim(conn: AsyncConnection, row_id: int | None, now: datetime, lease_s: float) -> int | None:
     """Take the row for one send; the new attempt count, or None if it is sent, failed or held."""
-    now = datetime.now(UTC)
-    t = NotificationOutbox
+    o = OUTBOX.c
     stmt = (
-        update(t)
+        update(OUTBOX)
         .where(
             and_(
-                col(t.id) == row_id,
-                col(t.status) == DeliveryStatus.PENDING.value,
-                or_(col(t.claimed_until).is_(None), col(t.claimed_until) < now),
+                o.id == row_id,
+                o.status == DeliveryStatus.PENDING.value,
+                or_(o.claimed_until.is_(None), o.claimed_until < now),
             )
         )
-        .values(claimed_until=now + timedelta(seconds=lease_s), attempts=col(t.attempts) + 1, updated_at=now)
-        .returning(col(t.attempts))
+        .values(claimed_until=now + timedelta(seconds=lease_s), attempts=o.attempts + 1, updated_at=now)
+        .returning(o.attempts)
     )
-    async with db.engine.begin() as conn:
-        got = (await conn.execute(stmt)).first()
+    got = (await conn.execute(stmt)).first()
     return None if got is None else int(got[0])
 
 
-async def finish(db: Database, row_id: int | None, **values: Any) -> None:
-    """Record how a send ended (status, last_error, sent_at…) and release the row."""
-    values["updated_at"] = datetime.now(UTC)
-    async with db.engine.begin() as conn:
-        await conn.execute(update(NotificationOutbox).where(col(NotificationOutbox.id) == row_id).values(**values))
+async def finish(conn: AsyncConnection, row_id: int | None, **values: Any) -> None:
+    """Record how a send ended (status, last_error, sent_at, next_attempt_at…) and release the row."""
+    values.setdefault("claimed_until", None)
+    values.setdefault("updated_at", datetime.now(UTC))
+    await conn.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(**values))
 
 
-async def outbox_row(db: Database, row_id: int | None) -> NotificationOutbox | None:
-    async with db.session() as s:
-        return await s.get(NotificationOutbox, row_id)
+async def mark_sent(conn: AsyncConnection, row_id: int | None, now: datetime) -> bool:
+    """A row delivered without a claim (the inbox, written idempotently): sent, if it was not yet."""
+    o = OUTBOX.c
+    stmt = (
+        update(OUTBOX)
+        .where(o.id == row_id, o.status == DeliveryStatus.PENDING.value)
+        .values(
+            status=DeliveryStatus.SENT.value,
+            attempts=o.attempts + 1,
+            sent_at=now,
+            last_error=None,
+            claimed_until=None,
+            updated_at=now,
+        )
+    )
+    return bool((await conn.execute(stmt)).rowcount)
 
 
 # --- contacts ---
@@ -97,7 +142,7 @@ def save_contact(session: AsyncSession, row: NotificationContact) -> None:
 async def deliver_to_inbox(db: Database, values: dict[str, Any]) -> None:
     """One inbox row per ``dedup_key``: a second delivery of the same message adds nothing."""
     insert = (
-        upsert_statement(db.engine.dialect.name, NotificationInbox.__table__)
+        upsert_statement(db.engine.dialect.name, INBOX)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["dedup_key"])
     )

@@ -5,6 +5,7 @@ time-skipping Temporal server, a real dev server, and the API wired to them.
 the database tests on PostgreSQL in a throw-away schema that is dropped at the end.
 """
 
+import asyncio
 import os
 import secrets
 import sys
@@ -24,7 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import resources
+from activities import notify, resources
 from api.app import create_app
 from api.demo import load_all
 from api.signing import signing_client
@@ -32,6 +33,7 @@ from domain import signing
 from models import demo
 from models import search_attributes as attrs
 from models.db import Database, sync_url
+from models.notifications import NotifySettings
 from models.settings import Settings
 from workers.main import build_worker
 
@@ -153,21 +155,45 @@ def settings_for(database_url: str, env: WorkflowEnvironment, queue: str) -> Set
     )
 
 
+# The stack's notification loop: quick retries, so a test reading a sink after a failure is quick too.
+STACK_NOTIFY = NotifySettings(
+    notify_poll_s=1.0, notify_send_timeout_s=5.0, notify_lease_s=30.0, notify_backoff_s=0.2, notify_backoff_max_s=2.0
+)
+
+
 @pytest.fixture
 async def stack(db: Database, database_url: str, devserver: WorkflowEnvironment) -> AsyncIterator["Stack"]:
-    """API (real app, via httpx) + an in-process worker on a fresh task queue, on the dev server."""
+    """API (real app, via httpx) + an in-process worker on a fresh task queue, on the dev server,
+    with the worker's notification delivery loop beside it (``activities.notify.run``: email, SMS
+    and IM go out through it; the inbox is written by ``notify.send`` itself). The loop sends with
+    the settings ``notify.send`` routes with (``notify.configure`` them before the stack starts to
+    send to a test's own SMTP server or webhook receiver)."""
     settings = settings_for(database_url, devserver, task_queue())
     worker = build_worker(devserver.client, settings)
     app = create_app(settings, client=devserver.client)
-    async with worker, app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ticketflow.test") as http:
-            yield Stack(http=http, settings=settings, client=devserver.client, worker=worker)
+    stop = asyncio.Event()
+    notices = asyncio.create_task(notify.run(db, notify.current_settings(), stop, STACK_NOTIFY))
+    try:
+        async with worker, app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://ticketflow.test") as http:
+                yield Stack(http=http, settings=settings, client=devserver.client, worker=worker, notices=notices)
+    finally:
+        stop.set()
+        await notices
 
 
 class Stack:
-    def __init__(self, http: httpx.AsyncClient, settings: Settings, client: Client, worker: Worker | None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        client: Client,
+        worker: Worker | None,
+        notices: "asyncio.Task[None] | None" = None,
+    ) -> None:
         self.http, self.settings, self.client, self.worker = http, settings, client, worker
+        self.notices = notices  # the notification delivery loop
 
     @staticmethod
     def as_actor(actor_id: str) -> dict[str, str]:
@@ -188,7 +214,6 @@ class Stack:
 
     async def until(self, ticket_id: str, check, actor: str = "admin", timeout: float = 20.0) -> dict:
         """Poll GET /tickets/{id} until ``check(ticket)`` holds (the workflow moves on its own)."""
-        import asyncio
         import time
 
         deadline = time.monotonic() + timeout

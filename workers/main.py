@@ -62,6 +62,7 @@ async def run_worker(settings: Settings) -> None:
     run = asyncio.create_task(worker.run())
     messages = asyncio.create_task(customer_messages.run(db, settings, stop))  # the customer outbox
     hooks = asyncio.create_task(webhooks.run(db, settings, stop))  # subscribers' webhooks
+    notices = asyncio.create_task(notify.run(db, settings, stop))  # staff notifications: email, SMS, IM
     await asyncio.wait([run, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     if not run.done():
         log.info("worker.stopping", grace_s=settings.worker_shutdown_grace_s)
@@ -70,6 +71,7 @@ async def run_worker(settings: Settings) -> None:
     stop.set()
     await messages
     await hooks
+    await notices
     await db.dispose()
     log.info("worker.stopped")
 

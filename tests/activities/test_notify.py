@@ -1,6 +1,9 @@
-"""notify.send against real receivers: a local aiosmtpd SMTP server and a local HTTP
-webhook receiver (uvicorn) that checks the HMAC signature. Every notification must reach
-each receiver exactly once across activity retries; routing rules are tested as pure code."""
+"""notify.send and its delivery loop against real receivers: a local aiosmtpd SMTP server and a
+local HTTP webhook receiver (uvicorn) that checks the HMAC signature. notify.send writes the
+outbox and the inbox and queues the rest; the loop (``activities.notify.Deliverer``) sends it.
+Every notification must reach each receiver exactly once across activity retries, loop retries
+and concurrent senders; routing rules are tested as pure code. (The lanes' independence — a dead
+or hung channel delays nothing else — is tests/activities/test_notify_lanes.py.)"""
 
 import asyncio
 import email
@@ -15,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import uvicorn
@@ -28,16 +32,16 @@ from starlette.routing import Route
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities import notify
+from activities.channels import build_channels
 from activities.channels.email import message_id
 from activities.channels.webhook import sign, verify_signature
 from domain import notify_rules as rules
 from models.db import Database, upsert_statement
-from models.notifications import Channel, NotifyInput, NotifyResult, TicketBrief, Urgency
+from models.notifications import Channel, NotifyInput, NotifyResult, NotifySettings, TicketBrief, Urgency
 from models.notifications_tables import NotificationContact, NotificationInbox, NotificationOutbox
 from models.settings import Settings
 
@@ -149,6 +153,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def settings(db: Database, database_url: str, mailbox, receiver: Receiver) -> AsyncIterator[Settings]:
+    await give_up_pending(db)  # the loops below send this test's rows only
     s = Settings(
         database_url=database_url,
         smtp_host="127.0.0.1",
@@ -166,6 +171,31 @@ async def settings(db: Database, database_url: str, mailbox, receiver: Receiver)
     await set_contact(db, "sup-zhou", email=ZHOU, phone=None, im_user=None)
     yield s
     notify.configure()
+    await give_up_pending(db)
+
+
+async def give_up_pending(db: Database) -> None:
+    """Rows still pending (an earlier test's, or this one's) are given up: tests run one at a
+    time, so a loop a test starts sends that test's rows only."""
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            update(NotificationOutbox)
+            .where(col(NotificationOutbox.status) == "pending")
+            .values(status="failed", last_error="given up by the tests", claimed_until=None)
+        )
+
+
+# The loop in these tests; a pass after a backoff runs ``later`` (no test waits for one).
+LOOP = NotifySettings(notify_backoff_s=5, notify_backoff_max_s=20, notify_send_timeout_s=10, notify_lease_s=60)
+
+
+async def deliver(db: Database, settings: Settings, later: timedelta = timedelta(0), **loop: Any) -> int:
+    """One run of the delivery loop over what is due (``later``: as if that much later, when
+    every backoff has ended); how many sends it made."""
+    deliverer = notify.Deliverer(
+        db, LOOP.model_copy(update=loop), build_channels(settings, db), clock=lambda: datetime.now(UTC) + later
+    )
+    return await deliverer.deliver_due()
 
 
 async def set_contact(db: Database, actor_id: str, **values) -> None:
@@ -291,7 +321,7 @@ def test_signature_helper_rejects_tampering_wrong_secret_and_stale_timestamps():
     assert verify_signature(SECRET, old, body, sign(SECRET, old, body), max_age_s=None)
 
 
-# --- the activity against real receivers ---
+# --- the activity and the loop against real receivers ---
 
 
 async def test_email_and_webhook_arrive_once_when_the_activity_runs_twice(db, settings, mailbox, receiver):
@@ -299,14 +329,16 @@ async def test_email_and_webhook_arrive_once_when_the_activity_runs_twice(db, se
     req = notice("breach", Urgency.CRITICAL, ["eng-li"], text="已超时 2 小时，请立即处理。")
     env = ActivityEnvironment()
     first = await env.run(notify.send_notification, req)
-    second = await env.run(notify.send_notification, req)  # e.g. the reply was lost and Temporal retried
-
     assert [(d.channel, d.status) for d in first.deliveries] == [
-        (Channel.INBOX, "sent"),
-        (Channel.EMAIL, "sent"),
-        (Channel.SMS, "sent"),
+        (Channel.INBOX, "sent"),  # at once, by the activity
+        (Channel.EMAIL, "queued"),  # by the loop
+        (Channel.SMS, "queued"),
     ]
-    assert (first.sent, second.sent, second.already_sent) == (3, 0, 3)
+    assert (first.sent, first.queued) == (1, 2)
+    assert await deliver(db, settings) == 2
+    second = await env.run(notify.send_notification, req)  # e.g. the reply was lost and Temporal retried
+    assert (second.sent, second.already_sent, second.queued) == (0, 3, 0)
+    assert await deliver(db, settings, later=timedelta(hours=1)) == 0
 
     mails = box.to(LI)
     assert len(mails) == 1
@@ -343,13 +375,14 @@ async def test_a_failed_webhook_is_retried_alone_and_mail_is_not_resent(db, sett
     receiver.script = [500]  # the provider fails once
     req = notice("approval_needed", Urgency.HIGH, ["eng-li"], amount="150000.00", currency="CNY")
     env = ActivityEnvironment()
-    with pytest.raises(ApplicationError) as failed:
-        await env.run(notify.send_notification, req)
-    assert failed.value.type == notify.PENDING_ERROR and not failed.value.non_retryable
+    first = await env.run(notify.send_notification, req)  # returns at once: nothing external sent yet
+    assert (first.sent, first.queued, first.failed) == (1, 4, 0)
+    await deliver(db, settings)
 
     rows = await outbox(db, req.dedup_key)
     im = rows[("im", "wecom-liwei")]
     assert (im.status, im.attempts) == ("pending", 1) and "HTTP 500" in (im.last_error or "")
+    assert im.next_attempt_at > im.updated_at  # backs off
     assert {k: r.status for k, r in rows.items() if k[0] != "im"} == {
         ("inbox", "eng-li"): "sent",
         ("email", LI): "sent",
@@ -357,9 +390,11 @@ async def test_a_failed_webhook_is_retried_alone_and_mail_is_not_resent(db, sett
         ("email", LEGAL[0]): "sent",
     }
     assert [len(box.to(a)) for a in (LI, FINANCE[0], LEGAL[0])] == [1, 1, 1]
+    queued = await env.run(notify.send_notification, req)  # a repeat reports where the IM stands
+    [pending] = [d for d in queued.deliveries if d.channel is Channel.IM]
+    assert (pending.status, pending.attempts) == ("queued", 1) and "HTTP 500" in (pending.error or "")
 
-    result = await env.run(notify.send_notification, req)  # Temporal's retry
-    assert (result.sent, result.already_sent, result.failed) == (1, 4, 0)
+    assert await deliver(db, settings, later=timedelta(minutes=1)) == 1  # the backoff is over: the IM alone
     assert [len(box.to(a)) for a in (LI, FINANCE[0], LEGAL[0])] == [1, 1, 1]  # no mail sent twice
     assert [(c.status, c.valid) for c in receiver.calls] == [(500, True), (200, True)]
     assert receiver.calls[0].delivery == receiver.calls[1].delivery == im.delivery_id
@@ -368,6 +403,8 @@ async def test_a_failed_webhook_is_retried_alone_and_mail_is_not_resent(db, sett
     assert "150000.00 CNY" in finance_mail and "Copy for finance" in finance_mail
     im = (await outbox(db, req.dedup_key))[("im", "wecom-liwei")]
     assert (im.status, im.attempts) == ("sent", 2)
+    result = await env.run(notify.send_notification, req)
+    assert (result.sent, result.already_sent, result.queued, result.failed) == (0, 5, 0, 0)
 
 
 @workflow.defn(sandboxed=False)
@@ -382,7 +419,7 @@ class NotifyOnce:
         )
 
 
-async def test_temporal_retries_deliver_the_webhook_once_and_the_mail_once(
+async def test_the_activity_does_not_wait_for_a_failing_provider_and_the_loop_sends_once(
     db, settings, mailbox, receiver, tsenv: WorkflowEnvironment
 ):
     box, _ = mailbox
@@ -390,15 +427,37 @@ async def test_temporal_retries_deliver_the_webhook_once_and_the_mail_once(
     req = notice("escalation", Urgency.NORMAL, ["eng-li"])
     client: Client = tsenv.client
     queue = f"notify-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[NotifyOnce],
-        activities=[notify.send_notification],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        result = await client.execute_workflow(NotifyOnce.run, req, id=f"notify-{req.ticket.id}", task_queue=queue)
-    assert result.sent == 1 and result.already_sent == 2  # the last attempt only sent the SMS
+    stop = asyncio.Event()
+    quick = LOOP.model_copy(update={"notify_backoff_s": 0.05, "notify_backoff_max_s": 0.2})
+    loop = asyncio.create_task(notify.run(db, settings, stop, quick))  # as the worker runs it
+    try:
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=[NotifyOnce],
+            activities=[notify.send_notification],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ):
+            handle = await client.start_workflow(NotifyOnce.run, req, id=f"notify-{req.ticket.id}", task_queue=queue)
+            result = await handle.result()
+            assert (result.sent, result.queued) == (1, 2)  # the inbox now; email and SMS queued
+            attempts = [
+                e.activity_task_started_event_attributes.attempt
+                async for e in handle.fetch_history_events()
+                if e.HasField("activity_task_started_event_attributes")
+            ]
+            assert attempts == [1]  # one attempt: the provider's failures are the loop's business
+
+        async def sms_sent() -> bool:
+            return (await outbox(db, req.dedup_key))[("sms", LI_PHONE)].status == "sent"
+
+        deadline = time.monotonic() + 10
+        while not await sms_sent():
+            assert time.monotonic() < deadline, "the SMS was not sent"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await loop
     assert len(box.to(LI)) == 1
     assert [c.status for c in receiver.calls] == [503, 500, 200]
     assert all(c.valid for c in receiver.calls) and len({c.delivery for c in receiver.calls}) == 1
@@ -410,10 +469,10 @@ async def test_concurrent_attempts_never_both_send(db, settings, mailbox, receiv
     box, _ = mailbox
     req = notice("breach", Urgency.CRITICAL, ["eng-li"])
     env = ActivityEnvironment()
-    results = await asyncio.gather(*(env.run(notify.send_notification, req) for _ in range(3)), return_exceptions=True)
-    for r in results:  # a loser either saw the rows sent, or found them still held and asks to be retried
-        assert isinstance(r, NotifyResult) or (isinstance(r, ApplicationError) and r.type == notify.PENDING_ERROR)
-    await env.run(notify.send_notification, req)  # the retry settles it
+    results = await asyncio.gather(*(env.run(notify.send_notification, req) for _ in range(3)))
+    assert all(isinstance(r, NotifyResult) for r in results)  # nobody waits for anybody
+    assert sum(r.sent for r in results) == 1 and all(r.sent + r.already_sent == 1 for r in results)  # the inbox
+    assert sum(await asyncio.gather(*(deliver(db, settings) for _ in range(3)))) == 2  # three loops, two sends
     assert len(box.to(LI)) == 1
     assert len(receiver.calls) == 1
     assert len(await inbox(db, req.ticket.id)) == 1
@@ -421,22 +480,24 @@ async def test_concurrent_attempts_never_both_send(db, settings, mailbox, receiv
 
 async def test_a_crash_between_send_and_mark_sent(db, settings, mailbox, receiver):
     """The honest exactly-once caveat: the outbox row is not marked sent (the worker died
-    after the channel took the message), its lease runs out, and the retry sends again.
+    after the channel took the message), its lease runs out, and the loop sends it again.
     The inbox still holds one item (its row is unique by dedup key); the repeated email and
     webhook carry the same Message-ID / delivery id, so the receivers can drop them."""
     box, _ = mailbox
     req = notice("breach", Urgency.CRITICAL, ["eng-li"])
     env = ActivityEnvironment()
     await env.run(notify.send_notification, req)
+    await deliver(db, settings)
     expired = datetime.now(UTC) - timedelta(seconds=1)
     async with db.engine.begin() as conn:
         await conn.execute(
             update(NotificationOutbox)
             .where(col(NotificationOutbox.base_key) == req.dedup_key)
-            .values(status="pending", sent_at=None, claimed_until=expired)
+            .values(status="pending", sent_at=None, claimed_until=expired, next_attempt_at=expired)
         )
-    result = await env.run(notify.send_notification, req)
-    assert result.sent == 3
+    result = await env.run(notify.send_notification, req)  # Temporal's retry of the activity
+    assert (result.sent, result.queued) == (1, 2)
+    assert await deliver(db, settings) == 2
     assert len(await inbox(db, req.ticket.id)) == 1
     first, second = box.to(LI)
     assert first["Message-ID"] == second["Message-ID"]
@@ -444,21 +505,22 @@ async def test_a_crash_between_send_and_mark_sent(db, settings, mailbox, receive
 
 
 async def test_a_row_held_by_a_live_sender_is_left_alone(db, settings, mailbox, receiver):
-    """A retry that arrives while another attempt holds the row (lease not expired) does not
-    send it, and asks Temporal to retry later."""
+    """A row another sender holds (its lease not expired) is not sent by a second loop, nor
+    by a repeated activity; it is reported as queued."""
     req = notice("reminder", Urgency.HIGH, ["eng-li"])
     env = ActivityEnvironment()
     await env.run(notify.send_notification, req)
+    assert await deliver(db, settings) == 2  # email and IM
     held = datetime.now(UTC) + timedelta(minutes=5)
     async with db.engine.begin() as conn:
         await conn.execute(
             update(NotificationOutbox)
             .where(col(NotificationOutbox.base_key) == req.dedup_key, col(NotificationOutbox.channel) == "im")
-            .values(status="pending", sent_at=None, claimed_until=held)
+            .values(status="pending", sent_at=None, claimed_until=held, next_attempt_at=datetime.now(UTC))
         )
-    with pytest.raises(ApplicationError) as err:
-        await env.run(notify.send_notification, req)
-    assert err.value.type == notify.PENDING_ERROR and "another attempt" in str(err.value)
+    assert await deliver(db, settings) == 0
+    again = await env.run(notify.send_notification, req)
+    assert [(d.channel, d.status) for d in again.deliveries if d.channel is Channel.IM] == [(Channel.IM, "queued")]
     assert len(receiver.calls) == 1 and len(mailbox[0].to(LI)) == 1
 
 
@@ -466,25 +528,28 @@ async def test_a_permanent_rejection_is_given_up_and_not_retried(db, settings, r
     receiver.script = [422]
     req = notice("breach", Urgency.CRITICAL, ["eng-li"])
     env = ActivityEnvironment()
-    first = await env.run(notify.send_notification, req)  # does not raise: retrying cannot help
-    sms = next(d for d in first.deliveries if d.channel is Channel.SMS)
-    assert (sms.status, first.failed, first.sent) == ("failed", 1, 2) and "422" in (sms.error or "")
+    await env.run(notify.send_notification, req)
+    await deliver(db, settings)
+    sms = (await outbox(db, req.dedup_key))[("sms", LI_PHONE)]
+    assert (sms.status, sms.attempts) == ("failed", 1) and "422" in (sms.last_error or "")
+    assert await deliver(db, settings, later=timedelta(hours=1)) == 0  # retrying cannot help
     again = await env.run(notify.send_notification, req)
-    assert (again.failed, again.already_sent, again.sent) == (1, 2, 0)
+    assert (again.failed, again.already_sent, again.sent, again.queued) == (1, 2, 0, 0)
     assert [c.status for c in receiver.calls] == [422]
 
 
 async def test_a_row_is_given_up_after_max_attempts(db, settings, receiver):
-    notify.configure(settings, max_attempts=2)
     receiver.script = [500, 500, 500]
     req = notice("reminder", Urgency.CRITICAL, ["eng-li"])
-    env = ActivityEnvironment()
-    with pytest.raises(ApplicationError):
-        await env.run(notify.send_notification, req)
-    result = await env.run(notify.send_notification, req)
-    assert result.failed == 1 and [c.status for c in receiver.calls] == [500, 500]
+    await ActivityEnvironment().run(notify.send_notification, req)
+    await deliver(db, settings, notify_max_attempts=2)
+    await deliver(db, settings, later=timedelta(minutes=1), notify_max_attempts=2)
+    assert await deliver(db, settings, later=timedelta(hours=1), notify_max_attempts=2) == 0
+    assert [c.status for c in receiver.calls] == [500, 500]
     row = (await outbox(db, req.dedup_key))[("sms", LI_PHONE)]
     assert (row.status, row.attempts) == ("failed", 2)
+    result = await ActivityEnvironment().run(notify.send_notification, req)
+    assert result.failed == 1
 
 
 async def test_roles_resolve_in_the_region_and_unknown_actors_are_reported(db, settings, mailbox, receiver):
@@ -509,7 +574,7 @@ async def test_without_a_webhook_sms_is_skipped_and_nothing_waits_for_it(db, set
     result = await ActivityEnvironment().run(notify.send_notification, req)
     assert {(d.channel, d.status) for d in result.deliveries} == {
         (Channel.INBOX, "sent"),
-        (Channel.EMAIL, "sent"),
+        (Channel.EMAIL, "queued"),
         (Channel.SMS, "skipped"),
     }
     assert set(await outbox(db, req.dedup_key)) == {("inbox", "eng-li"), ("email", LI)}
