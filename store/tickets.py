@@ -84,45 +84,57 @@ async def forget_intake(session: AsyncSession, ticket_id: str) -> None:
     await session.exec(sa.delete(Ticket).where(col(Ticket.id) == ticket_id, col(Ticket.seq) == 0))  # type: ignore[call-overload]
 
 
-async def record_changes(db: Database, state: TicketState, events: Sequence[TicketEvent]) -> None:
+async def record_changes(
+    db: Database, state: TicketState, events: Sequence[TicketEvent], *, rebuild: bool = False
+) -> None:
     """The state after ``events`` and the events themselves, in one transaction. A retry inserts
     nothing twice, and the row only ever moves forward (``WHERE ticket.seq < excluded.seq``), so
-    late or repeated writes cannot reorder it."""
+    late or repeated writes cannot reorder it.
+
+    ``rebuild``: the same changes again, re-projected from the workflow's history
+    (``python -m cli rebuild-read-model``). Nothing is sent again — no customer message, no
+    webhook delivery: they went out when the changes first happened — and what is there is put
+    right: the row is rewritten at the same seq too (still never moved back, so a live ticket's
+    projector is not undone) and events already there are rewritten."""
     dialect = db.engine.dialect.name
     row = ticket_row(state)
     ticket = Ticket.__table__
     upsert = upsert_statement(dialect, ticket).values(**row)
-    mutable = {k: upsert.excluded[k] for k in row if k not in ("id", "created_at", "created_by", "satisfaction")}
+    # A rebuild also puts right what the projection never changes (the workflow's is the truth).
+    kept = ("id", "satisfaction") if rebuild else ("id", "created_at", "created_by", "satisfaction")
+    mutable = {k: upsert.excluded[k] for k in row if k not in kept}
     # A rating, once given (the confirmation's field, or a survey answer written by its own
     # service), is never cleared by a later state without one.
     mutable["satisfaction"] = sa.func.coalesce(upsert.excluded.satisfaction, ticket.c.satisfaction)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[ticket.c.id], set_=mutable, where=ticket.c.seq < upsert.excluded.seq
+    forward = ticket.c.seq <= upsert.excluded.seq if rebuild else ticket.c.seq < upsert.excluded.seq
+    upsert = upsert.on_conflict_do_update(index_elements=[ticket.c.id], set_=mutable, where=forward)
+    append = upsert_statement(dialect, TicketEventRow.__table__).values(
+        [
+            {
+                "ticket_id": event.ticket_id,
+                "seq": event.seq,
+                "action": event.action,
+                "actor_id": event.actor_id,
+                "from_status": event.from_status.value if event.from_status else None,
+                "to_status": event.to_status.value,
+                "at": event.at,
+                "data": event.data,
+            }
+            for event in events
+        ]
     )
-    append = (
-        upsert_statement(dialect, TicketEventRow.__table__)
-        .values(
-            [
-                {
-                    "ticket_id": event.ticket_id,
-                    "seq": event.seq,
-                    "action": event.action,
-                    "actor_id": event.actor_id,
-                    "from_status": event.from_status.value if event.from_status else None,
-                    "to_status": event.to_status.value,
-                    "at": event.at,
-                    "data": event.data,
-                }
-                for event in events
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["ticket_id", "seq"])
-    )
+    key = ["ticket_id", "seq"]
+    if rebuild:
+        columns = ("action", "actor_id", "from_status", "to_status", "at", "data")
+        append = append.on_conflict_do_update(index_elements=key, set_={c: append.excluded[c] for c in columns})
+    else:
+        append = append.on_conflict_do_nothing(index_elements=key)
     async with db.engine.begin() as conn:  # one transaction
         await conn.execute(upsert)  # ticket row first: the event row references it
         await conn.execute(append)
-        await customer_messages.record(conn, state, events)  # what the customer is told, in the same commit
-        await subscriptions.record(conn, state, events)  # webhook deliveries to subscribers, in the same commit
+        if not rebuild:
+            await customer_messages.record(conn, state, events)  # what the customer is told, in the same commit
+            await subscriptions.record(conn, state, events)  # webhook deliveries to subscribers, in the same commit
 
 
 # --- reads ---

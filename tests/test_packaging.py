@@ -13,7 +13,7 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["activities", "api", "domain", "models", "store", "workers", "workflows"]
+PACKAGES = ["activities", "api", "cli", "domain", "models", "store", "workers", "workflows"]
 # What setuptools' warnings look like in pip's output (BuildBackendWarning, SetuptoolsDeprecationWarning…);
 # pip's own notices are "WARNING: …".
 BACKEND_WARNING = re.compile(r"\b[A-Z][A-Za-z]*Warning\b")
