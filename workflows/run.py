@@ -553,6 +553,9 @@ class TicketRun:
         self._unrecorded.append(event)
         return event
 
+    def caught_up(self) -> bool:
+        return not self._unrecorded and self._projected_seq == self.state.seq
+
     async def project(self, event: TicketEvent) -> None:
         """Wait until the read model holds ``event`` (the projector writes changes in seq order)."""
         await workflow.wait_condition(lambda: self._projected_seq >= event.seq)

@@ -61,6 +61,7 @@ def targets(wf: Run) -> dict[str, timedelta]:
 
 # Patch (workflow.patched; the others are listed in workflows/run.py).
 SLA_FROM_INTAKE = "sla-from-intake"  # the ticket's clocks start at created_at, not at the first task
+SLA_FIRE_CAUGHT_UP = "sla-fire-caught-up"  # a milestone fires once the projection has caught up
 
 
 def start_clocks(wf: Run) -> None:
@@ -210,6 +211,13 @@ async def _fire(wf: Run, kind: str, clock: SlaClock, share: float, what: str, wh
     continue as new while a milestone fires (``wf.firing``)."""
     wf.firing += 1
     try:
+        if workflow.patched(SLA_FIRE_CAUGHT_UP):
+            # A timer that fires while a projection (local activity) is in flight reaches the
+            # workflow before or after that activity's result, depending on whether it runs or
+            # replays. Firing only once the read model has caught up makes the commands come
+            # out in one order either way (tests/histories/races/ holds a history recorded
+            # without this, which does not replay).
+            await workflow.wait_condition(wf.caught_up)
         await _fire_milestone(wf, kind, clock, share, what, who)
     finally:
         wf.firing -= 1

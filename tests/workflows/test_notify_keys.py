@@ -40,18 +40,31 @@ async def test_a_reset_of_the_ticket_workflow_sends_no_notification_again(stack,
         await asyncio.sleep(0.05)
     assert ("assigned", "inbox") in {(e, c) for e, c, _ in before}, before
 
-    first_task = (await events(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED))[0].event_id
+    # Reset to the workflow task that told the assignee: the new run keeps the dispatch decision
+    # (it is before that task in the history), re-runs the task and tells the same person again.
+    history = [e async for e in handle.fetch_history_events()]
+    told_at = next(
+        i
+        for i, e in enumerate(history)
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "notify.send"
+    )
+    task = next(
+        e.event_id
+        for e in reversed(history[:told_at])
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
     reset = await stack.client.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace=stack.client.namespace,
             workflow_execution=WorkflowExecution(workflow_id=handle.id),
-            reason="test: an operator resets the ticket to its first task",
-            workflow_task_finish_event_id=first_task,
+            reason="test: an operator resets the ticket to the task that told the assignee",
+            workflow_task_finish_event_id=task,
             request_id=uuid.uuid4().hex,
         )
     )
     new_run = stack.client.get_workflow_handle(handle.id, run_id=reset.run_id)
-    # The new run walks the same path again: dispatch, and the same notification is told ...
+    # The new run tells the same notification again ...
     for _ in range(300):
         told = [
             e
