@@ -1,14 +1,15 @@
 """Rebuild the read model from the ticket workflows (``python -m cli rebuild-read-model``).
 
-The read model's ``ticket`` and ``ticket_event`` rows are written by one local activity per
-batch of changes, ``projection.record_ticket_changes`` (``workflows/run.py``, ``_projector``).
-Its input — the changes and the state after them — is not in the workflow's history (a local
-activity leaves only a marker with its result), and the workflow state keeps no list of events.
-So a ticket is rebuilt by running its workflow code again over its history: every run of its
+The read model's ``ticket`` and ``ticket_event`` rows are written by one activity per batch
+of changes, ``projection.record_ticket_changes`` (``workflows/run.py``, ``_projector``) — a
+local activity in runs recorded before the ``projection-is-an-activity`` patch, whose input is
+not in the history (a local activity leaves only a marker with its result); the workflow state
+keeps no list of events. So a ticket is rebuilt the same way for both: every run of its
 continue-as-new chain is fetched and replayed by ``temporalio.worker.Replayer`` with an
 outbound interceptor that keeps each ``ProjectionInput`` the code builds, serialised as the SDK
-serialises it for the activity. Only batches whose marker is in the history count: exactly what
-the live projection wrote. They are written through the projection's own code,
+serialises it for the activity. Only batches whose activity completed count (its completion
+event, or a local activity's marker, is in the history): exactly what the live projection
+wrote. They are written through the projection's own code,
 ``store.tickets.record_changes``, with ``rebuild=True``: nothing is sent again (no customer
 message, no webhook delivery), a row at the same seq is put right, events are rewritten, and a
 row is never moved back behind a live ticket's projector.
@@ -32,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import (
     Interceptor,
     Replayer,
+    StartActivityInput,
     StartLocalActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
@@ -81,7 +83,7 @@ class _Batch:
     """One projection input as the workflow handed it to the activity."""
 
     payloads: Sequence[Payload]
-    written: bool = False  # its local activity completed: its marker is in the history
+    written: bool = False  # its activity completed (a local one: its marker is in the history)
 
     def done(self, task: "asyncio.Future[Any]") -> None:
         self.written = not task.cancelled() and task.exception() is None
@@ -103,13 +105,23 @@ class _Capture(Interceptor):
                 super().__init__(next)
                 self.batches = batches
 
-            def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
+            def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
                 if input.activity != PROJECTION:
+                    return super().start_activity(input)
+                return self.keep(input.args, lambda: super(Outbound, self).start_activity(input))
+
+            def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
+                if input.activity != PROJECTION:  # runs recorded before the projection-is-an-activity patch
                     return super().start_local_activity(input)
+                return self.keep(input.args, lambda: super(Outbound, self).start_local_activity(input))
+
+            def keep(
+                self, args: Sequence[Any], start: Callable[[], workflow.ActivityHandle[Any]]
+            ) -> workflow.ActivityHandle[Any]:
                 # Serialised now, as the SDK does when it schedules the activity: the state object
                 # goes on changing after this call.
-                batch = _Batch(pydantic_data_converter.payload_converter.to_payloads(input.args))
-                handle = super().start_local_activity(input)
+                batch = _Batch(pydantic_data_converter.payload_converter.to_payloads(args))
+                handle = start()
                 handle.add_done_callback(batch.done)
                 self.batches.append(batch)
                 return handle

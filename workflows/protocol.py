@@ -21,6 +21,7 @@ class Run(Protocol):
     spec: TemplateSpec
     signals: list[TicketSignal]  # events taken by this run, in order (waits look for theirs)
     firing: int  # SLA milestones or departures being handled: no continue-as-new meanwhile
+    sla_from_intake: bool  # patch sla-from-intake (workflows/run.py)
 
     @property
     def calendar(self) -> BusinessCalendar: ...
@@ -31,10 +32,6 @@ class Run(Protocol):
 
     def tell(self, event: str, urgency: str, to: list[str], text: str | None = None) -> None:
         """Queue a notification (sent in the background)."""
-        ...
-
-    def caught_up(self) -> bool:
-        """The read model holds every change (no projection in flight)."""
         ...
 
     def open_node(self, node: Any, branch: str | None, status: NodeStatus, **fields: Any) -> tuple[NodeState, bool]: ...

@@ -67,7 +67,8 @@ PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), max
 SIGNED_EVENTS = "events-are-signed-updates"  # the ``event`` signal is refused; events are an update
 VERIFIED_DEPARTURES = "departures-are-verified"  # person_left is acted on only for an inactive person
 NOTIFY_BUSINESS_KEYS = "notify-business-keys"  # notification keys from ticket, seq and event, not the run id
-# (and workflows/sla.py: SLA_FROM_INTAKE, clocks from the ticket's intake)
+SLA_FROM_INTAKE = "sla-from-intake"  # the ticket's clocks start at created_at, not at the first task
+PROJECTION_ACTIVITY = "projection-is-an-activity"  # the read model is written by a regular activity
 
 
 class TicketRun:
@@ -92,6 +93,12 @@ class TicketRun:
         self._clocks: list[asyncio.Task[None]] = []
         self.firing = 0  # SLA milestones being fired (recorded, re-dispatched, told)
         self.draining = False  # handing over to the next run (continue-as-new): no new steps
+        # The patches since 2026-12-05 are asked once, here, in the run's first task: asked
+        # mid-walk, a marker's place among the commands would hang on the order in which
+        # concurrent strands resume — the very thing that differs between running and replaying.
+        self.business_keys = workflow.patched(NOTIFY_BUSINESS_KEYS)
+        self.sla_from_intake = workflow.patched(SLA_FROM_INTAKE)
+        self.projection_activity = workflow.patched(PROJECTION_ACTIVITY)
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq
@@ -326,7 +333,7 @@ class TicketRun:
         to = [t for t in dict.fromkeys(to) if t]
         if not to:
             return
-        if workflow.patched(NOTIFY_BUSINESS_KEYS):
+        if self.business_keys:
             # From business facts: the change it follows (seq) and the event; ``notify.send``
             # adds channel and recipient. A reset or a later run telling the same fact makes
             # the same keys, so the outbox sends it once.
@@ -553,26 +560,39 @@ class TicketRun:
         self._unrecorded.append(event)
         return event
 
-    def caught_up(self) -> bool:
-        return not self._unrecorded and self._projected_seq == self.state.seq
-
     async def project(self, event: TicketEvent) -> None:
         """Wait until the read model holds ``event`` (the projector writes changes in seq order)."""
         await workflow.wait_condition(lambda: self._projected_seq >= event.seq)
 
     async def _projector(self) -> None:
-        """One writer: every change not yet recorded goes in one local activity, in seq order."""
+        """One writer: every change not yet recorded goes in one activity, in seq order."""
         while True:
             await workflow.wait_condition(lambda: bool(self._unrecorded))
             events, self._unrecorded = self._unrecorded, []
             summary = "; ".join(f"#{e.seq} {e.action}{self._where(e)} by {e.actor_id}" for e in events)
-            await workflow.execute_local_activity(
-                record_ticket_changes,
-                ProjectionInput(state=self.state, events=events),
-                start_to_close_timeout=PROJECTION_TIMEOUT,
-                retry_policy=PROJECTION_RETRY,
-                summary=f"{summary} → {self.state.status.value}",
-            )
+            change = ProjectionInput(state=self.state, events=events)
+            summary = f"{summary} → {self.state.status.value}"
+            if self.projection_activity:
+                # A regular activity: its completion is an event in the history, so it reaches
+                # the workflow in the same task whether it runs or replays. A local activity's
+                # result could reach it a task earlier on replay than it did live, and with SLA
+                # timers and other activities completing meanwhile the commands came out in
+                # another order (tests/histories/races/).
+                await workflow.execute_activity(
+                    record_ticket_changes,
+                    change,
+                    start_to_close_timeout=PROJECTION_TIMEOUT,
+                    retry_policy=PROJECTION_RETRY,
+                    summary=summary,
+                )
+            else:  # histories recorded before the projection-activity patch
+                await workflow.execute_local_activity(
+                    record_ticket_changes,
+                    change,
+                    start_to_close_timeout=PROJECTION_TIMEOUT,
+                    retry_policy=PROJECTION_RETRY,
+                    summary=summary,
+                )
             self._projected_seq = events[-1].seq
 
     async def _notifier(self) -> None:

@@ -59,18 +59,13 @@ def targets(wf: Run) -> dict[str, timedelta]:
     return {k: v for k, v in found.items() if v}
 
 
-# Patch (workflow.patched; the others are listed in workflows/run.py).
-SLA_FROM_INTAKE = "sla-from-intake"  # the ticket's clocks start at created_at, not at the first task
-SLA_FIRE_CAUGHT_UP = "sla-fire-caught-up"  # a milestone fires once the projection has caught up
-
-
 def start_clocks(wf: Run) -> None:
     """The ticket's clocks run from intake (``created_at``, when the API or an intake activity
     took the ticket), not from the workflow's first task: a ticket taken just before an outage
     of the Temporal server or of every worker keeps its deadlines. Histories recorded before
-    the ``SLA_FROM_INTAKE`` patch started them at the first task."""
+    the ``sla-from-intake`` patch started them at the first task."""
     now = workflow.now()
-    since = min(wf.state.created_at, now) if workflow.patched(SLA_FROM_INTAKE) else now
+    since = min(wf.state.created_at, now) if wf.sla_from_intake else now
     for kind, target in targets(wf).items():
         wf.state.sla.clocks[kind] = SlaClock(target=target, running_since=since)
 
@@ -211,13 +206,6 @@ async def _fire(wf: Run, kind: str, clock: SlaClock, share: float, what: str, wh
     continue as new while a milestone fires (``wf.firing``)."""
     wf.firing += 1
     try:
-        if workflow.patched(SLA_FIRE_CAUGHT_UP):
-            # A timer that fires while a projection (local activity) is in flight reaches the
-            # workflow before or after that activity's result, depending on whether it runs or
-            # replays. Firing only once the read model has caught up makes the commands come
-            # out in one order either way (tests/histories/races/ holds a history recorded
-            # without this, which does not replay).
-            await workflow.wait_condition(wf.caught_up)
         await _fire_milestone(wf, kind, clock, share, what, who)
     finally:
         wf.firing -= 1

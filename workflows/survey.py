@@ -70,7 +70,8 @@ def _refuse(type_: str, message: str, field: str | None = None) -> ApplicationEr
 
 def delivery_of(result: NotifyResult) -> str:
     """How asking went, for the survey's ``delivery``: the channels that took it, or why none did."""
-    took = sorted({d.channel.value for d in result.deliveries if d.status in ("sent", "already_sent")})
+    # "queued": written to the outbox for its channel's lane (e-mail, SMS, IM go out from there).
+    took = sorted({d.channel.value for d in result.deliveries if d.status in ("sent", "already_sent", "queued")})
     if took:
         return f"notified: {', '.join(took)}"
     why = "; ".join(f"{d.channel.value} {d.status}" + (f" ({d.error})" if d.error else "") for d in result.deliveries)

@@ -50,9 +50,7 @@ async def test_a_reset_of_the_ticket_workflow_sends_no_notification_again(stack,
         and e.activity_task_scheduled_event_attributes.activity_type.name == "notify.send"
     )
     task = next(
-        e.event_id
-        for e in reversed(history[:told_at])
-        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        e.event_id for e in reversed(history[:told_at]) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
     )
     reset = await stack.client.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(

@@ -99,7 +99,7 @@ async def start(
         priority=priority or template.spec.default_priority,
         title=f"{template.spec.name} #{ticket_id}",
         created_by=by,
-        created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+        created_at=datetime.now(UTC),  # SLA clocks run from intake
         template=template,
         fields=fields,
         history_limit=history_limit,

@@ -119,7 +119,7 @@ class Env:
             priority=Priority.HIGH,
             title=f"Project {ticket_id}",
             created_by=AGENT,
-            created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+            created_at=datetime.now(UTC),  # SLA clocks run from intake
             template=template,
             fields=fields,
             history_limit=history_limit,

@@ -395,3 +395,14 @@ def test_a_templates_survey_block_becomes_the_workflows_input():
     assert (inp.reminder_after, inp.expires_after, inp.low_rating) == (timedelta(days=1), timedelta(days=3), 2)
     assert (inp.follow_up_sla.response, inp.follow_up_sla.resolution) == (timedelta(hours=1), timedelta(hours=4))
     assert inp.questions == QUESTIONS and inp.team is None and inp.language is None
+
+
+def test_an_invitation_queued_for_its_channel_counts_as_sent():
+    """notify.send queues e-mail/SMS/IM for their delivery lanes (it never waits for them): the
+    survey says it notified, not that nothing was sent."""
+    queued = DeliveryOutcome(channel=Channel.SMS, recipient="+8613800000000", status="queued")
+    skipped = DeliveryOutcome(channel=Channel.EMAIL, recipient="-", status="skipped", error="no address")
+    result = NotifyResult(dedup_key="k", channels=[Channel.SMS], deliveries=[queued, skipped], queued=1, skipped=1)
+    assert flow.delivery_of(result) == "notified: sms"
+    gave_up = DeliveryOutcome(channel=Channel.SMS, recipient="+8613800000000", status="failed", error="bad number")
+    assert flow.delivery_of(result.model_copy(update={"deliveries": [gave_up]})).startswith("not_sent: sms failed")

@@ -91,7 +91,7 @@ async def start(tsenv: WorkflowEnvironment):
                 priority=Priority.NORMAL,
                 title="trust",
                 created_by=by,
-                created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+                created_at=datetime.now(UTC),  # SLA clocks run from intake
                 template=template,
                 fields=fields,
             )
