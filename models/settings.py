@@ -1,5 +1,7 @@
 """The one configuration class. Every value comes from a ``TICKETFLOW_*`` environment variable."""
 
+import hashlib
+import importlib.metadata
 import os
 import secrets
 from functools import lru_cache
@@ -11,6 +13,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Below this length a secret (signing key, webhook secret) is refused in production.
 MIN_SECRET_LENGTH = 32
+
+# The packages a worker runs (pyproject.toml's [tool.setuptools] packages): their source is its build.
+_BUILD_PACKAGES = ("activities", "api", "domain", "models", "store", "workers", "workflows")
+
+
+@lru_cache
+def default_build_id() -> str:
+    """``<package version>-<12 hex digits>``: the version alone names every build of a release
+    alike, so the digits are a SHA-256 over the path and text of each ``.py`` file of the
+    packages — the same for every replica of one image or checkout, different after any edit,
+    and without git (an image has no ``.git``)."""
+    try:
+        version = importlib.metadata.version("ticketflow")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0"
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in _BUILD_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{version}-{digest.hexdigest()[:12]}"
 
 
 class Settings(BaseSettings):
@@ -74,6 +97,23 @@ class Settings(BaseSettings):
     # Worker: time in-flight activities get to finish on SIGINT/SIGTERM.
     worker_shutdown_grace_s: float = 30.0
 
+    # --- Worker Versioning (docs/upgrading.md) ---
+    # Off by default: an unversioned worker takes every task of its queue at once, so ``make run``
+    # and the tests work on a fresh dev server with nothing to set. On, a worker is one version
+    # (deployment name + build id) of a Worker Deployment and gets tasks only once that version is
+    # made current (``python -m workers.versioning set-current``), so a release can run the new
+    # build beside the old one and move tickets over (auto-upgrade) or drain the old (pinned).
+    worker_versioning: bool = False
+    # No "." (Temporal writes a version as "<deployment>.<build id>").
+    deployment_name: str = Field(default="ticketflow", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+    # This build's id: deploys set TICKETFLOW_BUILD_ID (an image tag, a release number; required
+    # in production with versioning). Default: the package version and a hash of the source the
+    # worker runs (no git needed), so a changed workflow is never mistaken for the old build.
+    build_id: str = Field(default_factory=default_build_id, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
+    # Development only: the worker makes its own version current once it polls (a lone
+    # ``make run`` with versioning on); a release does that as its own step instead.
+    worker_versioning_set_current: bool = False
+
     # Notifications: email over SMTP, SMS/IM through an HMAC-signed HTTP webhook.
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -117,6 +157,19 @@ class Settings(BaseSettings):
                 f"TICKETFLOW_WEBHOOK_SECRET of at least {MIN_SECRET_LENGTH} characters is required "
                 "with TICKETFLOW_WEBHOOK_URL"
             )
+        if self.worker_versioning_set_current and not self.worker_versioning:
+            raise ValueError("TICKETFLOW_WORKER_VERSIONING_SET_CURRENT needs TICKETFLOW_WORKER_VERSIONING=true")
+        if self.environment == "production" and self.worker_versioning:
+            if self.worker_versioning_set_current:
+                raise ValueError(
+                    "TICKETFLOW_WORKER_VERSIONING_SET_CURRENT is for development: in production a release "
+                    "makes a build current as its own step (docs/upgrading.md)"
+                )
+            if "build_id" not in self.model_fields_set:
+                raise ValueError(
+                    "TICKETFLOW_BUILD_ID is required in production with TICKETFLOW_WORKER_VERSIONING: the "
+                    "release names the build it makes current (docs/upgrading.md)"
+                )
         if self.environment == "production":
             key = self.action_signing_key
             if key is None or len(key.get_secret_value()) < MIN_SECRET_LENGTH:

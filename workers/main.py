@@ -22,9 +22,9 @@ from api.services import tracking
 from domain import signing
 from models.db import Database
 from models.settings import Settings, get_settings
+from workers import versioning
 from workers.client import connect
 from workers.logs import configure_logging
-from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +35,7 @@ def build_worker(client: Client, settings: Settings, task_queue: str | None = No
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=WORKFLOWS,
+        **versioning.worker_options(settings),  # the workflows, and the deployment when versioned
         activities=ACTIVITIES,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
     )
@@ -60,6 +60,7 @@ async def run_worker(settings: Settings) -> None:
 
     log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
     run = asyncio.create_task(worker.run())
+    await versioning.on_start(client, settings)  # development only: make this build current
     messages = asyncio.create_task(customer_messages.run(db, settings, stop))  # the customer outbox
     hooks = asyncio.create_task(webhooks.run(db, settings, stop))  # subscribers' webhooks
     notices = asyncio.create_task(notify.run(db, settings, stop))  # staff notifications: email, SMS, IM
