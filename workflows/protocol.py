@@ -22,6 +22,7 @@ class Run(Protocol):
     signals: list[TicketSignal]  # events taken by this run, in order (waits look for theirs)
     firing: int  # SLA milestones or departures being handled: no continue-as-new meanwhile
     sla_from_intake: bool  # patch sla-from-intake (workflows/run.py)
+    stale_reminders_skipped: bool  # patch sla-stale-reminders-skipped
 
     @property
     def calendar(self) -> BusinessCalendar: ...

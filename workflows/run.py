@@ -69,6 +69,9 @@ VERIFIED_DEPARTURES = "departures-are-verified"  # person_left is acted on only 
 NOTIFY_BUSINESS_KEYS = "notify-business-keys"  # notification keys from ticket, seq and event, not the run id
 SLA_FROM_INTAKE = "sla-from-intake"  # the ticket's clocks start at created_at, not at the first task
 PROJECTION_ACTIVITY = "projection-is-an-activity"  # the read model is written by a regular activity
+STALE_REMINDERS_SKIPPED = (
+    "sla-stale-reminders-skipped"  # a reminder whose timer fired after the breach was due is skipped
+)
 
 
 class TicketRun:
@@ -99,6 +102,7 @@ class TicketRun:
         self.business_keys = workflow.patched(NOTIFY_BUSINESS_KEYS)
         self.sla_from_intake = workflow.patched(SLA_FROM_INTAKE)
         self.projection_activity = workflow.patched(PROJECTION_ACTIVITY)
+        self.stale_reminders_skipped = workflow.patched(STALE_REMINDERS_SKIPPED)
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq

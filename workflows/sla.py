@@ -195,7 +195,9 @@ async def run_clock(wf: Run, kind: str, cal: BusinessCalendar) -> None:
                 await workflow.wait_condition(look_again, timeout=delay, timeout_summary=label)
                 continue  # reached, or paused: look again
             except TimeoutError:
-                pass
+                if wf.stale_reminders_skipped and what == "reminder":
+                    continue  # due now: look again, so a reminder a later milestone overtook (its
+                    # timer fired late, every worker down meanwhile) is skipped as above
         await _fire(wf, kind, clock, share, what, who)
         clock.milestone += 1
 
