@@ -3,6 +3,8 @@
 Besides the domain errors: FastAPI's own 422 never echoes a large input back, and a database
 that cannot answer now (locked, timed out, unreachable, out of connections) is a 503 with
 ``Retry-After`` — never a 500 with a stack. Any other database error is a bug and stays a 500.
+Every other 503 (``ServiceUnavailable``: Temporal or a worker cannot take the request now) asks
+for a retry the same way.
 """
 
 import logging
@@ -20,8 +22,8 @@ log = logging.getLogger(__name__)
 
 # A 422 shows at most this much of the offending value (strings cut, lists and objects left out).
 MAX_ECHO = 200
-# Seconds a client is asked to wait after a database fault.
-DB_RETRY_AFTER_S = 5
+# Seconds a client is asked to wait after a 503 (a database fault, Temporal unavailable…).
+RETRY_AFTER_S = 5
 
 
 class DomainError(Exception):
@@ -70,7 +72,11 @@ class UnsupportedMediaType(DomainError):
 
 
 class ServiceUnavailable(DomainError):
+    """Something the request needs (Temporal, a worker, the identity provider…) cannot answer now:
+    send the same request again (the answer carries ``Retry-After``)."""
+
     status_code, code = 503, "unavailable"
+    retry_after_s = RETRY_AFTER_S
 
 
 class ActionTimedOut(DomainError):
@@ -107,6 +113,8 @@ class ProblemList(DomainError):
 async def _handle(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": 'ApiKey, Bearer realm="ticketflow"'} if isinstance(exc, Unauthenticated) else None
+    if isinstance(exc, ServiceUnavailable):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
@@ -190,7 +198,7 @@ async def _database(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": "the database cannot answer now; retry shortly", "code": "database_unavailable"},
         status_code=503,
-        headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+        headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 

@@ -37,6 +37,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     responses={
         200: {"model": TicketOut, "description": "Repeat of an earlier request with the same key: that ticket"},
         403: {"model": Problem, "description": "Region outside the caller's scope"},
+        503: {
+            "model": Problem,
+            "description": "Temporal (or the database) cannot take the ticket now: send the request again "
+            "after `Retry-After` seconds with the same Idempotency-Key (it makes one ticket)",
+        },
         **ERRORS,
     },
 )

@@ -168,8 +168,11 @@ async def create_ticket(
     except IntegrityError:  # a concurrent request with the same key got there first
         await session.rollback()
         return Created(await _view_just_started(session, client, actor, ticket_id), new=False)
+    # Bounded like an action (``action_timeout_s``): a Temporal that refuses connections fails
+    # after the client's retries, one that hangs must not hold the request (or the intake row).
+    start_timeout = timedelta(seconds=settings.action_timeout_s)
     try:
-        await client.start_workflow(
+        start = client.start_workflow(
             TicketWorkflow.run,
             ticket_input,
             id=workflow_id(ticket_id),
@@ -186,13 +189,19 @@ async def create_ticket(
             static_summary=f"{version.spec.name} · {region.name} · {state.priority.value}: {state.title}",
             static_details=f"Ticket **{ticket_id}** from {state.channel}, created by {actor.id}"
             + (f", external ref `{state.external_ref}`" if state.external_ref else ""),
+            rpc_timeout=start_timeout,
         )
+        await asyncio.wait_for(start, start_timeout.total_seconds())
     except WorkflowAlreadyStartedError:
         # Started before (its row had gone): the ticket exists.
         return Created(await _view_just_started(session, client, actor, ticket_id), new=False)
-    except RPCError as exc:
+    except (RPCError, TimeoutError) as exc:
+        # Not started, or not known to be: the row goes. Had the start reached Temporal after
+        # all, its projection writes the row again and the same key finds that ticket.
         await _forget_intake(session, ticket_id)
-        raise ServiceUnavailable(f"could not start the ticket workflow: {exc.message}") from exc
+        why = exc.message if isinstance(exc, RPCError) else f"no answer within {start_timeout.total_seconds():g}s"
+        again = " with the same Idempotency-Key (the ticket is created once)" if idempotency_key else ""
+        raise ServiceUnavailable(f"Temporal is unavailable ({why}): send the request again{again}") from exc
     return Created(_out(state, "workflow", actor=actor, spec=version.spec), new=True)
 
 

@@ -6,7 +6,6 @@ are mirrored below as ActorRefs. Timers are skipped with ``tsenv.sleep``.
 """
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -46,7 +45,7 @@ from models.ticket import (
     TicketStatus,
 )
 from store.inventory import receive
-from tests.support import preset
+from tests.support import preset, until_state
 from workflows.registry import WORKFLOWS
 from workflows.ticket import TicketWorkflow
 
@@ -150,15 +149,7 @@ async def work(h: WorkflowHandle, who: ActorRef, node: str, claim: bool = True, 
 async def until(
     h: WorkflowHandle, check: Callable[[TicketState], Any], what: str, timeout: float = 15.0
 ) -> TicketState:
-    """Poll the workflow's state until ``check`` holds (the walk moves on its own after start/timers)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = await h.query(TicketWorkflow.get_state)
-        if check(state):
-            return state
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}: status={state.status} active={state.active} path={state.path}")
-        await asyncio.sleep(0.05)
+    return await until_state(h, check, what, timeout)
 
 
 async def until_active(h: WorkflowHandle, *nodes: str) -> TicketState:

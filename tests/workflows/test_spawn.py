@@ -60,7 +60,7 @@ from models.ticket import (
     TicketStatus,
 )
 from tests.conftest import SIGNING_KEY, SIGNING_KEY_ID
-from tests.support import preset
+from tests.support import preset, until_state
 from workflows.nodes import spawn
 from workflows.ticket import TicketWorkflow
 
@@ -146,14 +146,7 @@ async def env(tsenv: WorkflowEnvironment, db: Database):
 
 
 async def until(h: WorkflowHandle, check: Callable[[TicketState], Any], what: str, timeout: float = 20) -> TicketState:
-    deadline = time.monotonic() + timeout
-    while True:
-        s = await h.query(TicketWorkflow.get_state)
-        if check(s):
-            return s
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}: status={s.status} active={s.active} children={s.children}")
-        await asyncio.sleep(0.05)
+    return await until_state(h, check, what, timeout)
 
 
 async def ended(h: WorkflowHandle, timeout: float = 20) -> TicketState:
