@@ -49,8 +49,9 @@ run: demo
 	@echo ""
 	trap 'exit 0' INT; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
+# -n auto: one pytest worker per core (pytest-xdist); each has its own database schema and dev server.
 test: install-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 lint: install-test
 	$(VENV)/bin/ruff check .

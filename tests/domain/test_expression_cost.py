@@ -16,7 +16,7 @@ EVIL = "a" * 24 + "!"  # cel-python's duration() regex backtracks on it: ~1.3 s,
 def refused(text: str) -> str:
     started = time.monotonic()
     error = check(text, TYPES)
-    assert time.monotonic() - started < 0.5, "check() itself must stay cheap"
+    assert time.monotonic() - started < 1.0, "check() itself must stay cheap"  # the backtracking takes >= 1.3 s
     assert error is not None, f"{text[:60]!r} should be refused"
     assert error.kind == "cost"
     return error.message

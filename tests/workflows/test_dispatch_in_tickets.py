@@ -198,7 +198,7 @@ async def test_nearest_qualified_available_engineer_gets_the_job_and_the_why_is_
     s = await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].assignee, "dispatch")
     assert (s.nodes["visit"].assignee, s.nodes["visit"].status, s.assignee) == (chosen, NodeStatus.ASSIGNED, chosen)
 
-    [decision] = await events(db, s.ticket_id, "dispatched")
+    [decision] = await recorded(db, s.ticket_id, "dispatched")
     why = decision.data
     assert why["strategy"] == "best_score" and why["outcome"] == "assigned"
     assert why["explanation"].startswith(f"{chosen}: nearest qualified (4.7 km)")
@@ -220,7 +220,7 @@ async def test_vip_tickets_go_to_senior_staff_even_when_farther(run, db):
     h = await run(r, template(VISIT), site=SITE, tier="vip")
     s = await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].assignee, "dispatch")
     assert s.nodes["visit"].assignee == senior
-    [decision] = await events(db, s.ticket_id, "dispatched")
+    [decision] = await recorded(db, s.ticket_id, "dispatched")
     assert "seniority L5 for vip" in decision.data["explanation"] and decision.data["rejections"]["tier"] >= 1
 
 
@@ -230,7 +230,7 @@ async def test_nobody_qualified_leaves_the_task_open_and_says_why(run, db):
     h = await run(r, template(VISIT), site=SITE)
     s = await until(h, lambda s: s.seq >= 3, "dispatch recorded")
     assert s.nodes["visit"].status == NodeStatus.OPEN and s.nodes["visit"].assignee is None
-    [decision] = await events(db, s.ticket_id, "dispatched")
+    [decision] = await recorded(db, s.ticket_id, "dispatched")
     assert decision.data["outcome"] == "none" and "nobody qualified" in decision.data["explanation"]
     # The role may still claim it by hand.
     s = await h.execute_update(TicketWorkflow.claim, ClaimInput(actor=r.ref(r.uid("unskilled"))))
@@ -244,7 +244,7 @@ async def test_a_named_assignee_on_leave_hands_over_to_the_first_available_backu
     node = {"id": "visit", "type": "task", "assignee": {"user": boss, "backups": [b1, b2]}, "next": "done"}
     h = await run(r, template(node))
     s = await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].assignee == b2, "backup")
-    [decision] = await events(db, s.ticket_id, "dispatched")
+    [decision] = await recorded(db, s.ticket_id, "dispatched")
     assert decision.data["outcome"] == "backup"
     assert f"2nd backup (skipped {boss}: unavailable; {b1}: not in roster)" in decision.data["explanation"]
 
@@ -261,7 +261,7 @@ async def test_grab_pool_two_engineers_race_one_wins_the_other_gets_a_conflict(r
     h = await run(r, template(POOL), site=SITE)
     s = await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].offer_until, "offer")
     assert s.nodes["visit"].offers == [a, b]  # the top 2, best first
-    [offer] = await events(db, s.ticket_id, "offered")
+    [offer] = await recorded(db, s.ticket_id, "offered")
     assert offer.data["offers"] == [a, b] and "if nobody claims" in offer.data["explanation"]
 
     # c was not offered the job.
@@ -290,7 +290,7 @@ async def test_grab_pool_nobody_claims_in_time_so_the_best_score_gets_it(run, db
     await tsenv.sleep(timedelta(minutes=31))
     s = await until(h, lambda s: s.nodes["visit"].assignee is not None, "fallback")
     assert s.nodes["visit"].assignee == a and s.nodes["visit"].status == NodeStatus.ASSIGNED
-    [expired] = await events(db, s.ticket_id, "offer_expired")
+    [expired] = await recorded(db, s.ticket_id, "offer_expired")
     assert expired.data["assignee"] == a and expired.data["explanation"] == "nobody claimed in time: best score"
 
 
@@ -319,7 +319,7 @@ async def test_breach_while_nobody_started_reassigns_to_someone_else(run, db, ts
     await until(h, lambda s: s.nodes.get("visit") and s.nodes["visit"].assignee == a, "dispatch")
     await tsenv.sleep(timedelta(hours=1, minutes=5))  # a never starts
     s = await until(h, lambda s: s.nodes["visit"].assignee == b, "reassigned")
-    [moved] = await events(db, s.ticket_id, "reassigned")
+    [moved] = await recorded(db, s.ticket_id, "reassigned")
     assert moved.data["previous"] == a and moved.data["explanation"].startswith("SLA response breached: ")
     assert s.sla.breached
 
@@ -374,7 +374,7 @@ async def test_request_info_pauses_the_sla_until_the_customer_replies(run, db, t
     await h.execute_update(TicketWorkflow.send_event, EventInput(name=CUSTOMER_REPLY, actor=customer, text="3rd floor"))
     s = await until(h, lambda s: s.sla.clocks["resolution"].running_since is not None, "resumed")
     assert s.nodes["visit"].awaiting_info is None and not s.sla.breached
-    [reply] = await events(db, s.ticket_id, f"event:{CUSTOMER_REPLY}")
+    [reply] = await recorded(db, s.ticket_id, f"event:{CUSTOMER_REPLY}")
     assert reply.data["answers"] == ["visit"]
 
 
@@ -396,7 +396,7 @@ async def test_the_sla_pauses_at_most_max_pause_and_a_task_asks_at_most_max_info
     clock = s.sla.clocks["resolution"]
     assert clock.pause_spent and abs(clock.paused_for - timedelta(hours=2)) < timedelta(seconds=5)
     assert s.nodes["visit"].awaiting_info == "Which floor?"  # still asked; the clock no longer waits
-    [limit] = await events(db, s.ticket_id, "sla_pause_limit")
+    [limit] = await recorded(db, s.ticket_id, "sla_pause_limit")
     assert limit.data == {"sla": "resolution", "max_pause": "2:00:00"}
     customer = ActorRef(id="gateway-qr", roles=["channel"], regions=["*"])
     await h.execute_update(TicketWorkflow.send_event, EventInput(name=CUSTOMER_REPLY, actor=customer, text="3rd floor"))
@@ -434,7 +434,7 @@ async def test_an_overdue_level_escalates_to_the_approvers_manager(run, db, tsen
     s = await until(h, lambda s: s.nodes.get("ok") and s.nodes["ok"].approvers == [lead], "approval open")
     await tsenv.sleep(timedelta(hours=4, minutes=1))
     s = await until(h, lambda s: boss in s.nodes["ok"].approvers, "escalated")
-    [esc] = await events(db, s.ticket_id, "approval_escalated")
+    [esc] = await recorded(db, s.ticket_id, "approval_escalated")
     assert esc.data["added"] == [boss]
     s = await h.execute_update(TicketWorkflow.approve, ApproveInput(actor=r.ref(boss, ("director",))))
     assert s.nodes["ok"].outcome == "approved"
@@ -449,7 +449,7 @@ async def test_an_overdue_level_can_decide_by_itself(run, db, tsenv):
     await tsenv.sleep(timedelta(hours=5))
     s = await until(h, lambda s: s.nodes["ok"].outcome is not None, "decided")
     assert s.nodes["ok"].outcome == "rejected"
-    [timed_out] = await events(db, s.ticket_id, "approval_timed_out")
+    [timed_out] = await recorded(db, s.ticket_id, "approval_timed_out")
     assert timed_out.data["decision"] == "rejected"
 
 
