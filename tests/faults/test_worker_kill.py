@@ -45,9 +45,11 @@ and every provider request signed.
 The transport boundary, honestly: a worker killed between handing a message to the SMTP server
 or the provider and marking its row sent cannot know it was sent; after the lease another
 worker sends it again, **with the same Message-ID / delivery id** (``X-Ticketflow-Delivery``,
-``Idempotency-Key``), which receivers de-duplicate on. Those cases assert exactly two copies of
-that one delivery id at the receiver (exactly once per id), and every other delivery once. A
-kill *before* the send must give exactly one message.
+``Idempotency-Key``), which receivers de-duplicate on. Those cases assert two copies of that
+one delivery id at the receiver (exactly one id per delivery), and every other delivery once. A
+kill *before* the send must give exactly one message. On a loaded machine a resend may itself
+fail and be claimed again: copies of the killed delivery are then at least the expected number
+and never more than its claims (each claim sends at most once), all under its one id.
 
 - ``inbox-after-write`` (``InboxChannel.send:after``, inside ``notify.send``): the inbox item is
   written, the activity dies before marking its row; Temporal retries ``notify.send``, which
@@ -62,6 +64,7 @@ kill *before* the send must give exactly one message.
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -251,11 +254,16 @@ async def test_worker_killed_delivering_a_notification(
         (r.channel, 1) for r in rows if r is not killed
     ]
     # Claims: the dead worker's, then the normal worker's (an inbox row is counted once, when marked).
-    assert killed.attempts == (1 if kill.in_activity else 2)
+    # Claims: the dead worker's, then the normal worker's — more only if a send failed meanwhile
+    # (a loaded machine): each claim sends at most one copy, so copies never exceed claims.
+    assert killed.attempts >= (1 if kill.in_activity else 2)
     await within(rig.until(h, lambda s: s.status == TicketStatus.RESOLVED, "the end"), 20, "the ticket's end")
 
-    def expected(row: NotificationOutbox) -> int:  # copies the receiver gets of one delivery
+    def expected(row: NotificationOutbox) -> int:  # copies the receiver gets of one delivery (at least)
         return 2 if row is killed and kill.sent else 1
+
+    def copies_right(row: NotificationOutbox, copies: int) -> bool:
+        return copies == expected(row) if row is not killed else expected(row) <= copies <= row.attempts
 
     async with rig.db.session() as s:
         items = list(
@@ -266,15 +274,16 @@ async def test_worker_killed_delivering_a_notification(
     assert sorted(i.dedup_key for i in items) == sorted(r.dedup_key for r in rows if r.channel == "inbox")
 
     await within(_copies_arrived(rows, smtp_sink, hook_receiver, tid, expected), 10, "the receivers' copies")
-    mail = [m["Message-ID"] for m in smtp_sink.of_ticket(tid) if m["X-Ticketflow-Event"] == EVENT]
-    assert sorted(mail) == sorted(
-        f"<{r.delivery_id}@fault.test>" for r in rows if r.channel == "email" for _ in range(expected(r))
-    )
+    mail = Counter(m["Message-ID"] for m in smtp_sink.of_ticket(tid) if m["X-Ticketflow-Event"] == EVENT)
+    emails = [r for r in rows if r.channel == "email"]
+    assert set(mail) == {f"<{r.delivery_id}@fault.test>" for r in emails}, mail  # one Message-ID per delivery
+    assert all(copies_right(r, mail[f"<{r.delivery_id}@fault.test>"]) for r in emails), (mail, killed.attempts)
     hooks = [c for c in hook_receiver.of_ticket(tid) if c.body["event"] == EVENT]
     assert all(c.valid for c in hooks)
-    assert sorted((c.body["channel"], c.delivery) for c in hooks) == sorted(
-        (r.channel, r.delivery_id) for r in rows if r.channel in ("sms", "im") for _ in range(expected(r))
-    )
+    calls = Counter((c.body["channel"], c.delivery) for c in hooks)
+    hooked = [r for r in rows if r.channel in ("sms", "im")]
+    assert set(calls) == {(r.channel, r.delivery_id) for r in hooked}, calls  # one delivery id per delivery
+    assert all(copies_right(r, calls[(r.channel, r.delivery_id)]) for r in hooked), (calls, killed.attempts)
 
 
 async def _copies_arrived(
