@@ -60,6 +60,7 @@ lint: install-test
 
 bench: install-test
 	$(PY) bench/lifecycle.py
+	$(PY) bench/export.py
 
 clean:
 	rm -rf .data

@@ -6,6 +6,7 @@ at the currency's minor unit, the budget limit — for the settle activity and t
 Pricing itself is ``domain/pricing``; who may read or publish what is ``api/services/settlement.py``'s.
 """
 
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
@@ -65,6 +66,30 @@ async def of_ticket(session: AsyncSession, ticket_id: str, kind: SettlementKind 
     return (await session.exec(q.limit(1))).first()
 
 
+def _selecting(
+    q: Any,
+    *,
+    region: str | None,
+    regions: list[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+    status: str | None,
+) -> Any:
+    """``q`` narrowed to the statements the filter selects, oldest first (then by id): the one
+    selection both the list and the export read."""
+    if region is not None:
+        q = q.where(StatementRow.region == region)
+    if regions is not None:
+        q = q.where(col(StatementRow.region).in_(regions))
+    if start is not None:
+        q = q.where(col(StatementRow.created_at) >= start)
+    if end is not None:
+        q = q.where(col(StatementRow.created_at) < end)
+    if status is not None:
+        q = q.where(StatementRow.status == status)
+    return q.order_by(col(StatementRow.created_at), col(StatementRow.id))
+
+
 async def matching(
     session: AsyncSession,
     *,
@@ -77,21 +102,54 @@ async def matching(
     offset: int = 0,
 ) -> list[StatementRow]:
     """Oldest first (then by id). ``regions`` None: every region; ``status`` None: both kinds."""
-    q = select(StatementRow)
-    if region is not None:
-        q = q.where(StatementRow.region == region)
-    if regions is not None:
-        q = q.where(col(StatementRow.region).in_(regions))
-    if start is not None:
-        q = q.where(col(StatementRow.created_at) >= start)
-    if end is not None:
-        q = q.where(col(StatementRow.created_at) < end)
-    if status is not None:
-        q = q.where(StatementRow.status == status)
-    q = q.order_by(col(StatementRow.created_at), col(StatementRow.id))
+    q = _selecting(select(StatementRow), region=region, regions=regions, start=start, end=end, status=status)
     if limit is not None:
         q = q.limit(limit).offset(offset)
     return list((await session.exec(q)).all())
+
+
+# What the reconciliation export reads of a statement: its figures, never the statement's JSON.
+EXPORT_COLUMNS = (
+    "id",
+    "ticket_id",
+    "ticket_version",
+    "status",
+    "region",
+    "ticket_type",
+    "created_at",
+    "currency",
+    "net",
+    "tax",
+    "total",
+)
+EXPORT_BATCH = 1_000
+
+
+async def stream_matching(
+    session: AsyncSession,
+    *,
+    region: str | None,
+    regions: list[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+    status: str | None,
+    batch: int = EXPORT_BATCH,
+) -> AsyncIterator[Sequence[sa.Row[Any]]]:
+    """The statements ``matching`` selects, in the same order, as rows of ``EXPORT_COLUMNS``,
+    ``batch`` rows at a time: one query read through a server-side cursor (PostgreSQL: a named
+    cursor; SQLite: the cursor stepped as rows are fetched), so memory holds one batch whatever
+    the number of rows. The rows come from one snapshot (one statement) on PostgreSQL. The
+    session's connection stays checked out until the iterator is exhausted or closed."""
+    table = StatementRow.__table__  # type: ignore[attr-defined]
+    q = sa.select(*(table.c[name] for name in EXPORT_COLUMNS))
+    q = _selecting(q, region=region, regions=regions, start=start, end=end, status=status)
+    result = await session.stream(q.execution_options(yield_per=batch))
+    try:
+        async for rows in result.partitions():
+            yield rows
+            del rows  # not kept alive while the next batch is fetched
+    finally:
+        await result.close()
 
 
 # --- price rules ---

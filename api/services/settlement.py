@@ -11,6 +11,7 @@ import csv
 import io
 import re
 from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,19 +47,8 @@ VERSION_MAX = 64  # price_rules.version
 
 StatusFilter = Literal["final", "pre_settlement", "all"]
 
-CSV_COLUMNS = (
-    "statement_id",
-    "ticket_id",
-    "ticket_version",
-    "status",
-    "region",
-    "ticket_type",
-    "created_at",
-    "currency",
-    "net",
-    "tax",
-    "total",
-)
+# The export's header: the columns it reads, the statement's id named as such.
+CSV_COLUMNS = ("statement_id", *store.statements.EXPORT_COLUMNS[1:])
 
 
 def is_finance(actor: ActorRef) -> bool:
@@ -142,10 +132,9 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-async def _matching(
-    session: AsyncSession, actor: ActorRef, f: StatementFilter, limit: int | None = None, offset: int = 0
-) -> list[StatementRow]:
-    """The caller's statements that ``f`` selects, oldest first."""
+def _checked(actor: ActorRef, f: StatementFilter) -> dict[str, Any]:
+    """The store's selection for the caller and ``f``, once the caller may list statements and
+    the filter holds (else ``Forbidden``, ``NotFound``, ``FieldInvalid``)."""
     if STATEMENT_LIST_ROLES.isdisjoint(actor.roles):
         raise Forbidden(f"listing statements needs one of the roles {', '.join(sorted(STATEMENT_LIST_ROLES))}")
     if f.region is not None and not can_access_region(actor, f.region):
@@ -153,16 +142,20 @@ async def _matching(
     start, end = _utc(f.start), _utc(f.end)
     if start is not None and end is not None and end < start:
         raise FieldInvalid("to", "'to' is before 'from'", location="query")
-    return await store.statements.matching(
-        session,
-        region=f.region,
-        regions=visible_regions(actor),
-        start=start,
-        end=end,
-        status=None if f.status == "all" else f.status,
-        limit=limit,
-        offset=offset,
-    )
+    return {
+        "region": f.region,
+        "regions": visible_regions(actor),
+        "start": start,
+        "end": end,
+        "status": None if f.status == "all" else f.status,
+    }
+
+
+async def _matching(
+    session: AsyncSession, actor: ActorRef, f: StatementFilter, limit: int | None = None, offset: int = 0
+) -> list[StatementRow]:
+    """The caller's statements that ``f`` selects, oldest first."""
+    return await store.statements.matching(session, **_checked(actor, f), limit=limit, offset=offset)
 
 
 async def list_statements(
@@ -176,42 +169,63 @@ def _money(value: Decimal) -> str:
     return format(value, "f")
 
 
-async def export_csv(session: AsyncSession, actor: ActorRef, f: StatementFilter) -> str:
-    """One row per statement, oldest first, then one ``TOTAL`` row per currency (sorted by code)
-    whose net, tax and total are the exact sums of the rows above it (``TOTAL`` with zeros and
-    no currency when nothing matched)."""
-    rows = await _matching(session, actor, f)
+def export_csv(session: AsyncSession, actor: ActorRef, f: StatementFilter) -> AsyncIterator[bytes]:
+    """The reconciliation CSV, streamed: one row per statement, oldest first, then one ``TOTAL``
+    row per currency (sorted by code) whose net, tax and total are the exact sums of the rows
+    above it (``TOTAL`` with zeros and no currency when nothing matched).
+
+    The caller and the filter are checked here, at once (``Forbidden``, ``NotFound``,
+    ``FieldInvalid`` before a byte is sent); the rows are read in batches through a server-side
+    cursor (``store.statements.stream_matching``) and each batch goes out as one UTF-8 chunk of
+    CRLF-terminated lines, so memory holds one batch and the per-currency sums, whatever the
+    number of statements. A failure once the answer has started cuts the body short: it then
+    lacks its ``TOTAL`` rows."""
+    batches = store.statements.stream_matching(session, **_checked(actor, f))
+    return _csv_chunks(batches)
+
+
+async def _csv_chunks(batches: AsyncIterator[Sequence[Any]]) -> AsyncIterator[bytes]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
+
+    def drain() -> bytes:
+        chunk = out.getvalue().encode()
+        out.seek(0)
+        out.truncate()
+        return chunk
+
     writer.writerow(CSV_COLUMNS)
     sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0), Decimal(0)])
-    for row in rows:
-        net, tax, total = (in_currency(v, row.currency) for v in (row.net, row.tax, row.total))
-        assert net is not None and tax is not None and total is not None
-        acc = sums[row.currency]
-        acc[0], acc[1], acc[2] = acc[0] + net, acc[1] + tax, acc[2] + total
-        created = row.created_at.isoformat().replace("+00:00", "Z")
-        writer.writerow(
-            [
-                row.id,
-                row.ticket_id,
-                row.ticket_version,
-                row.status,
-                row.region,
-                row.ticket_type,
-                created,
-                row.currency,
-                _money(net),
-                _money(tax),
-                _money(total),
-            ]
-        )
+    async for batch in batches:  # rows of store.statements.EXPORT_COLUMNS
+        for sid, ticket_id, version, status, region, ticket_type, created_at, currency, *amounts in batch:
+            net, tax, total = (in_currency(v, currency) for v in amounts)
+            assert net is not None and tax is not None and total is not None
+            acc = sums[currency]
+            acc[0], acc[1], acc[2] = acc[0] + net, acc[1] + tax, acc[2] + total
+            created = created_at.isoformat().replace("+00:00", "Z")
+            writer.writerow(
+                [
+                    sid,
+                    ticket_id,
+                    version,
+                    status,
+                    region,
+                    ticket_type,
+                    created,
+                    currency,
+                    _money(net),
+                    _money(tax),
+                    _money(total),
+                ]
+            )
+        del batch  # not kept alive while the next one is read
+        yield drain()
     if not sums:
         writer.writerow(["TOTAL", "", "", "", "", "", "", "", "0", "0", "0"])
     for currency in sorted(sums):
         net, tax, total = sums[currency]
         writer.writerow(["TOTAL", "", "", "", "", "", "", currency, _money(net), _money(tax), _money(total)])
-    return out.getvalue()
+    yield drain()
 
 
 def export_filename(f: StatementFilter) -> str:
