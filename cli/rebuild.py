@@ -2,7 +2,7 @@
 
 The read model's ``ticket`` and ``ticket_event`` rows are written by one activity per batch
 of changes, ``projection.record_ticket_changes`` (``workflows/run.py``, ``_projector``) — a
-local activity in runs recorded before the ``projection-is-an-activity`` patch, whose input is
+local activity in runs recorded before the ``release-2026-12-05`` patch, whose input is
 not in the history (a local activity leaves only a marker with its result); the workflow state
 keeps no list of events. So a ticket is rebuilt the same way for both: every run of its
 continue-as-new chain is fetched and replayed by ``temporalio.worker.Replayer`` with an
@@ -111,7 +111,7 @@ class _Capture(Interceptor):
                 return self.keep(input.args, lambda: super(Outbound, self).start_activity(input))
 
             def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
-                if input.activity != PROJECTION:  # runs recorded before the projection-is-an-activity patch
+                if input.activity != PROJECTION:  # runs recorded before the release-2026-12-05 patch
                     return super().start_local_activity(input)
                 return self.keep(input.args, lambda: super(Outbound, self).start_local_activity(input))
 

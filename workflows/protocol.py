@@ -21,8 +21,8 @@ class Run(Protocol):
     spec: TemplateSpec
     signals: list[TicketSignal]  # events taken by this run, in order (waits look for theirs)
     firing: int  # SLA milestones or departures being handled: no continue-as-new meanwhile
-    sla_from_intake: bool  # patch sla-from-intake (workflows/run.py)
-    stale_reminders_skipped: bool  # patch sla-stale-reminders-skipped
+    sla_from_intake: bool  # patch release-2026-12-05 (workflows/run.py)
+    stale_reminders_skipped: bool  # the same patch
 
     @property
     def calendar(self) -> BusinessCalendar: ...

@@ -66,12 +66,15 @@ PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), max
 # Patches (workflow.patched): histories recorded before them replay the old way.
 SIGNED_EVENTS = "events-are-signed-updates"  # the ``event`` signal is refused; events are an update
 VERIFIED_DEPARTURES = "departures-are-verified"  # person_left is acted on only for an inactive person
-NOTIFY_BUSINESS_KEYS = "notify-business-keys"  # notification keys from ticket, seq and event, not the run id
-SLA_FROM_INTAKE = "sla-from-intake"  # the ticket's clocks start at created_at, not at the first task
-PROJECTION_ACTIVITY = "projection-is-an-activity"  # the read model is written by a regular activity
-STALE_REMINDERS_SKIPPED = (
-    "sla-stale-reminders-skipped"  # a reminder whose timer fired after the breach was due is skipped
-)
+# One patch per release for the changes that ship together (each marker is a history event in
+# every new run): release 2026-12-05 brings
+#  - notification keys from ticket, seq and event, not the run id (``business_keys``);
+#  - the ticket's clocks start at created_at, not at the first task (``sla_from_intake``);
+#  - the read model written by a regular activity, not a local one (``projection_activity``);
+#  - a reminder due after a later milestone (every worker down meanwhile) skipped;
+#  - only the search attributes that changed upserted (``lean_upserts``).
+RELEASE_2026_12_05 = "release-2026-12-05"
+_NOT_YET = object()  # a search attribute this run has not upserted
 
 
 class TicketRun:
@@ -96,13 +99,13 @@ class TicketRun:
         self._clocks: list[asyncio.Task[None]] = []
         self.firing = 0  # SLA milestones being fired (recorded, re-dispatched, told)
         self.draining = False  # handing over to the next run (continue-as-new): no new steps
-        # The patches since 2026-12-05 are asked once, here, in the run's first task: asked
-        # mid-walk, a marker's place among the commands would hang on the order in which
-        # concurrent strands resume — the very thing that differs between running and replaying.
-        self.business_keys = workflow.patched(NOTIFY_BUSINESS_KEYS)
-        self.sla_from_intake = workflow.patched(SLA_FROM_INTAKE)
-        self.projection_activity = workflow.patched(PROJECTION_ACTIVITY)
-        self.stale_reminders_skipped = workflow.patched(STALE_REMINDERS_SKIPPED)
+        # Patches since 2026-12-05 are asked once, here, in the run's first task: asked mid-walk,
+        # a marker's place among the commands would hang on the order in which concurrent
+        # strands resume — the very thing that differs between running and replaying.
+        release = workflow.patched(RELEASE_2026_12_05)
+        self.business_keys = self.sla_from_intake = self.projection_activity = release
+        self.stale_reminders_skipped = self.lean_upserts = release
+        self._upserted: dict[str, Any] = {}  # what this run last upserted, by search attribute
         if input.carried_state is not None:
             self.state = input.carried_state
             self._projected_seq = self.state.seq
@@ -620,14 +623,20 @@ class TicketRun:
     def _upsert_search_attributes(self) -> None:
         s = self.state
         assignees = [a for n in s.active if (a := s.nodes[n].assignee)] + ([s.assignee] if s.assignee else [])
-        workflow.upsert_search_attributes(
-            [
-                attrs.TICKET_STATUS.value_set(s.status.value),
-                attrs.TICKET_PRIORITY.value_set(s.priority.value),
-                attrs.TICKET_ASSIGNEE.value_set(assignees[0]) if assignees else attrs.TICKET_ASSIGNEE.value_unset(),
-                *sla.search_attributes(self),
-            ]
-        )
+        updates = [
+            attrs.TICKET_STATUS.value_set(s.status.value),
+            attrs.TICKET_PRIORITY.value_set(s.priority.value),
+            attrs.TICKET_ASSIGNEE.value_set(assignees[0]) if assignees else attrs.TICKET_ASSIGNEE.value_unset(),
+            *sla.search_attributes(self),
+        ]
+        if self.lean_upserts:
+            # Only what changed since this run last upserted (a comment, a task opening, the
+            # walk's own records change none): no command and no history event for nothing.
+            updates = [u for u in updates if self._upserted.get(u.key.name, _NOT_YET) != u.value]
+            if not updates:
+                return
+            self._upserted.update((u.key.name, u.value) for u in updates)
+        workflow.upsert_search_attributes(updates)
 
     @staticmethod
     def _who(node: NodeState) -> str:

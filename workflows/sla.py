@@ -63,7 +63,7 @@ def start_clocks(wf: Run) -> None:
     """The ticket's clocks run from intake (``created_at``, when the API or an intake activity
     took the ticket), not from the workflow's first task: a ticket taken just before an outage
     of the Temporal server or of every worker keeps its deadlines. Histories recorded before
-    the ``sla-from-intake`` patch started them at the first task."""
+    the ``release-2026-12-05`` patch started them at the first task."""
     now = workflow.now()
     since = min(wf.state.created_at, now) if wf.sla_from_intake else now
     for kind, target in targets(wf).items():

@@ -23,7 +23,7 @@ business calendar, so a due time is plain wall-clock time):
   from the first workflow task after the restart — the clock's ``running_since`` is the
   ticket's ``created_at`` and the due times (in the state, the read model's snapshot and the
   ``sla_reminder`` event) are ``created_at`` plus the share of the target. (Fails before the
-  ``sla-from-intake`` patch of workflows/sla.py: the deadlines moved by the outage.)
+  ``release-2026-12-05`` patch (workflows/run.py): the deadlines moved by the outage.)
 """
 
 import asyncio

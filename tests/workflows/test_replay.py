@@ -66,7 +66,7 @@ KNOWN_RACES = sorted(RACES.glob("*.json"))
 
 @pytest.mark.xfail(
     strict=True,
-    reason="recorded before the projection-is-an-activity patch: an SLA timer and the projection's "
+    reason="recorded before the release-2026-12-05 patch: an SLA timer and the projection's "
     "local activity result reach the workflow in another order on replay",
 )
 @pytest.mark.parametrize("path", KNOWN_RACES, ids=lambda p: p.stem)
