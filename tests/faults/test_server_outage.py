@@ -13,7 +13,9 @@ business calendar, so a due time is plain wall-clock time):
   in the workflow's history (a deadline already past when the workflow looks at it needs
   none) — at the right time: its timer never before it was due, and its event recorded within
   a few seconds of the later of its due time and the restart (those due during the outage
-  fire at the restart, the others on time); the SLA events carry the due times of intake.
+  fire at the restart, the others on time); the SLA events carry the due times of intake. A
+  reminder whose timer fires once the breach is due as well (the restart came after both) is
+  skipped, the breach having overtaken it.
   (An event recorded in the first workflow task after the restart may carry a time before
   the restart: the SDK sometimes hands that task the time of the last local activity before
   the kill. The test warns when it sees one; it is not a deadline firing early.)
@@ -183,9 +185,17 @@ async def test_pending_timers_fire_once_at_their_time_after_a_server_kill(db: Da
         for handle in handles:
             await quiet(stack.client, [handle.id])
             await read_model_caught_up(db, handle)  # the read model holds exactly the workflow's events
+        # A reminder whose timer fires once the breach is due too (the restart came after both)
+        # is skipped: the breach overtook it (workflows/sla.py). Around that moment either is right.
+        breach_due = due["sla_breach"]
+        reminder_skipped = restarted > breach_due + timedelta(seconds=1)
+        reminder_either = abs(restarted - breach_due) <= timedelta(seconds=1)
         for action, (handle, summary) in timers.items():
             events = await ticket_events(db, handle.id.removeprefix("ticket-"))
             mine = [e for e in events if e.action == action]
+            if action == "sla_reminder" and (reminder_skipped or (reminder_either and not mine)):
+                assert not mine, (action, restarted, breach_due)
+                continue
             assert len(mine) == 1, (action, [(e.seq, e.action, e.at) for e in events])  # fired once
             # Its timer fired at most once (a deadline already past when the workflow looks at it
             # fires without one), and never before the due time.
@@ -199,8 +209,13 @@ async def test_pending_timers_fire_once_at_their_time_after_a_server_kill(db: Da
                 warnings.warn(f"{action} recorded at {at}, before its due time {due[action]}: {why}", stacklevel=1)
 
         sla_events = [e for e in await ticket_events(db, sla.id.removeprefix("ticket-")) if e.action.startswith("sla_")]
+        reminded = (
+            [("sla_reminder", due["sla_reminder"].isoformat())]
+            if any(e.action == "sla_reminder" for e in sla_events)
+            else []
+        )
         assert [(e.action, e.data["due"]) for e in sla_events] == [
-            ("sla_reminder", due["sla_reminder"].isoformat()),
+            *reminded,
             ("sla_breach", due["sla_breach"].isoformat()),
         ]
 
