@@ -23,7 +23,6 @@ The worker starts it with ``run(db, settings, stop)``; tests drive ``Deliverer.d
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -35,6 +34,7 @@ from activities.channels.email import EmailChannel
 from activities.channels.sms import SmsChannel
 from activities.channels.webhook import WebhookChannel
 from activities.channels.wechat_template import WechatTemplateChannel
+from activities.outbox import failure_text, retry_delay, until_dry
 from domain import message_templates as rules
 from models.customer_message_tables import CustomerMessage
 from models.customer_messages import QUIET_CHANNELS, CustomerChannel, CustomerMessageSettings, MessageStatus
@@ -166,10 +166,9 @@ class Deliverer:
 
     async def _failed(self, row: CustomerMessage, exc: Exception, attempts: int, now: datetime) -> None:
         s = self.settings
-        error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+        error = failure_text(exc, DeliveryError)
         give_up = (isinstance(exc, DeliveryError) and exc.permanent) or attempts >= s.customer_message_max_attempts
-        delay = min(s.customer_message_backoff_s * 2 ** (attempts - 1), s.customer_message_backoff_max_s)
-        delay = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not a secret
+        delay = retry_delay(s.customer_message_backoff_s, s.customer_message_backoff_max_s, attempts - 1)
         log.warning(
             "customer message %s (%s %s) attempt %d failed%s: %s",
             row.id,
@@ -191,12 +190,7 @@ class Deliverer:
 
     async def deliver_due(self) -> int:
         """Every channel at once, pass after pass, until nothing more is due now (tests, ops)."""
-        total = 0
-        while True:
-            moved = sum(await asyncio.gather(*(self.pass_once(c) for c in self.channels)))
-            total += moved
-            if not moved:
-                return total
+        return await until_dry(self.pass_once, self.channels)
 
     # --- the loop ---
 

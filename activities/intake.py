@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -81,13 +81,8 @@ async def open_ticket(inp: OpenTicket) -> OpenedTicket:
                 id=f"ticket-{ticket_id}",
                 task_queue=activity.info().task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(attrs.TICKET_STATUS, state.status.value),
-                        SearchAttributePair(attrs.TICKET_REGION, state.region),
-                        SearchAttributePair(attrs.TICKET_PRIORITY, state.priority.value),
-                        SearchAttributePair(attrs.TICKET_TYPE, state.ticket_type),
-                    ]
+                search_attributes=attrs.at_start(
+                    state.status.value, state.region, state.priority.value, state.ticket_type
                 ),
                 static_summary=summary,
                 static_details=f"Ticket **{ticket_id}** from {state.channel}, created by {state.created_by}, "

@@ -39,7 +39,6 @@ import asyncio
 import functools
 import hashlib
 import logging
-import random
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels import DeliveryError, NotificationChannel, OutboundMessage, build_channels
 from activities.channels.inbox import InboxChannel
+from activities.outbox import failure_text, retry_delay, until_dry
 from activities.resources import database
 from domain import notify_rules as rules
 from domain.access import can_access_region
@@ -435,10 +435,9 @@ class Deliverer:
 
     async def _failed(self, row: NotificationOutbox, exc: Exception, attempts: int) -> None:
         s, now = self.settings, self.clock()
-        error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+        error = failure_text(exc, DeliveryError)
         give_up = (isinstance(exc, DeliveryError) and exc.permanent) or attempts >= s.notify_max_attempts
-        delay = min(s.notify_backoff_s * 2 ** (attempts - 1), s.notify_backoff_max_s)
-        delay = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not a secret
+        delay = retry_delay(s.notify_backoff_s, s.notify_backoff_max_s, attempts - 1)
         log.warning(
             "notification %s (%s %s) attempt %d failed%s: %s",
             row.id,
@@ -494,12 +493,7 @@ class Deliverer:
 
     async def deliver_due(self) -> int:
         """Every channel at once, pass after pass, until nothing more is due now."""
-        total = 0
-        while True:
-            moved = sum(await asyncio.gather(*(self.pass_once(c) for c in self.channels)))
-            total += moved
-            if not moved:
-                return total
+        return await until_dry(self.pass_once, self.channels)
 
     # --- the loop ---
 

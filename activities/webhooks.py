@@ -25,7 +25,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from activities.outbox import failure_text, retry_delay
 from domain import subscriptions as rules
 from domain.inbound_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from models.db import Database
@@ -174,14 +174,13 @@ class Sender:
         self, sub: Subscription, row: WebhookDelivery, exc: Exception, code: int | None, now: datetime
     ) -> None:
         s = self.settings
-        error = str(exc) if isinstance(exc, httpx.HTTPStatusError | Refused) else f"{type(exc).__name__}: {exc}"
+        error = failure_text(exc, httpx.HTTPStatusError, Refused)
         give_up = (
             code == GONE
             or isinstance(exc, Refused)
             or now - row.created_at > timedelta(seconds=s.webhook_give_up_after_s)
         )
-        delay = min(s.webhook_backoff_s * 2 ** max(row.attempts, 0), s.webhook_backoff_max_s)
-        delay = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not a secret
+        delay = retry_delay(s.webhook_backoff_s, s.webhook_backoff_max_s, max(row.attempts, 0))
         log.warning(
             "webhook %s to %s attempt failed%s: %s", row.event_id, sub.id, " — given up" if give_up else "", error
         )

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy  # noqa: E402
+from temporalio.common import WorkflowIDReusePolicy  # noqa: E402
 
 from api.demo import load_all  # noqa: E402
 from bench.support import Children, dev_server, free_port, pct, read_model, settings_env, tmp_dir  # noqa: E402
@@ -102,14 +102,7 @@ async def direct(client: Client, template: TicketInput) -> None:
         id=workflow_id(tid),
         task_queue=QUEUE,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(attrs.TICKET_STATUS, state.status.value),
-                SearchAttributePair(attrs.TICKET_REGION, inp.region),
-                SearchAttributePair(attrs.TICKET_PRIORITY, inp.priority.value),
-                SearchAttributePair(attrs.TICKET_TYPE, inp.ticket_type),
-            ]
-        ),
+        search_attributes=attrs.at_start(state.status.value, inp.region, inp.priority.value, inp.ticket_type),
         static_summary=f"{inp.template.spec.name} · {inp.region} · {inp.priority.value}: {inp.title}",
         static_details=f"Ticket **{tid}** from {inp.channel}, created by {inp.created_by.id}",
     )

@@ -4,7 +4,7 @@
 docker-compose registers them on a real cluster.
 """
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 TICKET_STATUS = SearchAttributeKey.for_keyword("TicketStatus")
 TICKET_REGION = SearchAttributeKey.for_keyword("TicketRegion")
@@ -24,6 +24,19 @@ ALL = [
     TICKET_SLA_BREACHED,
     TICKET_ESCALATION,
 ]
+
+
+def at_start(status: str, region: str, priority: str, ticket_type: str) -> TypedSearchAttributes:
+    """What a ticket's workflow starts with (the API, an intake activity, a parent ticket); the
+    workflow upserts the rest as it goes."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TICKET_STATUS, status),
+            SearchAttributePair(TICKET_REGION, region),
+            SearchAttributePair(TICKET_PRIORITY, priority),
+            SearchAttributePair(TICKET_TYPE, ticket_type),
+        ]
+    )
 
 
 def cli_flags() -> list[str]:

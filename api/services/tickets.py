@@ -19,7 +19,7 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -178,14 +178,7 @@ async def create_ticket(
             id=workflow_id(ticket_id),
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(attrs.TICKET_STATUS, state.status.value),
-                    SearchAttributePair(attrs.TICKET_REGION, state.region),
-                    SearchAttributePair(attrs.TICKET_PRIORITY, state.priority.value),
-                    SearchAttributePair(attrs.TICKET_TYPE, state.ticket_type),
-                ]
-            ),
+            search_attributes=attrs.at_start(state.status.value, state.region, state.priority.value, state.ticket_type),
             static_summary=f"{version.spec.name} · {region.name} · {state.priority.value}: {state.title}",
             static_details=f"Ticket **{ticket_id}** from {state.channel}, created by {actor.id}"
             + (f", external ref `{state.external_ref}`" if state.external_ref else ""),

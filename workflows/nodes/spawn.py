@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -132,13 +132,8 @@ async def _open(wf: Run, node: SpawnNode, index: int, child: ChildSpec, visit: i
             result_type=TicketResult,
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(attrs.TICKET_STATUS, TicketStatus.NEW.value),
-                    SearchAttributePair(attrs.TICKET_REGION, prepared.region),
-                    SearchAttributePair(attrs.TICKET_PRIORITY, prepared.priority.value),
-                    SearchAttributePair(attrs.TICKET_TYPE, prepared.ticket_type),
-                ]
+            search_attributes=attrs.at_start(
+                TicketStatus.NEW.value, prepared.region, prepared.priority.value, prepared.ticket_type
             ),
             static_summary=f"{prepared.template.spec.name} · child of {wf.state.ticket_id}: {prepared.title}",
             static_details=f"Ticket **{prepared.ticket_id}**, opened by ticket {wf.state.ticket_id} at {node.id}",
