@@ -11,6 +11,7 @@ from api.routers import (
     assets,
     audit,
     channels,
+    console,
     customers,
     dashboard,
     health,
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     app.include_router(audit.router)
     app.include_router(reports.router)
     app.include_router(dashboard.router)
+    app.include_router(console.router)
     app.include_router(tracking.router)
     app.include_router(health.router)
     return app

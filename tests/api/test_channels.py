@@ -198,8 +198,10 @@ async def test_bad_signatures_unknown_and_inactive_channels_are_one_401_and_leav
 
     attempts = {
         "wrong secret": await inbound(plain, code, "not-the-secret", message),
-        "stale timestamp": await inbound(plain, code, secret, message, at=now - 301),
-        "timestamp ahead": await inbound(plain, code, secret, message, at=now + 301),
+        # Well past the ±300 s window: `now` is a truncated second taken before these requests,
+        # so at ±301 the server's clock, a second later, could put the "ahead" one inside it.
+        "stale timestamp": await inbound(plain, code, secret, message, at=now - 330),
+        "timestamp ahead": await inbound(plain, code, secret, message, at=now + 330),
         "tampered body": await plain.post(
             f"/channels/{code}/inbound",
             content=body.replace(b"broken", b"BROKEN"),
