@@ -20,6 +20,7 @@ import os
 import secrets
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -32,7 +33,17 @@ from temporalio.client import Client  # noqa: E402
 from temporalio.common import WorkflowIDReusePolicy  # noqa: E402
 
 from api.demo import load_all  # noqa: E402
-from bench.support import Children, dev_server, free_port, pct, read_model, settings_env, tmp_dir  # noqa: E402
+from bench.support import (  # noqa: E402
+    Children,
+    cpu_seconds,
+    descendants_named,
+    dev_server,
+    free_port,
+    pct,
+    read_model,
+    settings_env,
+    tmp_dir,
+)
 from domain.ids import new_ticket_id  # noqa: E402
 from models import search_attributes as attrs  # noqa: E402
 from models.db import Database  # noqa: E402
@@ -140,6 +151,7 @@ async def main() -> None:
     key = secrets.token_hex(32)
     children = Children()
     rounds: list[tuple[list[float], list[float]]] = []
+    cpu: dict[str, dict[str, float]] = {"direct": defaultdict(float), "http": defaultdict(float)}
     async with AsyncExitStack() as stack:
         db_url = await stack.enter_async_context(read_model(tmp))
         db = Database(db_url)
@@ -155,8 +167,8 @@ async def main() -> None:
             "TICKETFLOW_RATE_LIMIT_PER_MINUTE": "0",
         }
         logs = [tmp / "worker.log", tmp / "api.log"]
-        children.start([sys.executable, "-m", "workers"], penv, logs[0])
-        children.start([sys.executable, "-m", "api"], penv, logs[1])
+        worker = children.start([sys.executable, "-m", "workers"], penv, logs[0])
+        api = children.start([sys.executable, "-m", "api"], penv, logs[1])
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
         http = await stack.enter_async_context(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60)
@@ -166,10 +178,25 @@ async def main() -> None:
         template = await sent_input(client, await via_http(http))
         await drive(20, 10, lambda: via_http(http))  # warm up both paths
         await drive(20, 10, lambda: direct(client, template))
+        # CPU seconds per path, by process: this driver (where a direct start is made), the API, the
+        # worker and the dev server; the creations' own cost, which noise on a shared machine moves
+        # much less than their latency.
+        meter = {
+            "driver": [os.getpid()],
+            "api": [api.pid],
+            "worker": [worker.pid],
+            "server": descendants_named("temporal"),
+        }
         for _ in range(args.rounds):
+            before = {k: cpu_seconds(p) for k, p in meter.items()}
             d = await drive(args.tickets, args.concurrency, lambda: direct(client, template))
+            middle = {k: cpu_seconds(p) for k, p in meter.items()}
             h = await drive(args.tickets, args.concurrency, lambda: via_http(http))
+            after = {k: cpu_seconds(p) for k, p in meter.items()}
             rounds.append((d, h))
+            for k in meter:
+                cpu["direct"][k] += middle[k] - before[k]
+                cpu["http"][k] += after[k] - middle[k]
         children.check(logs)
 
     read = "postgresql" if db_url.startswith("postgresql") else "sqlite"
@@ -183,6 +210,10 @@ async def main() -> None:
     all_h = [x for _, h in rounds for x in h]
     print(f"  all:     {line('direct', all_d)}")
     print(f"           {line('http', all_h)}")
+    n = args.tickets * args.rounds
+    for path in ("direct", "http"):
+        parts = ", ".join(f"{k} {v * 1000 / n:.1f}" for k, v in cpu[path].items())
+        print(f"  CPU ms per creation, {path:6s}: {parts} (total {sum(cpu[path].values()) * 1000 / n:.1f})")
     if ERRORS:
         print(f"  refused HTTP creations (left out above): {ERRORS}")
     ratio = pct(all_h, 99) / pct(all_d, 99)

@@ -89,6 +89,7 @@ class Round:
     latencies: list[float] = field(default_factory=list)  # per workflow, create → result
     actions: dict[str, list[float]] = field(default_factory=lambda: {a: [] for a in ACTIONS})
     workflow_ids: list[str] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group, this round
 
 
 async def _timed(rnd: Round, action: str, aw: Awaitable[T]) -> T:
@@ -130,9 +131,13 @@ async def one_bare(client: Client, rnd: Round) -> None:
     await _timed(rnd, "result", h.result())
 
 
-async def drive(n: int, concurrency: int, one: Callable[[Round], Awaitable[None]]) -> Round:
+Meter = dict[str, list[int]]  # a process group's name → its pids (worker processes, dev server)
+
+
+async def drive(n: int, concurrency: int, one: Callable[[Round], Awaitable[None]], meter: Meter | None = None) -> Round:
     sem = asyncio.Semaphore(concurrency)
     rnd = Round()
+    before = {k: support.cpu_seconds(p) for k, p in (meter or {}).items()}
 
     async def run_one() -> None:
         async with sem:
@@ -143,6 +148,7 @@ async def drive(n: int, concurrency: int, one: Callable[[Round], Awaitable[None]
     t0 = time.perf_counter()
     await asyncio.gather(*[run_one() for _ in range(n)])
     rnd.rate = n / (time.perf_counter() - t0)
+    rnd.cpu = {k: support.cpu_seconds(p) - before[k] for k, p in (meter or {}).items()}
     return rnd
 
 
@@ -189,6 +195,16 @@ def _action_table(best: dict[str, Round]) -> None:
         print(f"    {a:8s}{'':22s}{pct(t, 50):9.0f} {pct(t, 99):5.0f} | {pct(b, 50):10.0f} {pct(b, 99):5.0f}")
 
 
+def _cpu_table(results: dict[str, list[Round]], n: int, worker_note: str) -> None:
+    """CPU milliseconds per workflow, the lowest round of each kind: the engine's own cost,
+    steadier than throughput when other jobs share the machine."""
+    per = {k: {g: min(r.cpu[g] for r in runs) * 1000 / n for g in runs[0].cpu} for k, runs in results.items()}
+    for group in per["ticket"]:
+        t, b = per["ticket"][group], per["bare"][group]
+        note = f" ({worker_note})" if group == "worker" and worker_note else ""
+        print(f"  CPU per workflow, {group}{note}: ticket {t:.1f} ms, bare {b:.1f} ms (ratio bare/ticket {b / t:.2f})")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tickets", type=int, default=200)
@@ -227,11 +243,19 @@ async def main() -> None:
                 children.start([sys.executable, str(Path(__file__).resolve()), "--serve-worker"], penv, log)
             for log in logs:
                 await support.wait_for_line(log, READY, children)
+        # The CPU each round costs: the worker process(es) (the driver's own process with
+        # --workers 0, so the driver counts too) and the dev server.
+        meter: Meter = {
+            "worker": [p.pid for p in children.procs] if args.workers else [os.getpid()],
+            "server": support.descendants_named("temporal"),
+        }
         await drive(20, 10, lambda r: one_bare(client, r))  # warm up both paths
         await drive(20, 10, lambda r: one_ticket(client, r))
         for _ in range(args.rounds):
-            results["bare"].append(await drive(args.tickets, args.concurrency, lambda r: one_bare(client, r)))
-            results["ticket"].append(await drive(args.tickets, args.concurrency, lambda r: one_ticket(client, r)))
+            results["bare"].append(await drive(args.tickets, args.concurrency, lambda r: one_bare(client, r), meter))
+            results["ticket"].append(
+                await drive(args.tickets, args.concurrency, lambda r: one_ticket(client, r), meter)
+            )
         children.check()
         tasks: dict[str, Tasks] = {}
         for kind, runs in results.items():
@@ -255,6 +279,7 @@ async def main() -> None:
             f"  mean {statistics.mean(lat) * 1000:6.0f} ms"
         )
     print(f"  ratio ticket/bare = {best['ticket'].rate / best['bare'].rate:.2f}  (goal >= 0.80)")
+    _cpu_table(results, args.tickets, "the driver's process (workers and driver)" if args.workers == 0 else "")
     _action_table(best)
     for kind in ("bare", "ticket"):
         print(f"  slow tasks, {kind:6s} (all {args.rounds} rounds): {tasks[kind].summary()}")

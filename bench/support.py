@@ -133,6 +133,47 @@ class Children:
                 proc.wait()
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time the processes ``pids`` have used so far (``/proc/<pid>/stat``);
+    a process that has gone counts nothing. On a shared, noisy machine the CPU a phase costs
+    moves much less than its wall-clock throughput."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / _TICK
+
+
+def descendants_named(name: str, root: int | None = None) -> list[int]:
+    """Pids of processes below ``root`` (this one by default) whose command name is ``name``,
+    e.g. the ``temporal`` dev server a WorkflowEnvironment started."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm, rest = (entry / "stat").read_text().split(" (", 1)[1].rsplit(") ", 1)
+        except (OSError, ValueError):
+            continue
+        pid = int(entry.name)
+        parents[pid], names[pid] = int(rest.split()[1]), comm
+    root = os.getpid() if root is None else root
+
+    def below(pid: int) -> bool:
+        while pid in parents and pid != root:
+            pid = parents[pid]
+        return pid == root
+
+    return [pid for pid, comm in names.items() if comm == name and pid != root and below(pid)]
+
+
 async def wait_for_line(log: Path, text: str, children: Children, timeout: float = 60.0) -> None:
     """Until ``text`` appears in a child's log (poll with a deadline)."""
     deadline = asyncio.get_running_loop().time() + timeout

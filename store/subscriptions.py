@@ -9,6 +9,7 @@ form values the owner's roles may see (``domain.forms.visible_values``). The del
 ``claim``, ``finish``, ``failed_streak``/``succeeded``.
 """
 
+import functools
 import logging
 import secrets
 from collections.abc import Sequence
@@ -49,20 +50,37 @@ def new_id() -> str:
 async def record(conn: AsyncConnection, state: TicketState, events: Sequence[TicketEvent]) -> None:
     """The delivery rows for ``events``, in the caller's transaction; a repeat adds nothing
     (unique key, ``ON CONFLICT DO NOTHING``). A database error propagates (the projection
-    retries); a fault of this code is logged and the read model goes on."""
+    retries); a fault of this code is logged and the read model goes on.
+
+    The subscribers are read in the caller's transaction; only the write, when there is one,
+    takes a savepoint (most changes of most tickets have no subscriber: two round trips fewer
+    per projection write than a savepoint around the whole)."""
     named = [(e, n.value) for e in events for n in rules.events_of(e)]
     if not named:
         return
     try:
-        async with conn.begin_nested():
-            await _record(conn, state, named)
+        rows = await _rows(conn, state, named)
+        if rows:
+            async with conn.begin_nested():
+                await conn.execute(_insert_deliveries(conn.dialect.name), rows)
     except DBAPIError:
         raise
     except Exception:  # noqa: BLE001 - see above
         log.exception("webhook deliveries of %s (events %s) not written", state.ticket_id, [e.seq for e in events])
 
 
-async def _record(conn: AsyncConnection, state: TicketState, named: list[tuple[TicketEvent, str]]) -> None:
+@functools.cache
+def _insert_deliveries(dialect: str) -> sa.Insert:
+    """Built once: executed with the rows as parameters (one multi-row statement)."""
+    stmt: sa.Insert = upsert_statement(dialect, DELIVERY).on_conflict_do_nothing(
+        index_elements=["subscription_id", "ticket_id", "seq", "event"]
+    )
+    return stmt
+
+
+async def _rows(
+    conn: AsyncConnection, state: TicketState, named: list[tuple[TicketEvent, str]]
+) -> list[dict[str, Any]]:
     actor = cast(sa.Table, Actor.__table__)  # type: ignore[attr-defined]
     q = (
         sa.select(SUB, actor.c.roles.label("owner_roles"), actor.c.regions.label("owner_regions"))
@@ -85,7 +103,7 @@ async def _record(conn: AsyncConnection, state: TicketState, named: list[tuple[T
         )
     ]
     if not wanted:
-        return
+        return []
     spec = await _spec(conn, state)
     now = datetime.now(UTC)
     ticket = _ticket_view(state)
@@ -119,12 +137,7 @@ async def _record(conn: AsyncConnection, state: TicketState, named: list[tuple[T
                     "created_at": now,
                 }
             )
-    if rows:
-        await conn.execute(
-            upsert_statement(conn.dialect.name, DELIVERY)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["subscription_id", "ticket_id", "seq", "event"])
-        )
+    return rows
 
 
 def _ticket_view(state: TicketState) -> dict[str, Any]:
