@@ -21,6 +21,7 @@ from temporalio import activity
 from activities.resources import database
 from domain.access import can_access_region
 from domain.dispatch import CandidatePool, decide, first_available
+from models import metrics
 from models.calendar import BusinessCalendar
 from models.dispatch import (
     Candidate,
@@ -106,6 +107,16 @@ def forget_rosters() -> None:
 
 @activity.defn(name="dispatch.decide")
 async def decide_assignee(call: DispatchCall) -> DispatchDecision:
+    """The decision, its latency counted (``ticketflow_dispatch_decision_seconds``) by strategy
+    ("named" for a choice among named people) and outcome."""
+    started = time.perf_counter()
+    decision = await _decide(call)
+    strategy = "named" if call.named else decision.strategy.value
+    metrics.DISPATCH_LATENCY.labels(strategy, decision.outcome.value).observe(time.perf_counter() - started)
+    return decision
+
+
+async def _decide(call: DispatchCall) -> DispatchDecision:
     req = call.request
     if req.at is None:
         req = req.model_copy(update={"at": datetime.now(UTC)})

@@ -9,14 +9,19 @@ are non-retryable ``ApplicationError``s: ``UnknownPart``, ``ConsumptionExceedsRe
 from temporalio import activity
 
 from activities.resources import database
+from models import metrics
 from models.inventory import ConsumeInput, ConsumeResult, ReleaseInput, ReleaseResult, ReserveInput, ReserveResult
 from store import inventory
 
 
 @activity.defn(name="inventory.reserve")
 async def reserve_parts(inp: ReserveInput) -> ReserveResult:
-    """Reserve a ticket's parts from the nearest warehouses of its region that have them."""
-    return await inventory.reserve(database(), inp)
+    """Reserve a ticket's parts from the nearest warehouses of its region that have them. Counted
+    (``ticketflow_stock_reservations``) by region and result once it committed; the reservation is
+    idempotent, the count at least once (a retry after a lost reply counts again)."""
+    result = await inventory.reserve(database(), inp)
+    metrics.STOCK_RESERVATIONS.labels(inp.region, result.status.value).inc()
+    return result
 
 
 @activity.defn(name="inventory.consume")

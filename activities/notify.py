@@ -55,6 +55,7 @@ from activities.outbox import failure_text, retry_delay, until_dry
 from activities.resources import database
 from domain import notify_rules as rules
 from domain.access import can_access_region
+from models import metrics
 from models.db import Database
 from models.notifications import Channel, DeliveryOutcome, NotifyInput, NotifyResult, NotifySettings
 from models.notifications_tables import DeliveryStatus, NotificationOutbox
@@ -292,10 +293,14 @@ async def deliver_inline(db: Database, row: NotificationOutbox, inbox: Notificat
             await notifications.finish(
                 conn, row.id, status=DeliveryStatus.FAILED.value, last_error=str(exc)[:2000], attempts=row.attempts + 1
             )
+        metrics.NOTIFICATIONS_FAILED.labels(row.channel, "true").inc()
         return _outcome(row, "failed", str(exc), row.attempts + 1)
     async with db.engine.begin() as conn:
         fresh = await notifications.mark_sent(conn, row.id, datetime.now(UTC))
-    return _outcome(row, "sent", None, row.attempts + 1) if fresh else _outcome(row, "already_sent")
+    if not fresh:
+        return _outcome(row, "already_sent")
+    metrics.NOTIFICATIONS_SENT.labels(row.channel).inc()  # once: only the attempt that marked it counts
+    return _outcome(row, "sent", None, row.attempts + 1)
 
 
 def _external(row: NotificationOutbox) -> DeliveryOutcome:
@@ -423,6 +428,7 @@ class Deliverer:
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
             await self._failed(row, exc, attempts)
             return True
+        metrics.NOTIFICATIONS_SENT.labels(row.channel).inc()
         try:
             async with self.db.engine.begin() as conn:
                 now = self.clock()
@@ -438,6 +444,7 @@ class Deliverer:
         error = failure_text(exc, DeliveryError)
         give_up = (isinstance(exc, DeliveryError) and exc.permanent) or attempts >= s.notify_max_attempts
         delay = retry_delay(s.notify_backoff_s, s.notify_backoff_max_s, attempts - 1)
+        metrics.NOTIFICATIONS_FAILED.labels(row.channel, "true" if give_up else "false").inc()
         log.warning(
             "notification %s (%s %s) attempt %d failed%s: %s",
             row.id,

@@ -4,6 +4,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
 
 from api import errors, middleware
@@ -33,7 +35,11 @@ from api.routers import (
 from api.services import identity
 from models.db import Database
 from models.settings import Settings, get_settings
+from workers import telemetry
 from workers.client import connect
+
+# Probes and scrapes make no spans (matched against the request's URL without its query).
+UNTRACED = "://[^/]+/health$,://[^/]+/metrics$"
 
 
 async def _refuse_demo_keys(db: Database) -> None:
@@ -50,9 +56,14 @@ async def _refuse_demo_keys(db: Database) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, client: Client | None = None) -> FastAPI:
-    """``client`` lets tests hand in a client they already have; otherwise one is connected at start."""
+def create_app(
+    settings: Settings | None = None, client: Client | None = None, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """``client`` lets tests hand in a client they already have; otherwise one is connected at start.
+    Traces (``TICKETFLOW_TRACING``, or a test's ``tracer_provider``): each request is a span, and
+    the client carries its context into the Update, the workflow and its activities."""
     settings = settings or get_settings()
+    tracer = tracer_provider or telemetry.configure_tracing(settings, "ticketflow-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,10 +73,15 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         if settings.environment == "production":
             await _refuse_demo_keys(app.state.db)
         app.state.temporal = client or await connect(
-            settings.temporal_address, settings.temporal_namespace, settings.temporal_connect_timeout_s
+            settings.temporal_address,
+            settings.temporal_namespace,
+            settings.temporal_connect_timeout_s,
+            interceptors=telemetry.temporal_interceptors(tracer),
         )
         yield
         await app.state.db.dispose()
+        if tracer is not None:
+            tracer.force_flush()
 
     app = FastAPI(
         title="Ticketflow",
@@ -78,6 +94,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     )
     errors.install(app)
     middleware.install(app, settings)
+    if tracer is not None:  # outermost: the span covers the refusals at the edge too
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer, excluded_urls=UNTRACED)
     app.include_router(tickets.router)
     app.include_router(surveys.router)
     app.include_router(links.router)

@@ -14,9 +14,15 @@ unchanged. In order, a request is refused with:
 
 The bucket lives in this process: each API replica counts on its own, so N replicas let a
 credential through up to N times the rate.
+
+Every answer, refusals included, is counted for Prometheus (``HttpMetrics``: by method, route
+template, ticket action and status class, with its latency), and ``GET /metrics`` serves the
+counts (``MetricsEndpoint``, behind the rate limit; with ``metrics_token`` set it needs
+``Authorization: Bearer <token>``). docs/operations.md lists the metrics.
 """
 
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -25,9 +31,11 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import parse_qsl
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bounds import MAX_DEPTH, find_nul, shown
+from models import metrics
 from models.settings import Settings
 
 # The API answers JSON: nothing in it may be framed, sniffed or cached by a shared cache.
@@ -329,7 +337,105 @@ async def _answer(send: Send, refused: Refused) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# --- metrics ----------------------------------------------------------------------------------
+
+METRICS_PATH = "/metrics"
+ACTION_ROUTE = "/tickets/{ticket_id}/actions/"
+# Any other method is counted as "other": a label never takes a value a client made up.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OUTCOMES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+def route_labels(scope: Scope) -> tuple[str, str]:
+    """The route template a request matched and its ticket action ("" for other routes); never the
+    raw path (ids would make a series each): "unmatched" when no route took it (a 404, a
+    refusal at the edge)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return (METRICS_PATH if scope.get("path") == METRICS_PATH else "unmatched"), ""
+    if path.startswith(ACTION_ROUTE):
+        return path, path[len(ACTION_ROUTE) :]
+    return path, ""
+
+
+class HttpMetrics:
+    """Counts every answer and times it (until the app is done with the request), by method,
+    route template, action and status class (``models.metrics.HTTP_*``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception with no answer: the server error middleware answers 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            method = scope.get("method", "")
+            method = method if method in METHODS else "other"
+            route, action = route_labels(scope)
+            outcome = OUTCOMES.get(status // 100, "other")
+            metrics.HTTP_REQUESTS.labels(method, route, action, outcome).inc()
+            metrics.HTTP_LATENCY.labels(method, route, action).observe(time.perf_counter() - started)
+
+
+class MetricsEndpoint:
+    """``GET /metrics``: the API's Prometheus metrics (counts and latencies by route template,
+    no ids, no ticket data). With ``metrics_token`` a scrape must send it as a bearer token."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        token = settings.metrics_token
+        self.expected = b"Bearer " + token.get_secret_value().encode() if token is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != METRICS_PATH:
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") not in ("GET", "HEAD"):
+            await _answer(
+                send,
+                Refused(405, {"detail": "method not allowed", "code": "method_not_allowed"}, {"Allow": "GET, HEAD"}),
+            )
+            return
+        if self.expected is not None and not self._authorized(scope):
+            refused = Refused(
+                401,
+                {
+                    "detail": "a metrics scrape needs the metrics token (Authorization: Bearer …)",
+                    "code": "unauthorized",
+                },
+                {"WWW-Authenticate": "Bearer"},
+            )
+            await _answer(send, refused)
+            return
+        body = generate_latest(metrics.API)
+        headers = [(b"content-type", CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
+
+    def _authorized(self, scope: Scope) -> bool:
+        assert self.expected is not None
+        given = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+        return hmac.compare_digest(given, self.expected)
+
+
 def install(app: ASGIApp, settings: Settings) -> None:
-    # Added last is outermost: the headers go on every answer, the limits' refusals included.
+    # Added last is outermost: the headers go on every answer, the limits' refusals included;
+    # every answer is counted; /metrics is served behind the rate limit.
+    if settings.api_metrics:
+        app.add_middleware(MetricsEndpoint, settings=settings)  # type: ignore[attr-defined]
     app.add_middleware(EdgeLimits, settings=settings)  # type: ignore[attr-defined]
+    app.add_middleware(HttpMetrics)  # type: ignore[attr-defined]
     app.add_middleware(SecurityHeaders, hsts=settings.hsts)  # type: ignore[attr-defined]

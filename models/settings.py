@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Below this length a secret (signing key, webhook secret) is refused in production.
@@ -148,6 +148,30 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # --- metrics and traces (docs/operations.md) ---
+    # The API serves Prometheus metrics at /metrics (requests, latencies, outcomes by route and
+    # action: counts only, never ids or ticket data); with ``metrics_token`` set a scrape needs
+    # ``Authorization: Bearer <token>`` (else 401).
+    api_metrics: bool = True
+    metrics_token: SecretStr | None = None
+    # The worker's business counters (tickets, SLA, dispatch, notifications, stock) and process
+    # metrics: served on ``metrics_host:metrics_port`` (/metrics) when the port is set; the Temporal
+    # SDK's own metrics (task latencies, slots, failures) on ``temporal_metrics_port`` when set.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    temporal_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Traces (OpenTelemetry): off by default. "otlp" exports to the collector the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT name (HTTP/protobuf;
+    # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER are read too);
+    # "console" prints spans (development).
+    tracing: Literal["off", "otlp", "console"] = "off"
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """``TICKETFLOW_METRICS_TOKEN=`` (docker-compose's empty default) means no token."""
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _secrets_present(self) -> "Settings":
         if self.webhook_url and (
@@ -157,6 +181,10 @@ class Settings(BaseSettings):
                 f"TICKETFLOW_WEBHOOK_SECRET of at least {MIN_SECRET_LENGTH} characters is required "
                 "with TICKETFLOW_WEBHOOK_URL"
             )
+        if self.metrics_port is not None and self.metrics_port == self.temporal_metrics_port:
+            raise ValueError("TICKETFLOW_METRICS_PORT and TICKETFLOW_TEMPORAL_METRICS_PORT must differ")
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"TICKETFLOW_METRICS_TOKEN must have at least {MIN_SECRET_LENGTH} characters")
         if self.worker_versioning_set_current and not self.worker_versioning:
             raise ValueError("TICKETFLOW_WORKER_VERSIONING_SET_CURRENT needs TICKETFLOW_WORKER_VERSIONING=true")
         if self.environment == "production" and self.worker_versioning:

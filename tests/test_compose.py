@@ -16,7 +16,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
-SERVICES = {"postgresql", "temporal", "temporal-ui", "temporal-admin-tools", "migrate", "api", "worker"}
+SERVICES = {
+    "postgresql",
+    "temporal",
+    "temporal-ui",
+    "temporal-admin-tools",
+    "migrate",
+    "api",
+    "worker",
+    "prometheus",
+    "grafana",
+}
 SEARCH_ATTRIBUTES = [
     "TicketStatus",
     "TicketRegion",
@@ -136,3 +146,23 @@ def test_the_temporal_ui_is_read_only_and_on_localhost_only():
         published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
         assert str(published).startswith("127.0.0.1:"), port
     assert "ports" not in _config()["services"]["temporal"]  # the frontend is not published
+
+
+@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+def test_prometheus_and_grafana_are_on_localhost_only(name):
+    for port in _config()["services"][name]["ports"]:
+        published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+        assert str(published).startswith("127.0.0.1:"), port
+
+
+def test_workers_serve_metrics_where_prometheus_scrapes_them():
+    services = _config()["services"]
+    env = _env(services["worker"])
+    assert "ports" not in services["worker"]  # scraped inside the network, never published
+    assert env["TICKETFLOW_METRICS_HOST"] == "0.0.0.0"
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    ports = {
+        c["port"] for job in scrape["scrape_configs"] for c in job.get("dns_sd_configs", []) if c["names"] == ["worker"]
+    }
+    assert ports == {int(env["TICKETFLOW_METRICS_PORT"]), int(env["TICKETFLOW_TEMPORAL_METRICS_PORT"])}
+    assert _env(services["api"])["TICKETFLOW_TRACING"] == "off"  # traces are off unless asked for

@@ -22,7 +22,7 @@ from api.services import tracking
 from domain import signing
 from models.db import Database
 from models.settings import Settings, get_settings
-from workers import versioning
+from workers import telemetry, versioning
 from workers.client import connect
 from workers.logs import configure_logging
 
@@ -37,6 +37,7 @@ def build_worker(client: Client, settings: Settings, task_queue: str | None = No
         task_queue=task_queue or settings.task_queue,
         **versioning.worker_options(settings),  # the workflows, and the deployment when versioned
         activities=ACTIVITIES,
+        interceptors=[telemetry.LogContext()],  # ticket and workflow ids on activities' log lines
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
     )
 
@@ -50,7 +51,16 @@ async def run_worker(settings: Settings) -> None:
     if settings.public_base_url:
         links = customer_messages.tracking_links(tracking.link_for, settings.public_base_url)
         store.customer_messages.configure(tracking_link=links)
-    client = await connect(settings.temporal_address, settings.temporal_namespace, settings.temporal_connect_timeout_s)
+    if settings.metrics_port is not None:  # business counters and process metrics (docs/operations.md)
+        telemetry.start_metrics_server(settings.metrics_host, settings.metrics_port)
+    tracer = telemetry.configure_tracing(settings, "ticketflow-worker")
+    client = await connect(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        settings.temporal_connect_timeout_s,
+        interceptors=telemetry.temporal_interceptors(tracer),
+        runtime=telemetry.temporal_runtime(settings),  # the SDK's metrics on TICKETFLOW_TEMPORAL_METRICS_PORT
+    )
     worker = build_worker(client, settings)
 
     stop = asyncio.Event()
@@ -58,7 +68,14 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+    log.info(
+        "worker.started",
+        task_queue=settings.task_queue,
+        temporal=settings.temporal_address,
+        metrics_port=settings.metrics_port,
+        temporal_metrics_port=settings.temporal_metrics_port,
+        tracing=settings.tracing,
+    )
     run = asyncio.create_task(worker.run())
     await versioning.on_start(client, settings)  # development only: make this build current
     messages = asyncio.create_task(customer_messages.run(db, settings, stop))  # the customer outbox
@@ -74,12 +91,15 @@ async def run_worker(settings: Settings) -> None:
     await hooks
     await notices
     await db.dispose()
+    if tracer is not None:
+        tracer.shutdown()  # the last spans go out
     log.info("worker.stopped")
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
+    telemetry.install_log_context()
     asyncio.run(run_worker(settings))
     # The worker has shut down cleanly. Leave without interpreter finalisation: the Temporal
     # core's native threads can abort it ("PyGILState_Release … finalizing", exit -6).
