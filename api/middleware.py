@@ -89,6 +89,11 @@ class SecurityHeaders:
 # --- rate limit ----------------------------------------------------------------------------
 
 
+def clock() -> float:
+    """The rate limit's clock (seconds, monotonic); tests put a hand-moved one in its place."""
+    return time.monotonic()
+
+
 class TokenBuckets:
     """One token bucket per key: ``burst`` tokens at most, refilled at ``per_minute / 60`` a
     second; a request takes one."""
@@ -101,7 +106,7 @@ class TokenBuckets:
 
     def take(self, key: str, now: float | None = None) -> float:
         """0 when the request may pass, else the seconds until it would."""
-        now = time.monotonic() if now is None else now
+        now = clock() if now is None else now
         tokens, at = self._buckets.pop(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - at) * self.rate)
         wait = 0.0

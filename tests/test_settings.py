@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
+from api import middleware
 from api.app import create_app
 from models.db import Database
 from models.settings import MIN_SECRET_LENGTH, Settings, get_settings
@@ -83,7 +84,10 @@ def assert_security_headers(r: httpx.Response) -> None:
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 
 
-async def test_security_headers_on_api_answers(db: Database, database_url: str, devserver: WorkflowEnvironment) -> None:
+async def test_security_headers_on_api_answers(
+    db: Database, database_url: str, devserver: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(middleware, "clock", lambda: 1_000.0)  # no token refills mid-test, however slow the machine
     settings = settings_for(database_url, devserver, task_queue()).model_copy(
         update={"hsts": True, "max_body_bytes": 100, "rate_limit_per_minute": 60, "rate_limit_burst": 5}
     )

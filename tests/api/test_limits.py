@@ -2,7 +2,6 @@
 ranges, the per-credential rate limit, database errors and health. Each test is a probe an
 attacker ran against the old code; all run against the real app over httpx."""
 
-import asyncio
 import base64
 import json
 import sqlite3
@@ -20,7 +19,7 @@ from sqlalchemy import text
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from api import errors
+from api import errors, middleware
 from api.app import create_app
 from api.demo import load_all
 from domain.ids import ticket_id_for_key
@@ -211,7 +210,13 @@ async def test_integers_out_of_range_are_422(stack: Stack, method: str, url: str
 # --- rate limit ----------------------------------------------------------------------------
 
 
-async def test_rate_limit_per_credential(db: Database, database_url: str, devserver: WorkflowEnvironment) -> None:
+async def test_rate_limit_per_credential(
+    db: Database, database_url: str, devserver: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limiter's clock stands still unless the test moves it: a slow machine taking more than
+    # a second over these requests would otherwise refill a token in the middle.
+    now = [1_000.0]
+    monkeypatch.setattr(middleware, "clock", lambda: now[0])
     async with app_with(database_url, devserver, rate_limit_per_minute=60, rate_limit_burst=3) as http:
         for _ in range(3):
             assert (await http.get("/me/contact", headers=ADMIN)).status_code == 200
@@ -226,7 +231,7 @@ async def test_rate_limit_per_credential(db: Database, database_url: str, devser
         statuses = [(await http.get("/me/contact")).status_code for _ in range(4)]
         assert statuses == [401, 401, 401, 429]
         # One token a second comes back.
-        await asyncio.sleep(1.1)
+        now[0] += 1.1
         assert (await http.get("/me/contact", headers=ADMIN)).status_code == 200
         assert (await http.get("/me/contact", headers=ADMIN)).status_code == 429
 
