@@ -1,18 +1,43 @@
-"""/me: the caller's in-app notifications (list, mark read) and contact details."""
+"""/me: the caller's work (tasks and approvals, soonest deadline first), in-app notifications
+(list, mark read) and contact details."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from api.bounds import IdPath
-from api.deps import CurrentActor, DbSession
+from api.deps import CurrentActor, DbSession, StaffActor
 from api.services import notifications as service
+from api.services import work
 from models.notifications_http import ContactIn, ContactOut, NotificationOut, NotificationPage, ReadAllResult
 from models.schemas import Problem
+from models.ticket import ActorRef
 
 router = APIRouter(prefix="/me", tags=["me"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "No or unknown credentials"}}
+
+
+@router.get("", response_model=ActorRef, responses=ERRORS, summary="Who the credential is: id, name, roles, regions")
+async def whoami(actor: CurrentActor) -> ActorRef:
+    """The person the API key (or token) belongs to, as every other route sees them."""
+    return actor
+
+
+@router.get(
+    "/work",
+    response_model=work.WorkPage,
+    responses={**ERRORS, 403: {"model": Problem, "description": "A channel account: it has no work"}},
+    summary="My work: tasks held, offered or claimable and approvals waiting for my vote, by SLA deadline",
+)
+async def my_work(
+    session: DbSession, actor: StaffActor, limit: Annotated[int, Query(ge=1, le=200)] = 100
+) -> work.WorkPage:
+    """Open tickets of your regions where you hold a task (or it was delegated to you), it is
+    offered to you, your user, role or group may claim it, or an approval waits for your vote —
+    soonest deadline first (the earliest running SLA target, or the approval level's timeout;
+    none: last), then by priority. ``seconds_left`` is negative once overdue."""
+    return await work.my_work(session, actor, limit)
 
 
 @router.get("/notifications", response_model=NotificationPage, responses=ERRORS)

@@ -1,7 +1,10 @@
 """Tracking links and the customer's tracking page.
 
 - ``/tickets/{id}/tracking-links`` (JSON, with an API key): issue, list, revoke links;
-  ``/tickets/{id}/attachments/{name}``: a file a customer added, for staff.
+  ``/tickets/{id}/attachments/{name}``: a file a customer added, for staff;
+  ``POST /tickets/{id}/attachments``: staff add a photo or signature (the console's field page:
+  base64 in JSON, within the API's body limit — the edge refuses binary bodies outside the
+  tracking page's upload paths — the page scales photos down first).
 - ``/t/<token>`` (HTML, the token is the only credential): the page, its forms (confirm, answer,
   photo, signature, rating) and the ticket's files. Server-rendered with Jinja2 (autoescaped), a
   stylesheet and a script from ``api/static/tracking`` (no build step); every form posts a nonce
@@ -9,6 +12,8 @@
   file of another ticket, is the same 404 page.
 """
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -17,10 +22,11 @@ import jinja2
 from fastapi import APIRouter, Body, File, Form, Request, Response, UploadFile, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from pydantic import BaseModel, Field
 
 from api import storage as attachments
-from api.deps import AppSettings, CurrentActor, DbSession, TemporalClient
-from api.errors import DomainError, FieldInvalid, NotFound
+from api.deps import AppSettings, CurrentActor, DbSession, StaffActor, TemporalClient
+from api.errors import Conflict, DomainError, FieldInvalid, NotFound
 from api.services import tracking as service
 from api.services import tracking_page
 from models.schemas import Problem
@@ -147,6 +153,58 @@ async def staff_file(
 ) -> Response:
     await service.staff_ticket(session, actor, ticket_id)
     return await _file(request, ticket_id, name)
+
+
+class AttachmentIn(BaseModel):
+    content_type: str = Field(max_length=40, examples=["image/jpeg"], description="JPEG, PNG or WebP")
+    data: str = Field(min_length=1, max_length=1_400_000, description="The image, base64 (standard alphabet)")
+
+
+class AttachmentOut(BaseModel):
+    name: str
+    url: str
+    content_type: str
+    bytes: int
+
+
+@router.post(
+    "/tickets/{ticket_id}/attachments",
+    response_model=AttachmentOut,
+    status_code=201,
+    tags=["tickets"],
+    summary="Add a photo or a signature (JPEG, PNG or WebP) for a check-in, check-out or form",
+    responses={
+        401: {"model": Problem, "description": "No or unknown credentials"},
+        403: {"model": Problem, "description": "A channel account"},
+        404: {"model": Problem, "description": "No such ticket in the caller's regions"},
+        409: {"model": Problem, "description": "The ticket is closed or cancelled"},
+        413: {"model": Problem, "description": "Larger than the attachment limit (5 MB by default)"},
+        415: {"model": Problem, "description": "Not a JPEG, PNG or WebP image"},
+    },
+)
+async def add_attachment(
+    ticket_id: TicketId, body: AttachmentIn, request: Request, session: DbSession, actor: StaffActor
+) -> AttachmentOut:
+    """Stored under the ticket (by content: the same image twice is one file); the answer's
+    ``url`` is what ``check_in``/``check_out`` take as a photo or signature, and where staff of
+    the ticket's region read it back (``GET /tickets/{id}/attachments/{name}``)."""
+    row = await service.staff_ticket(session, actor, ticket_id)
+    if row.status in ("closed", "cancelled"):
+        raise Conflict(f"ticket {ticket_id} is {row.status}: it takes no more attachments")
+    try:
+        data = base64.b64decode(body.data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FieldInvalid("data", "not base64", "invalid_base64") from exc
+    store = _storage(request)
+    key = await store.put(data, body.content_type, prefix=service.file_prefix(ticket_id))
+    name = key.rsplit("/", 1)[1]
+    base = request.app.state.settings.public_base_url or str(request.base_url)
+    return AttachmentOut(
+        name=name,
+        url=service.staff_file_url(base, ticket_id, name),
+        content_type=attachments.type_of(key),
+        bytes=len(data),
+    )
 
 
 # --- the page ---
