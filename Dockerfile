@@ -28,7 +28,7 @@ RUN mkdir api && touch api/__init__.py \
 # without .pyc files it compiles them from source each time (about 10 % of the ticket
 # lifecycle benchmark's throughput).
 COPY . .
-RUN pip install --no-deps . \
+RUN pip install --no-deps . ./clients/python \
  && python -m compileall -q /app \
  && rm -rf build *.egg-info \
  && mkdir -p templates .data \

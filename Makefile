@@ -16,7 +16,7 @@ export TICKETFLOW_DATABASE_URL ?= sqlite:///.data/ticketflow.db
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e . -e clients/python  # the service and its typed client (the CLI uses it)
 	@touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)

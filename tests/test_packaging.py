@@ -13,7 +13,7 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["activities", "api", "cli", "domain", "models", "store", "workers", "workflows"]
+PACKAGES = ["activities", "api", "cli", "clients", "domain", "models", "store", "workers", "workflows"]
 # What setuptools' warnings look like in pip's output (BuildBackendWarning, SetuptoolsDeprecationWarning…);
 # pip's own notices are "WARNING: …".
 BACKEND_WARNING = re.compile(r"\b[A-Z][A-Za-z]*Warning\b")
@@ -30,7 +30,8 @@ def test_the_editable_install_prints_no_setuptools_warning(tmp_path: Path):
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-e", str(project)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-e", str(project)]
+        + ["-e", str(project / "clients" / "python")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -39,8 +40,14 @@ def test_the_editable_install_prints_no_setuptools_warning(tmp_path: Path):
     assert r.returncode == 0, out[-3000:]
     assert not BACKEND_WARNING.search(out), out[-3000:]
     # and the install works: the service's packages import from the project, data files included
-    check = "import api, workflows, store; from pathlib import Path; print(Path(api.__file__).parent)"
+    check = (
+        "import api, workflows, store, importlib.util\n"
+        "from pathlib import Path\n"
+        "assert importlib.util.find_spec('ticketflow_client'), 'the typed client is not installed'\n"
+        "print(Path(api.__file__).parent)"
+    )
     where = subprocess.run([str(python), "-c", check], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()) == project / "api"
     assert (project / "api" / "static" / "dashboard" / "index.html").is_file()
+    assert (project / "api" / "static" / "console" / "index.html").is_file()

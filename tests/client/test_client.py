@@ -193,6 +193,25 @@ async def served(stack) -> AsyncIterator[str]:
         await task
 
 
+async def test_request_covers_calls_without_a_typed_method(stack):
+    """``request``: any call, with the key, the typed errors and a body that is not JSON."""
+    admin = client(stack, "admin")
+    exported = await admin.request("GET", "/templates/general/export")
+    assert exported.status_code == 200 and "key: general" in exported.text
+    again = await admin.request("POST", "/templates/import", content=exported.text, content_type="application/yaml")
+    assert again.status_code == 200, again.text  # the same template: nothing new published
+    assert again.json()["key"] == "general"
+    with pytest.raises(ValidationFailed) as exc:  # a YAML body that is no template: the API's 422, typed
+        await admin.request("POST", "/templates/import", content="key: [", content_type="application/yaml")
+    assert exc.value.status == 422
+    with pytest.raises(ValidationFailed):  # JSON bodies as well
+        await admin.request("POST", "/templates/validate", json={"key": "x"})
+    with pytest.raises(NotFound):
+        await admin.request("GET", "/templates/no-such-template")
+    with pytest.raises(ValueError):
+        await admin.request("POST", "/templates/validate", json={}, content="x")
+
+
 async def test_sync_client_over_a_real_socket(served):
     def scenario() -> None:
         with Client(served, key("agent-wang"), timeout=20) as wang, Client(served, key("eng-li")) as li:
@@ -214,5 +233,6 @@ async def test_sync_client_over_a_real_socket(served):
                 wang.get_ticket("TNOSUCHTICKET")
             with Client(served, "wrong") as stranger, pytest.raises(Unauthorized):
                 stranger.get_ticket(tid)
+            assert wang.request("GET", f"/tickets/{tid}/events").json()["items"][0]["action"] == "created"
 
     await asyncio.to_thread(scenario)

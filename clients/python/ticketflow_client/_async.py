@@ -51,6 +51,7 @@ class AsyncClient:
                     call.path,
                     params=call.params or None,
                     json=call.json,
+                    content=call.content,
                     headers=_core.headers(self._api_key, call, USER_AGENT),
                     timeout=self._timeout,
                 )
@@ -97,6 +98,30 @@ class AsyncClient:
         async for page in self.list_ticket_pages(limit=limit, **filters):
             for item in page.items:
                 yield item
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        content_type: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
+        """Any API call the typed methods do not cover (templates, people, a CSV import…), with
+        this client's key, retries of 429/503 and typed errors; the response as it came."""
+        call = _core.raw(
+            method,
+            path,
+            params=params,
+            json=json,
+            content=content,
+            content_type=content_type,
+            idempotency_key=idempotency_key,
+        )
+        return await self._send(call)
 
     async def act(self, ticket_id: str, action: str, *, idempotency_key: str | None = None, **body: Any) -> Ticket:
         """Take ``action`` (claim, start, resolve…) with ``body`` as its fields; the ticket after it."""

@@ -35,6 +35,7 @@ class Call(Generic[T]):
     params: dict[str, Any] = field(default_factory=dict)
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | str | None = None  # a body that is not JSON (a CSV, a YAML document)
 
 
 def _seg(value: str) -> str:
@@ -77,6 +78,27 @@ def _page(response: httpx.Response) -> TicketPage:
 
 def _none(_response: httpx.Response) -> None:
     return None
+
+
+def _as_is(response: httpx.Response) -> httpx.Response:
+    return response
+
+
+def raw(
+    method: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    json: Any = None,
+    content: bytes | str | None = None,
+    content_type: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[httpx.Response]:
+    """Any request, answered with the response itself (errors still raise the typed errors)."""
+    if json is not None and content is not None:
+        raise ValueError("send json or content, not both")
+    headers = {**_key(idempotency_key), **({"Content-Type": content_type} if content_type else {})}
+    return Call(method.upper(), path, _as_is, params=params or {}, json=json, headers=headers, content=content)
 
 
 def create_ticket(
