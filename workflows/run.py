@@ -59,8 +59,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.nodes.stock import release_all
 
 PROJECTION_TIMEOUT = timedelta(seconds=15)
-
-PROJECTION_TIMEOUT = timedelta(seconds=15)
 MAX_UNCLAIMED = 50  # events kept for waits that have not opened yet
 PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 # Patches (workflow.patched): histories recorded before them replay the old way.
@@ -74,6 +72,14 @@ VERIFIED_DEPARTURES = "departures-are-verified"  # person_left is acted on only 
 #  - a reminder due after a later milestone (every worker down meanwhile) skipped;
 #  - only the search attributes that changed upserted (``lean_upserts``).
 RELEASE_2026_12_05 = "release-2026-12-05"
+# Release 2026-12-06 brings a prompt walk (``prompt_walk``): the walk's own records (offers, SLA
+# milestones, "resolved"…, by SYSTEM) no longer wait each for its own projection round; they go
+# in the projector's next batch, and whoever replies (an action's handler, ``after_move``) still
+# waits until the read model holds what it answers with. A walk settles in one task, not one
+# projection round per step (bench/lifecycle.py). An action's own change still waits for its
+# round before ``after_move`` looks: that wait is what lets the walk wake first, so the reply
+# shows where the walk went.
+RELEASE_2026_12_06 = "release-2026-12-06"
 _NOT_YET = object()  # a search attribute this run has not upserted
 
 
@@ -105,6 +111,7 @@ class TicketRun:
         release = workflow.patched(RELEASE_2026_12_05)
         self.business_keys = self.sla_from_intake = self.projection_activity = release
         self.stale_reminders_skipped = self.lean_upserts = release
+        self.prompt_walk = workflow.patched(RELEASE_2026_12_06)
         self._upserted: dict[str, Any] = {}  # what this run last upserted, by search attribute
         if input.carried_state is not None:
             self.state = input.carried_state
@@ -126,7 +133,8 @@ class TicketRun:
         notifier = asyncio.create_task(self._notifier())
         if self._created is not None:
             sla.start_clocks(self)
-            await self.project(self._created)
+            if not self.prompt_walk:
+                await self.project(self._created)
         self._clocks += [
             asyncio.create_task(sla.run_clock(self, kind, self.calendar)) for kind in self.state.sla.clocks
         ]
@@ -353,8 +361,13 @@ class TicketRun:
         self._untold.append(message(self, key, event, urgency, to, text))
 
     async def record(self, action: str, actor: ActorRef, data: dict[str, Any], **fields: Any) -> TicketState:
-        """Apply a change now; return once the read model has it (with the state at that moment)."""
-        await self.project(self.change(action, actor, data, **fields))
+        """Apply a change now; return once the read model has it (with the state at that moment).
+        In a prompt walk the walk's own records (by SYSTEM) return at once: nobody waits on
+        their reply, and they go in the projector's next batch."""
+        event = self.change(action, actor, data, **fields)
+        if self.prompt_walk and actor.id == SYSTEM.id:
+            return self.state
+        await self.project(event)
         return self.state.model_copy(deep=True)
 
     # --- internals ---

@@ -96,7 +96,7 @@ async def test_one_trace_from_the_http_action_to_an_activity(
     [handled] = named(spans, "HandleUpdate:claim")
     assert handled.context.trace_id == trace_id
     assert {link.context.trace_id for link in handled.links} == {action_trace}
-    assert len(projections) >= 3  # created, task opened, claim…
+    assert len(projections) >= 2  # created with the task opened (one batch), the claim…
     assert max(s.start_time for s in projections) > handled.start_time
     assert tid not in (claim.attributes.get("http.route") or "")
     http_spans = [
