@@ -76,7 +76,7 @@ async def _authenticate(
         raise Unauthenticated(identity.MISSING)
     request.state.credential = credential
     audit.use_credential(row.id, credential.id)
-    actor = ActorRef(id=row.id, name=row.name, roles=list(row.roles), regions=list(row.regions))
+    actor = identity.actor_ref(row)
     return Authenticated(actor=actor, credential=credential)
 
 

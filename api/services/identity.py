@@ -27,6 +27,7 @@ from api.errors import ServiceUnavailable, Unauthenticated
 from models.demo import demo_api_key
 from models.settings import Settings
 from models.tables import Actor, ApiKey
+from models.ticket import ActorRef
 
 # The one answer to a credential that does not work (unknown, revoked, expired, deactivated…).
 REFUSED = "invalid or expired credentials"
@@ -45,6 +46,12 @@ class Credential:
     kind: Literal["api_key", "oidc"]
     id: str
     actor_id: str
+
+
+def actor_ref(row: Actor) -> ActorRef:
+    """The acting person as their record says: roles, regions and groups (a ``group:`` task's
+    candidates) — never what a request claims."""
+    return ActorRef(id=row.id, name=row.name, roles=list(row.roles), regions=list(row.regions), groups=list(row.groups))
 
 
 # --- API keys ---

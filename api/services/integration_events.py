@@ -48,8 +48,8 @@ from api.errors import (
     ProblemList,
     Unauthenticated,
 )
+from api.services import identity, ticket_parties, tickets
 from api.services import templates as template_service
-from api.services import ticket_parties, tickets
 from domain import inbound_auth, mapping
 from domain.access import can_access_region
 from domain.forms import validate_values
@@ -151,7 +151,7 @@ async def _machine(session: AsyncSession, source: IntegrationSource) -> ActorRef
     row = await store.people.get(session, source.actor_id)
     if row is None or not row.active or not is_machine(row.roles):
         raise Forbidden(f"source {source.code!r} has no active machine account to act as")
-    return ActorRef(id=row.id, name=row.name, roles=list(row.roles), regions=list(row.regions))
+    return identity.actor_ref(row)
 
 
 # --- what a rule makes of one ---

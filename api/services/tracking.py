@@ -28,7 +28,7 @@ import store.people
 import store.tickets
 import store.tracking
 from api.errors import Conflict, FieldInvalid, Forbidden, NotFound
-from api.services import audit, surveys, templates, tickets
+from api.services import audit, identity, surveys, templates, tickets
 from api.storage import Storage
 from domain.access import can_access_region
 from domain.lifecycle import TERMINAL
@@ -238,7 +238,7 @@ async def machine_actor(session: AsyncSession) -> ActorRef:
         row = await store.tracking.machine_account(session, MACHINE_ID)
     if row is None or not row.active or not is_machine(row.roles):
         raise Forbidden("the tracking page may not act on tickets now")
-    return ActorRef(id=row.id, name=row.name, roles=list(row.roles), regions=list(row.regions))
+    return identity.actor_ref(row)
 
 
 def awaits(state: TicketState, spec: TemplateSpec, event: str) -> bool:

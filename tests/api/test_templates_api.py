@@ -2,6 +2,7 @@
 form validation, field visibility, version pinning, and a preset driven end to end."""
 
 import copy
+import uuid
 
 import pytest
 import yaml
@@ -282,3 +283,35 @@ async def test_dispatch_settings_are_validated_with_their_paths(stack):
     spec["nodes"][install]["dispatch"] = {"skills": {"installation": 7}}
     r = await publish(stack, spec)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:5] == ["body", "nodes", install, "task", "dispatch"]
+
+
+async def test_a_task_for_a_group_is_taken_by_a_member_through_the_api(stack):
+    """``assignee: {group: …}``: the caller's groups come from their record like their roles, so a
+    member claims the task over HTTP and someone of the same role outside the group may not."""
+    suffix = uuid.uuid4().hex[:6]
+    group = f"line-{suffix}"
+    spec = spec_of("general") | {
+        "key": f"svc_group_{suffix}",
+        "name": "Line task",
+        "description": "",
+        "classification": [],
+    }
+    spec["nodes"][0]["assignee"] = {"group": group}
+    assert (await publish(stack, spec)).status_code == 201
+    keys = {}
+    for who, groups in (("member", [group]), ("outsider", [])):
+        body = {"id": f"{who}-{suffix}", "name": who, "roles": ["engineer"], "regions": ["east"], "groups": groups}
+        r = await stack.http.post("/people", json=body, headers=stack.as_actor("admin"))
+        assert r.status_code == 201, r.text
+        r = await stack.http.post(f"/people/{body['id']}/api-keys", json={}, headers=stack.as_actor("admin"))
+        keys[who] = {"X-API-Key": r.json()["api_key"]}
+    r = await stack.create(ticket_type=spec["key"], title="Line 3 conveyor stops")
+    assert r.status_code == 201, r.text
+    tid = r.json()["ticket_id"]
+    await stack.until(tid, lambda t: "work" in t["active"], actor="sup-zhou")
+
+    outsider = await stack.http.post(f"/tickets/{tid}/actions/claim", headers=keys["outsider"])
+    assert outsider.status_code == 403, outsider.text
+    member = await stack.http.post(f"/tickets/{tid}/actions/claim", headers=keys["member"])
+    assert member.status_code == 200, member.text
+    assert member.json()["assignee"] == f"member-{suffix}"
