@@ -44,6 +44,7 @@ run: demo
 	@echo "  Ticketflow is starting (Ctrl-C stops everything):"
 	@echo "    API docs     http://localhost:$${TICKETFLOW_API_PORT:-8000}/docs"
 	@echo "    Dashboard    http://localhost:$${TICKETFLOW_API_PORT:-8000}/dashboard  (key: demo-sup-zhou)"
+	@echo "    Console      http://localhost:$${TICKETFLOW_API_PORT:-8000}/console  (key: demo-agent-wang, demo-eng-li, demo-mgr-sun, demo-fin-qian)"
 	@echo "    Temporal UI  http://localhost:$${TICKETFLOW_TEMPORAL_UI_PORT:-8233}/namespaces/default/workflows"
 	@echo "    Try it       curl -H 'X-API-Key: demo-agent-wang' http://localhost:$${TICKETFLOW_API_PORT:-8000}/tickets"
 	@echo ""
