@@ -51,10 +51,15 @@ async def surveyed(stack: Stack, assignee: str = "eng-li", **timing: Any) -> str
         ticket_id=ticket_id, region="east", ticket_type="general", title="Compressor #3 overheating",
         assignee=assignee, questions=QUESTIONS, **timing,
     )  # fmt: skip
-    await stack.client.start_workflow(
+    handle = await stack.client.start_workflow(
         SurveyWorkflow.run, inp, id=workflow_id(ticket_id), task_queue=stack.settings.task_queue
     )
     await until(stack, ticket_id, lambda s: s is not None)
+    # The row is written by the sending activity; the workflow takes answers once it has that
+    # activity's result (before, an answer is a 503 "answer again in a moment").
+    deadline = time.monotonic() + 20
+    while not (await handle.query(SurveyWorkflow.get_state)).delivery and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     return ticket_id
 
 
