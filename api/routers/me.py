@@ -12,6 +12,7 @@ from api.services import work
 from models.notifications_http import ContactIn, ContactOut, NotificationOut, NotificationPage, ReadAllResult
 from models.schemas import Problem
 from models.ticket import ActorRef
+from models.work_http import WorkPage
 
 router = APIRouter(prefix="/me", tags=["me"])
 
@@ -26,13 +27,11 @@ async def whoami(actor: CurrentActor) -> ActorRef:
 
 @router.get(
     "/work",
-    response_model=work.WorkPage,
+    response_model=WorkPage,
     responses={**ERRORS, 403: {"model": Problem, "description": "A channel account: it has no work"}},
     summary="My work: tasks held, offered or claimable and approvals waiting for my vote, by SLA deadline",
 )
-async def my_work(
-    session: DbSession, actor: StaffActor, limit: Annotated[int, Query(ge=1, le=200)] = 100
-) -> work.WorkPage:
+async def my_work(session: DbSession, actor: StaffActor, limit: Annotated[int, Query(ge=1, le=200)] = 100) -> WorkPage:
     """Open tickets of your regions where you hold a task (or it was delegated to you), it is
     offered to you, your user, role or group may claim it, or an approval waits for your vote —
     soonest deadline first (the earliest running SLA target, or the approval level's timeout;
