@@ -65,7 +65,7 @@ async def send_event(run: TicketRun, input: EventInput) -> TicketState:
     run.remember("send_event", input)
     event = run.take_event(TicketSignal(name=input.name, actor=input.actor, fields=input.fields, text=input.text))
     await run.project(event)
-    return run.state.model_copy(deep=True)
+    return run.reply()
 
 
 def validate_send_event(run: TicketRun, input: EventInput) -> None:

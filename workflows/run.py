@@ -368,7 +368,7 @@ class TicketRun:
         if self.prompt_walk and actor.id == SYSTEM.id:
             return self.state
         await self.project(event)
-        return self.state.model_copy(deep=True)
+        return self.reply()
 
     # --- internals ---
 
@@ -442,7 +442,7 @@ class TicketRun:
         """The reply to a repeat of a request this ticket already took (after a continue-as-new:
         within one run Temporal itself answers a repeated update id with the first outcome)."""
         if input.proof is not None and input.proof.request_id in self.state.requests:
-            return self.state.model_copy(deep=True)
+            return self.reply()
         return None
 
     def remember(self, name: str, input: ActorInput) -> None:
@@ -540,7 +540,14 @@ class TicketRun:
         """The state once the walk has moved on (next task opened, end reached…), for the reply."""
         await workflow.wait_condition(lambda: self.settled() or self.state.status in TERMINAL or self.draining)
         await workflow.wait_condition(lambda: self._projected_seq == self.state.seq)
-        return self.state.model_copy(deep=True)
+        return self.reply()
+
+    def reply(self) -> TicketState:
+        """An Update's answer: the state as it is now. No copy: the SDK turns a handler's result
+        into its payload as the handler returns, before any other coroutine of the workflow runs
+        (a deep copy of the state per reply cost more than the payload itself). A caller that
+        keeps the answer past an ``await`` copies it itself."""
+        return self.state
 
     def change(
         self, action: str, actor: ActorRef, data: dict[str, Any], upsert: bool = True, **fields: Any
