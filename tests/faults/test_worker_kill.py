@@ -9,8 +9,9 @@ process was doing is done and the kill finds only that one step in flight). A no
 Activities (``test_worker_killed_in_activity``): a ticket of ``FLOW`` (tests/faults/conftest.py:
 reserve parts → a task → consume what was used, release the rest → settle → the plug-in
 ``purchasing.create_request`` through an ``action`` node → end). Temporal times out the attempt
-the dead worker held (the test has it do so at once with ``UpdateActivityOptions`` instead of
-after the node's 30 s to 5 min start-to-close timeout) and retries it on the normal worker. Every
+the dead worker held — the plug-in's by itself, within the action node's heartbeat timeout (the
+catalog's activities heartbeat); the others at once, the test asking with ``UpdateActivityOptions``
+instead of waiting out their 30–60 s start-to-close timeout — and retries it on the normal worker. Every
 case checks every effect of the ticket, not only the killed one: the stock ledger (one
 reservation of 3, one consumption of 2, one release of 1) and the stock level (on hand 98,
 nothing reserved), one statement with its lines, one purchase request (its id in the ticket's
@@ -64,6 +65,7 @@ and never more than its claims (each claim sends at most once), all under its on
 
 import asyncio
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +93,7 @@ from tests.faults.conftest import (
     read_model_caught_up,
     within,
 )
+from workflows.nodes.action import HEARTBEAT_TIMEOUT
 
 pytestmark = POSTGRES_ONLY
 # The killer waits this long at its point before dying: whatever else the process is doing (a
@@ -108,13 +111,14 @@ class Kill:
     activity: str  # the activity whose attempt dies
 
 
+PLUGIN = "purchasing.create_request"
 ACTIVITY_KILLS = {
     "reserve-after-commit": Kill("store.inventory.reserve:after", "inventory.reserve"),
     "reserve-before-commit": Kill("store.inventory._reserve:after", "inventory.reserve"),
     "consume-after-commit": Kill("store.inventory.consume:after", "inventory.consume"),
     "consume-before-commit": Kill("store.inventory._consume:after", "inventory.consume"),
     "settle-after-commit": Kill("activities.settlement.settle:after", "settlement.settle"),
-    "plugin-after-commit": Kill("store.purchasing.request_once:after", "purchasing.create_request"),
+    "plugin-after-commit": Kill("store.purchasing.request_once:after", PLUGIN),
 }
 
 
@@ -129,10 +133,18 @@ async def test_worker_killed_in_activity(case: str, rig: FaultRig, stock: Stock)
     died = await rig.killed(killer)
     assert f"{died.target}:{died.when}" == kill.point
 
-    dead = await rig.retry_dead_attempt(h, kill.activity)
+    # A plug-in activity heartbeats (activities/catalog.py): Temporal notices the dead worker by
+    # itself within the action node's heartbeat timeout. The others are DB writes of a second
+    # with no heartbeat: the test has Temporal time their attempt out now (an operator's move).
+    plugin = kill.activity == PLUGIN
+    died_at = time.monotonic()
+    dead = await (rig.pending_activity(h, kill.activity) if plugin else rig.retry_dead_attempt(h, kill.activity))
     assert dead.attempt == 1 and dead.last_worker_identity.startswith(f"{killer.pid}@")
     worker = rig.worker()
-    state = await within(drive or rig.work(h, "work", used="2"), 30, "the ticket's walk after the retry")
+    wait = HEARTBEAT_TIMEOUT.total_seconds() + 30 if plugin else 30
+    state = await within(drive or rig.work(h, "work", used="2"), wait, "the ticket's walk after the retry")
+    if plugin:  # the retry came with the heartbeat timeout, not the node's 5-minute start-to-close one
+        assert time.monotonic() - died_at < HEARTBEAT_TIMEOUT.total_seconds() + 30
     assert state.status == TicketStatus.RESOLVED and state.active == [], state
     last_attempt, identity = (await rig.attempts(h, kill.activity))[-1]
     assert last_attempt >= 2 and identity.startswith(f"{worker.pid}@"), "the retry did not run on the normal worker"

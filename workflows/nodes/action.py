@@ -1,5 +1,7 @@
 """``action``: call any registered activity by name; inputs are expressions, outputs become fields."""
 
+from datetime import timedelta
+
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
@@ -7,6 +9,10 @@ with workflow.unsafe.imports_passed_through():
     from models.template import ActionNode
     from models.ticket import SYSTEM, NodeStatus
     from workflows.protocol import Run
+
+# Catalog activities heartbeat every few seconds while they run (activities/catalog.py): a dead
+# worker's attempt is retried after this, not after the node's whole timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=15)
 
 
 async def run(wf: Run, node: ActionNode, branch: str | None) -> str:
@@ -16,6 +22,7 @@ async def run(wf: Run, node: ActionNode, branch: str | None) -> str:
         node.activity,
         args,
         start_to_close_timeout=node.timeout,
+        heartbeat_timeout=min(HEARTBEAT_TIMEOUT, node.timeout),
         retry_policy=RetryPolicy(maximum_attempts=10),
         activity_id=f"{node.id}-{len(wf.state.path)}",
         summary=f"{node.id}: {node.activity}",
