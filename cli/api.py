@@ -80,21 +80,6 @@ def connected(url: str, key: str | None) -> Iterator[ticketflow_client.Client]:
         fail(f"error: cannot reach the API at {url}: {type(exc).__name__}: {exc}", USAGE)
 
 
-def call(
-    client: ticketflow_client.Client,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, Any] | None = None,
-    json_body: Any = None,
-    content: str | None = None,
-    content_type: str | None = None,
-) -> httpx.Response:
-    """A request the typed client has no method for (templates, people, customers, a CSV or
-    YAML body): ``Client.request``, with the client's key, retries of 429/503 and typed errors."""
-    return client.request(method, path, params=params, json=json_body, content=content, content_type=content_type)
-
-
 def seg(value: str) -> str:
     """One path segment, escaped."""
     return quote(value, safe="")

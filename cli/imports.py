@@ -26,7 +26,6 @@ from cli.api import (
     ApiKey,
     ApiUrl,
     JsonOut,
-    call,
     connected,
     echo_json,
     fail,
@@ -197,10 +196,10 @@ def _read(path: Path) -> str:
 
 def _write_person(client: ticketflow_client.Client, row: Row) -> str:
     try:
-        call(client, "PUT", f"/people/{seg(row.id)}", json_body=row.body)
+        client.request("PUT", f"/people/{seg(row.id)}", json=row.body)
         return "updated"
     except ticketflow_client.NotFound:
-        call(client, "POST", "/people", json_body={"id": row.id, **row.body})
+        client.request("POST", "/people", json={"id": row.id, **row.body})
         return "created"
 
 
@@ -258,7 +257,7 @@ def import_customers(
     each problem is printed with its row and column."""
     text = _read(path)
     with connected(api_url, api_key) as client:
-        result = call(client, "POST", "/customers/import", content=text, content_type="text/csv").json()
+        result = client.request("POST", "/customers/import", content=text, content_type="text/csv").json()
     if as_json:
         echo_json(result)
         return

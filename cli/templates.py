@@ -13,7 +13,6 @@ from cli.api import (
     ApiKey,
     ApiUrl,
     JsonOut,
-    call,
     connected,
     echo_json,
     problems,
@@ -61,7 +60,7 @@ def import_templates(files: Files, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKe
     """Publish each file as the template's next version (unchanged: the latest stays)."""
 
     def send(client: ticketflow_client.Client, path: Path) -> str:
-        response = call(client, "POST", "/templates/import", content=_read(path), content_type="application/yaml")
+        response = client.request("POST", "/templates/import", content=_read(path), content_type="application/yaml")
         version = response.json()
         if response.status_code == 201:
             return f"published {version['key']} version {version['version']}"
@@ -81,7 +80,7 @@ def validate(files: Files, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None
             raise ValueError(f"not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ValueError("not a template: the YAML is not a mapping")
-        call(client, "POST", "/templates/validate", json_body=_plain(data))
+        client.request("POST", "/templates/validate", json=_plain(data))
         return f"valid ({data.get('key')})"
 
     _each(files, api_url, api_key, send)
@@ -109,7 +108,7 @@ def export(
     """A published template as YAML (what ``templates import`` takes back)."""
     params = {"version": version} if version is not None else None
     with connected(api_url, api_key) as client:
-        text = call(client, "GET", f"/templates/{seg(key)}/export", params=params).text
+        text = client.request("GET", f"/templates/{seg(key)}/export", params=params).text
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
         return
@@ -121,7 +120,7 @@ def export(
 def list_templates(as_json: JsonOut = False, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """The latest version of every template."""
     with connected(api_url, api_key) as client:
-        found: list[dict[str, Any]] = call(client, "GET", "/templates").json()
+        found: list[dict[str, Any]] = client.request("GET", "/templates").json()
     if as_json:
         echo_json(found)
         return

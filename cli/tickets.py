@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.api import DEFAULT_URL, ApiKey, ApiUrl, JsonOut, call, connected, echo_json, seg
+from cli.api import DEFAULT_URL, ApiKey, ApiUrl, JsonOut, connected, echo_json, seg
 
 app = typer.Typer(help="List, show and act on tickets (through the API).", no_args_is_help=True)
 
@@ -137,7 +137,7 @@ def _events(client: Any, ticket_id: str) -> list[dict[str, Any]]:
     after: int | None = 0
     while after is not None:
         params = {"after_seq": after, "limit": EVENTS_PAGE}
-        page = call(client, "GET", f"/tickets/{seg(ticket_id)}/events", params=params).json()
+        page = client.request("GET", f"/tickets/{seg(ticket_id)}/events", params=params).json()
         out += page["items"]
         after = page.get("next_after_seq")
     return out

@@ -365,9 +365,8 @@ class TicketRun:
         In a prompt walk the walk's own records (by SYSTEM) return at once: nobody waits on
         their reply, and they go in the projector's next batch."""
         event = self.change(action, actor, data, **fields)
-        if self.prompt_walk and actor.id == SYSTEM.id:
-            return self.state
-        await self.project(event)
+        if not (self.prompt_walk and actor.id == SYSTEM.id):
+            await self.project(event)
         return self.reply()
 
     # --- internals ---
